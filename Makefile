@@ -1,0 +1,48 @@
+# Luster: `make run` serves the app and a worker; `make test` runs the whole suite.
+# Both set everything up on a fresh machine (Python 3.11+, Node/npm) and reuse it afterwards.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+TOOLS := .tools
+PORT ?= 8000
+
+# Reflex's own bun download cannot work offline; the npm package `bun` ships the binary.
+export PATH := $(CURDIR)/$(TOOLS)/node_modules/.bin:$(BIN):$(PATH)
+export REFLEX_USE_SYSTEM_BUN := 1
+export PORT
+
+.PHONY: setup run test bench frontend clean
+
+setup: $(VENV)/.installed $(TOOLS)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+$(TOOLS)/.installed:
+	mkdir -p $(TOOLS)
+	npm install --prefix $(TOOLS) --no-audit --no-fund --loglevel=error bun@1
+	touch $@
+
+# The compiled frontend; rebuilt only when the UI code changes.
+.web/build/client/index.html: setup $(shell find luster_app -name '*.py') rxconfig.py
+	$(BIN)/reflex export --frontend-only --no-zip --loglevel warning
+	touch $@
+
+frontend: .web/build/client/index.html
+
+run: setup frontend
+	$(BIN)/luster serve --port $(PORT)
+
+test: setup frontend
+	$(BIN)/python tests/ensure_services.py
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .web data

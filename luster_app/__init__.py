@@ -1,0 +1,1 @@
+"""Luster: listing-ready real-estate photos. The core here never imports Reflex."""

@@ -1,0 +1,32 @@
+"""The REST API under /api: one FastAPI app, mounted on the Reflex backend."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from luster_app.context import AppContext
+from luster_app.services.errors import RateLimited, ServiceError
+
+
+def create_api(context: AppContext | None = None) -> FastAPI:
+    """The API app; `context` None means the process default, built on the first request."""
+    from luster_app.api import health, me
+
+    api = FastAPI(
+        title="Luster API",
+        version="1",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    api.state.context = context
+
+    @api.exception_handler(ServiceError)
+    async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status_code, headers=headers)
+
+    for module in (health, me):
+        api.include_router(module.router, prefix="/api")
+    return api

@@ -1,0 +1,46 @@
+"""FastAPI dependencies: the context, a DB session, and the signed-in user."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel import Session
+
+from luster_app.auth import AuthError
+from luster_app.context import AppContext, default_context
+from luster_app.models import User
+from luster_app.services.users import ensure_user
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def get_context(request: Request) -> AppContext:
+    return request.app.state.context or default_context()
+
+
+def get_session(context: Annotated[AppContext, Depends(get_context)]) -> Iterator[Session]:
+    with context.session() as session:
+        yield session
+
+
+def get_current_user(
+    context: Annotated[AppContext, Depends(get_context)],
+    session: Annotated[Session, Depends(get_session)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    """The caller, from `Authorization: Bearer`; created with zero credits on first sight."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise HTTPException(401, "sign in first: missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    try:
+        identity = context.auth.verify_access_token(credentials.credentials)
+    except AuthError as exc:
+        raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
+    return ensure_user(session=session, user_id=identity.user_id, email=identity.email)
+
+
+Ctx = Annotated[AppContext, Depends(get_context)]
+DbSession = Annotated[Session, Depends(get_session)]
+CurrentUser = Annotated[User, Depends(get_current_user)]

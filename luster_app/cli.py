@@ -1,0 +1,121 @@
+"""The `luster` command: migrate, serve, token, credits."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from luster_app.config import get_settings
+
+
+def _context():  # noqa: ANN202
+    from luster_app.context import default_context
+
+    return default_context()
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    from luster_app.migrations import upgrade
+
+    settings = get_settings()
+    settings.luster_data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url_or_default)
+    print("database is at the latest migration")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Migrate, then run the app (UI and API on one port) and one worker until Ctrl-C."""
+    import signal
+    import subprocess
+
+    if cmd_migrate(args) != 0:
+        return 1
+    port = str(args.port or get_settings().port)
+    children = [subprocess.Popen([sys.executable, "-m", "luster_app.cli", "worker"])] if args.worker else []
+    app = subprocess.Popen(
+        [sys.executable, "-m", "reflex", "run", "--env", "prod", "--single-port",
+         "--backend-port", port, "--frontend-port", port, "--loglevel", "warning"]
+    )
+    children.append(app)
+    try:
+        return app.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from luster_app.auth.local import LocalAuth
+    from luster_app.services.users import ensure_user, find_user_by_email
+
+    context = _context()
+    if not isinstance(context.auth, LocalAuth):
+        print("luster token works only with the embedded auth provider (SUPABASE_URL is set)", file=sys.stderr)
+        return 2
+    import uuid
+
+    with context.session() as session:
+        user = find_user_by_email(session=session, email=args.email) or ensure_user(
+            session=session, user_id=uuid.uuid4(), email=args.email
+        )
+    print(context.auth.issue_access_token(user_id=user.id, email=user.email))
+    return 0
+
+
+def cmd_credits_grant(args: argparse.Namespace) -> int:
+    from luster_app.services.credits import grant_adjustment
+    from luster_app.services.users import credit_summary, find_user_by_email
+
+    with _context().session() as session:
+        user = find_user_by_email(session=session, email=args.email)
+        if user is None:
+            print(f"no user with email {args.email}", file=sys.stderr)
+            return 1
+        grant_adjustment(session=session, user_id=user.id, delta=args.n, reason=args.reason)
+        balance = credit_summary(session=session, user_id=user.id)["balance"]
+    print(f"{args.email}: {args.n:+d} credits, balance {balance}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="luster", description="Luster: listing-ready real-estate photos.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("migrate", help="upgrade the database to the latest migration").set_defaults(func=cmd_migrate)
+
+    serve = sub.add_parser("serve", help="migrate, then serve the app and a worker on one port")
+    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--no-worker", dest="worker", action="store_false")
+    serve.set_defaults(func=cmd_serve)
+
+    token = sub.add_parser("token", help="embedded auth only: print a bearer token for EMAIL")
+    token.add_argument("email")
+    token.set_defaults(func=cmd_token)
+
+    credits = sub.add_parser("credits", help="credit adjustments").add_subparsers(dest="credits_command", required=True)
+    grant = credits.add_parser("grant", help="add N credits (negative takes) as a ledger adjustment")
+    grant.add_argument("email")
+    grant.add_argument("n", type=int)
+    grant.add_argument("--reason", default="manual adjustment")
+    grant.set_defaults(func=cmd_credits_grant)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    return func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""The one Settings class, read from the environment and `.env`, shared by app, worker and CLI."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "xxx", "todo", "placeholder"}
+
+
+class Settings(BaseSettings):
+    """Every setting of Luster; unset production settings select the embedded providers."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    # --- Luster itself ---
+    luster_env: Literal["development", "test", "production"] = "development"
+    luster_data_dir: Path = Path("./data")
+    port: int = 8000
+    app_url: str = ""
+    upload_max_bytes: int = 10 * 1024 * 1024
+    max_image_pixels: int = 100_000_000
+    log_level: str = "INFO"
+
+    # --- database ---
+    database_url: str = ""
+
+    # --- storage (S3 API: Cloudflare R2, AWS S3, MinIO) ---
+    s3_endpoint: str = ""
+    s3_region: str = "auto"
+    s3_bucket: str = ""
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    # "post" (presigned POST with a content-length-range) or "put" (R2); empty: from the endpoint.
+    s3_upload_method: Literal["", "post", "put"] = ""
+    signed_url_ttl_seconds: int = 900
+
+    # --- auth ---
+    supabase_url: str = ""
+    supabase_anon_key: str = ""
+    supabase_jwks_url: str = ""
+    supabase_jwt_secret: str = ""  # legacy HS256; used only when explicitly set
+    smtp_url: str = ""
+    smtp_from: str = "Luster <no-reply@localhost>"
+    session_ttl_seconds: int = 7 * 24 * 3600
+
+    # --- image engine ---
+    openai_api_key: str = ""
+    openai_base_url: str = ""
+    openai_image_model: str = "gpt-image-1.5"
+    openai_timeout_seconds: float = 120.0
+
+    # --- payments ---
+    stripe_secret_key: str = ""
+    stripe_webhook_secret: str = ""
+    stripe_api_base: str = ""
+    stripe_price_ids: dict[str, str] = Field(default_factory=dict)
+
+    # --- worker ---
+    worker_concurrency: int = 4
+    job_lease_seconds: int = 300
+    job_max_attempts: int = 4
+    jobs_per_minute_per_user: int = 120
+
+    # --- scale-out ---
+    redis_url: str = ""
+
+    @field_validator("app_url", "supabase_url", "s3_endpoint", "openai_base_url", "stripe_api_base")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        return value.strip().rstrip("/")
+
+    @model_validator(mode="after")
+    def _default_app_url(self) -> Settings:
+        if not self.app_url:
+            self.app_url = f"http://localhost:{self.port}"
+        return self
+
+    # --- derived ---
+    @property
+    def is_production(self) -> bool:
+        return self.luster_env == "production"
+
+    @property
+    def database_url_or_default(self) -> str:
+        """The configured database, else the embedded SQLite file in the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.luster_data_dir / 'luster.db').resolve()}"
+
+    @property
+    def uses_s3(self) -> bool:
+        return bool(self.s3_endpoint or self.s3_bucket)
+
+    @property
+    def uses_supabase(self) -> bool:
+        return bool(self.supabase_url)
+
+    @property
+    def uses_openai(self) -> bool:
+        return bool(self.openai_api_key)
+
+    @property
+    def uses_stripe(self) -> bool:
+        return bool(self.stripe_secret_key)
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once on first use (never at import time)."""
+    return Settings()

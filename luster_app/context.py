@@ -1,0 +1,46 @@
+"""Where external clients are created: one AppContext, built from Settings, passed to everything.
+
+Tests build their own context with local peers swapped in; the app and the worker build the
+default one lazily on first use, never at import time.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+from sqlmodel import Session
+
+from luster_app.config import Settings, get_settings
+from luster_app.db import make_engine, new_session
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from luster_app.auth import AuthProvider
+
+
+class AppContext:
+    """The database and the providers for storage, auth, images and payments."""
+
+    def __init__(self, settings: Settings, *, db: Engine | None = None, **providers: Any) -> None:
+        self.settings = settings
+        self.db = db if db is not None else make_engine(settings.database_url_or_default)
+        # Explicit providers (tests) win over the ones built from settings.
+        for name, provider in providers.items():
+            setattr(self, name, provider)
+
+    def session(self) -> Session:
+        return new_session(self.db)
+
+    @functools.cached_property
+    def auth(self) -> AuthProvider:
+        from luster_app.auth import build_auth
+
+        return build_auth(self.settings, self.db)
+
+
+@functools.cache
+def default_context() -> AppContext:
+    """The process-wide context from the environment's settings."""
+    return AppContext(get_settings())

@@ -1,0 +1,227 @@
+"""Every table of DESIGN.md §3 as SQLModel models; UTC timezone-aware timestamps throughout."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import JSON, Column, Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """A timestamp stored in UTC that always comes back timezone-aware (SQLite drops the zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime; use luster_app.models.utcnow()")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _ts(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def _created_at() -> Any:
+    return Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class JobStatus:
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    ACTIVE = (QUEUED, PROCESSING)
+    FINAL = (SUCCEEDED, FAILED, CANCELED)
+
+
+class AssetKind:
+    ORIGINAL = "original"
+    OUTPUT = "output"
+    THUMB = "thumb"
+
+
+class AssetStatus:
+    PENDING = "pending"
+    READY = "ready"
+    REJECTED = "rejected"
+
+
+class LedgerKind:
+    PURCHASE = "purchase"
+    JOB = "job"
+    REFUND = "refund"
+    DISPUTE = "dispute"
+    DISPUTE_WON = "dispute_won"
+    ADJUSTMENT = "adjustment"
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)  # the auth provider's `sub`
+    email: str = Field(max_length=320, unique=True, index=True)
+    created_at: datetime = _created_at()
+    is_admin: bool = Field(default=False)
+
+
+class Credits(SQLModel, table=True):
+    __tablename__ = "credits"
+    user_id: uuid.UUID = Field(foreign_key="users.id", primary_key=True)
+    balance: int = Field(default=0)
+
+
+class CreditLedger(SQLModel, table=True):
+    __tablename__ = "credit_ledger"
+    __table_args__ = (sa.UniqueConstraint("kind", "ref", name="uq_credit_ledger_kind_ref"),)
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="users.id", index=True)
+    delta: int
+    kind: str = Field(max_length=32)
+    ref: str = Field(max_length=255)
+    note: str = Field(default="", max_length=1000)
+    created_at: datetime = _created_at()
+
+
+class Shoot(SQLModel, table=True):
+    __tablename__ = "shoots"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="users.id", index=True)
+    name: str = Field(max_length=200)
+    address: str | None = Field(default=None, max_length=500)
+    # California AB 723: caption scene-altering outputs as "Digitally altered" on download.
+    disclose_alterations: bool = Field(default=True)
+    created_at: datetime = _created_at()
+
+
+class Asset(SQLModel, table=True):
+    __tablename__ = "assets"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    shoot_id: uuid.UUID = Field(foreign_key="shoots.id", index=True)
+    user_id: uuid.UUID = Field(foreign_key="users.id", index=True)
+    kind: str = Field(max_length=16)
+    storage_key: str = Field(max_length=512)
+    filename: str = Field(max_length=255)
+    content_type: str = Field(max_length=100)
+    bytes: int = Field(default=0)
+    width: int | None = None
+    height: int | None = None
+    status: str = Field(default=AssetStatus.PENDING, max_length=16, index=True)
+    # Why an upload was rejected, in words the UI can show.
+    reject_reason: str | None = Field(default=None, max_length=500)
+    # An output's or thumbnail's source asset; an output's job and version (`_v{n}`).
+    parent_asset_id: uuid.UUID | None = Field(default=None, foreign_key="assets.id", index=True)
+    # No foreign key: jobs already point at assets, and a cycle would break SQLite migrations.
+    job_id: uuid.UUID | None = Field(default=None, index=True)
+    version: int | None = None
+    created_at: datetime = _created_at()
+
+
+class Job(SQLModel, table=True):
+    __tablename__ = "jobs"
+    __table_args__ = (sa.Index("ix_jobs_status_run_after", "status", "run_after"),)
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="users.id", index=True)
+    asset_id: uuid.UUID = Field(foreign_key="assets.id", index=True)
+    preset: str = Field(max_length=32)
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    prompt_version_id: int | None = Field(default=None, foreign_key="prompt_versions.id")
+    prompt_text: str = Field(default="")
+    engine: str = Field(max_length=32)
+    model: str = Field(default="", max_length=64)
+    status: str = Field(default=JobStatus.QUEUED, max_length=16)
+    attempts: int = Field(default=0)
+    max_attempts: int = Field(default=4)
+    run_after: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    lease_owner: str | None = Field(default=None, max_length=128)
+    lease_expires_at: datetime | None = _ts()
+    error_code: str | None = Field(default=None, max_length=64)
+    error_message: str | None = Field(default=None, max_length=2000)
+    created_at: datetime = _created_at()
+    started_at: datetime | None = _ts()
+    finished_at: datetime | None = _ts()
+
+
+class JobEvent(SQLModel, table=True):
+    __tablename__ = "job_events"
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: uuid.UUID = Field(foreign_key="jobs.id", index=True)
+    at: datetime = _created_at()
+    type: str = Field(max_length=32)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class PromptVersion(SQLModel, table=True):
+    __tablename__ = "prompt_versions"
+    __table_args__ = (sa.UniqueConstraint("preset", "version", name="uq_prompt_versions_preset_version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    preset: str = Field(max_length=32, index=True)
+    version: int
+    template: str
+    params_schema: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    is_active: bool = Field(default=False)
+    created_at: datetime = _created_at()
+
+
+class StripeEvent(SQLModel, table=True):
+    __tablename__ = "stripe_events"
+    id: str = Field(primary_key=True, max_length=255)  # Stripe's event id
+    type: str = Field(max_length=100)
+    received_at: datetime = _created_at()
+    processed_at: datetime | None = _ts()
+    outcome: str = Field(default="", max_length=500)
+
+
+class CheckoutSession(SQLModel, table=True):
+    """A pack purchase: Stripe Checkout Session (or local checkout) to user and pack."""
+
+    __tablename__ = "checkout_sessions"
+    id: str = Field(primary_key=True, max_length=255)  # Stripe's cs_… id, or the local one
+    user_id: uuid.UUID = Field(foreign_key="users.id", index=True)
+    pack_id: str = Field(max_length=64)
+    credits: int
+    amount_total: int  # smallest currency unit
+    currency: str = Field(max_length=8)
+    payment_intent_id: str | None = Field(default=None, max_length=255, index=True)
+    status: str = Field(default="open", max_length=32)  # open, paid, failed, expired
+    status_reason: str | None = Field(default=None, max_length=500)
+    created_at: datetime = _created_at()
+    fulfilled_at: datetime | None = _ts()
+
+
+class MagicLink(SQLModel, table=True):
+    """A one-time sign-in link of the local auth provider; only the token's hash is stored."""
+
+    __tablename__ = "magic_links"
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, index=True)
+    token_hash: str = Field(max_length=128, unique=True)
+    redirect_to: str = Field(default="/", max_length=500)
+    created_at: datetime = _created_at()
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    used_at: datetime | None = _ts()
+
+
+class RateLimitHit(SQLModel, table=True):
+    """One counted request in a rate-limit bucket; shared by every app replica through the DB."""
+
+    __tablename__ = "rate_limit_hits"
+    __table_args__ = (sa.Index("ix_rate_limit_hits_bucket_at", "bucket", "at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    bucket: str = Field(max_length=400)
+    at: datetime = _created_at()

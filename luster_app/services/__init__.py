@@ -1,0 +1,1 @@
+"""Service functions: keyword-only, each owns its transaction; the API, UI and worker share them."""
