@@ -6,9 +6,10 @@ import json
 import time
 
 import pytest
+import stripe
 from sqlalchemy import select
 
-from luster_app.models import StripeEvent
+from luster_app.models import CreditLedger, StripeEvent
 from luster_app.services.credits import apply_ledger_entry
 from tests.billing_support import Shop, fake_stripe, shop  # noqa: F401  (fixtures)
 
@@ -98,6 +99,15 @@ def test_a_failed_async_payment_grants_nothing_and_says_why(shop: Shop) -> None:
     view = shop.client.get(f"/api/billing/sessions/{session_id}", headers=headers).json()
     assert (view["status"], view["credits_granted"], view["balance"]["balance"]) == ("failed", False, 0)
     assert "did not go through" in view["status_reason"]
+
+
+def test_an_expired_checkout_says_so_and_grants_nothing(shop: Shop) -> None:
+    _, headers = shop.new_user()
+    session_id = shop.checkout(headers)
+    shop.deliver_ok(shop.stripe.event("checkout.session.expired", shop.stripe.expire(session_id)))
+    view = shop.client.get(f"/api/billing/sessions/{session_id}", headers=headers).json()
+    assert (view["status"], view["credits_granted"], view["balance"]["balance"]) == ("expired", False, 0)
+    assert "expired" in view["status_reason"]
 
 
 @pytest.mark.parametrize("embed_refunds", [True, False], ids=["refunds-in-event", "refunds-from-api"])
@@ -200,13 +210,18 @@ def test_a_handler_error_answers_non_2xx_and_the_redelivery_grants(shop: Shop) -
 
 
 def test_events_luster_does_not_own_are_acknowledged_and_ignored(shop: Shop) -> None:
-    foreign = shop.stripe.event("checkout.session.completed", {"id": "cs_test_someone_else", "object": "checkout.session"})
-    shop.stripe.sessions["cs_test_someone_else"] = {
-        **shop.stripe.session_object(shop.checkout(shop.new_user()[1])), "id": "cs_test_someone_else",
-        "metadata": {}, "client_reference_id": None, "_line_items": [],
-    }
-    assert shop.deliver_ok(foreign)["outcome"] == "ignored: not a Luster checkout"
+    # Another integration on the same Stripe account sells something else.
+    other_shop = stripe.StripeClient(shop.stripe.api_key, base_addresses={"api": shop.stripe.url})
+    foreign = other_shop.v1.checkout.sessions.create(params={
+        "mode": "payment", "success_url": "https://example.com/thanks",
+        "line_items": [{"price_data": {"currency": "usd", "unit_amount": 900, "product_data": {"name": "Mug"}},
+                        "quantity": 1}],
+    })
+    completed = shop.stripe.event("checkout.session.completed", shop.stripe.pay(foreign.id))
+    assert shop.deliver_ok(completed)["outcome"] == "ignored: not a Luster checkout"
+    assert shop.deliver_ok(completed)["outcome"].startswith("duplicate")
     other = shop.stripe.event("customer.created", {"id": "cus_1", "object": "customer"})
     assert shop.deliver_ok(other)["outcome"].startswith("ignored")
     with shop.context.session() as session:
         assert len(list(session.execute(select(StripeEvent)).scalars())) == 2
+        assert list(session.execute(select(CreditLedger)).scalars()) == []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-import logging
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +19,6 @@ from luster_app.services import billing
 from luster_app.services.stripe_events import handle_stripe_event
 from luster_app.services.users import credit_summary
 
-log = logging.getLogger(__name__)
 router = APIRouter(tags=["billing"])
 
 
@@ -72,7 +71,7 @@ class CheckoutStatusOut(BaseModel):
 @router.get("/billing/packs", response_model=list[PackOut])
 def list_packs() -> list[PackOut]:
     """The credit packs on sale."""
-    return [PackOut(**pack.__dict__, price_display=pack.price_display) for pack in PACKS]
+    return [PackOut(**asdict(pack), price_display=pack.price_display) for pack in PACKS]
 
 
 @router.post("/billing/checkout", response_model=CheckoutOut)
@@ -102,7 +101,7 @@ def checkout_session(session_id: str, user: CurrentUser, session: DbSession, con
     """The success page polls this: it fulfils a paid checkout the webhook has not granted yet."""
     view = billing.checkout_status(session=session, payments=context.payments, user_id=user.id, session_id=session_id)
     summary = credit_summary(session=session, user_id=user.id)
-    return CheckoutStatusOut(**view.__dict__, balance=CreditsOut(**summary))
+    return CheckoutStatusOut(**asdict(view), balance=CreditsOut(**summary))
 
 
 @router.post("/webhooks/stripe")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlmodel import Session
 
 from luster_app.billing import PaymentError, PaymentProvider, ProviderCheckout, find_pack, format_money
@@ -142,7 +142,7 @@ def grant_if_paid(*, session: Session, checkout: ProviderCheckout) -> Fulfilment
     if user_id is None or metadata_pack is None or session.get(User, user_id) is None:
         raise NotOurCheckout("no such checkout")
     if not checkout.is_paid:
-        return _record_unpaid(row, checkout)
+        return _record_unpaid(session, row, checkout)
     credits = _credits_bought(checkout, metadata_pack.id)
     granted = apply_ledger_entry(
         session=session,
@@ -187,26 +187,36 @@ def _credits_bought(checkout: ProviderCheckout, metadata_pack_id: str) -> int:
     return total
 
 
-def _record_unpaid(row: CheckoutSession | None, checkout: ProviderCheckout) -> Fulfilment:
-    """Show the buyer why nothing arrived yet; a final state (paid, failed) is never overwritten."""
-    if row is None:
-        return Fulfilment(session_id=checkout.id, status="open", granted=False, credits=0)
-    if row.status == "open" and row.fulfilled_at is None:
-        if checkout.status == "complete":
-            row.status, row.status_reason = "processing", REASON_PROCESSING
-        elif checkout.status == "expired":
-            row.status, row.status_reason = "expired", REASON_EXPIRED
-    return Fulfilment(session_id=checkout.id, status=row.status, granted=False, credits=0)
+def _record_unpaid(session: Session, row: CheckoutSession | None, checkout: ProviderCheckout) -> Fulfilment:
+    """Show the buyer why nothing arrived yet; only an open checkout moves, so a final state stays."""
+    status = {"complete": "processing", "expired": "expired"}.get(checkout.status)
+    if row is not None and status is not None:
+        reason = REASON_PROCESSING if status == "processing" else REASON_EXPIRED
+        _move_checkout(session, checkout.id, status=status, reason=reason, from_statuses=("open",))
+        session.refresh(row)
+    return Fulfilment(session_id=checkout.id, status=row.status if row else "open", granted=False, credits=0)
+
+
+def _move_checkout(session: Session, session_id: str, *, status: str, reason: str, from_statuses: tuple[str, ...]) -> bool:
+    # A conditional UPDATE, not read-modify-write: a concurrent event may have moved it meanwhile.
+    moved = session.execute(
+        update(CheckoutSession)
+        .where(
+            CheckoutSession.id == session_id,
+            CheckoutSession.status.in_(from_statuses),
+            CheckoutSession.fulfilled_at.is_(None),
+        )
+        .values(status=status, status_reason=reason)
+    )
+    return moved.rowcount == 1
 
 
 def record_payment_failed(*, session: Session, session_id: str) -> str:
     """An asynchronous payment failed: say why on the checkout, unless it was paid after all (no commit)."""
-    row = session.get(CheckoutSession, session_id, populate_existing=True)
-    if row is None:
+    if session.get(CheckoutSession, session_id) is None:
         return "ignored: not a Luster checkout"
-    if row.fulfilled_at is not None:
-        return "ignored: already paid"
-    row.status, row.status_reason = "failed", REASON_FAILED
+    if not _move_checkout(session, session_id, status="failed", reason=REASON_FAILED, from_statuses=("open", "processing")):
+        return "ignored: checkout already settled"
     return "payment failed; reason recorded"
 
 

@@ -75,7 +75,7 @@ def _record_ignored(session: Session, event_id: str, event_type: str, outcome: s
     return outcome
 
 
-def _on_checkout_paid_or_completed(session: Session, payments: PaymentProvider, obj: dict[str, Any]) -> str:
+def _on_checkout_event(session: Session, payments: PaymentProvider, obj: dict[str, Any]) -> str:
     # The live session decides, not the event's copy: `completed` may say unpaid after the
     # async payment already succeeded, and then it must not matter which arrives first.
     return fulfil_checkout_session(session=session, payments=payments, session_id=obj["id"]).outcome
@@ -191,9 +191,10 @@ def _on_dispute_closed(session: Session, payments: PaymentProvider, dispute: dic
 
 
 HANDLERS: dict[str, Handler] = {
-    "checkout.session.completed": _on_checkout_paid_or_completed,
-    "checkout.session.async_payment_succeeded": _on_checkout_paid_or_completed,
+    "checkout.session.completed": _on_checkout_event,
+    "checkout.session.async_payment_succeeded": _on_checkout_event,
     "checkout.session.async_payment_failed": _on_async_payment_failed,
+    "checkout.session.expired": _on_checkout_event,
     "charge.refunded": _on_charge_refunded,
     "charge.dispute.created": _on_dispute_created,
     "charge.dispute.closed": _on_dispute_closed,

@@ -196,6 +196,12 @@ class FakeStripe:
                 session["_charge"] = _new_id("ch")
             return self.session_object(session_id)
 
+    def expire(self, session_id: str) -> dict[str, Any]:
+        """Nobody paid within the session's lifetime."""
+        with self._lock:
+            self._session(session_id)["status"] = "expired"
+            return self.session_object(session_id)
+
     def session_object(self, session_id: str) -> dict[str, Any]:
         with self._lock:
             return self._expanded(self._session(session_id), "")
