@@ -1,0 +1,39 @@
+"""Writing JPEGs that carry pixels and an sRGB profile, and nothing else."""
+
+from __future__ import annotations
+
+import io
+from typing import BinaryIO
+
+from PIL import Image
+
+from luster_app.imaging.decode import normalise, open_image, oriented_size, srgb_profile
+
+OUTPUT_QUALITY = 92
+THUMB_QUALITY = 85
+
+
+def encode_jpeg(image: Image.Image, *, quality: int = OUTPUT_QUALITY) -> bytes:
+    """A baseline JPEG of an sRGB image with the sRGB ICC profile and no other metadata."""
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    buffer = io.BytesIO()
+    # Explicit empty exif/xmp so nothing from image.info can be carried along.
+    image.save(buffer, "JPEG", quality=quality, icc_profile=srgb_profile().tobytes(), exif=b"", xmp=b"")
+    return buffer.getvalue()
+
+
+def make_thumbnail(source: bytes | BinaryIO, *, max_pixels: int, long_edge: int = 512) -> tuple[bytes, int, int]:
+    """An upright, metadata-free JPEG thumbnail (long edge `long_edge`) and its width and height.
+
+    JPEGs are decoded in draft mode (DCT scaling), so a 24-megapixel photo is never fully decoded.
+    """
+    image = open_image(source, max_pixels=max_pixels)
+    if image.format == "JPEG":
+        width, height = oriented_size(image)
+        scale = long_edge / max(width, height)
+        stored_w, stored_h = image.size
+        image.draft("RGB", (max(1, int(stored_w * scale)), max(1, int(stored_h * scale))))
+    thumb = normalise(image)
+    thumb.thumbnail((long_edge, long_edge), Image.Resampling.LANCZOS)
+    return encode_jpeg(thumb, quality=THUMB_QUALITY), thumb.width, thumb.height
