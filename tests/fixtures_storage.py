@@ -119,9 +119,11 @@ def build_backend(name: str, settings: Settings, db_url: str, request: pytest.Fi
         endpoint = request.getfixturevalue("s3_server")
         settings = s3_settings(settings, endpoint, request.getfixturevalue("s3_bucket"), name.removeprefix("s3-"))
     context = AppContext(settings, db=make_engine(db_url))
-    with TestClient(create_api(context)) as client:
-        yield Backend(name=name, context=context, client=client)
-    context.db.dispose()
+    try:
+        with TestClient(create_api(context)) as client:
+            yield Backend(name=name, context=context, client=client)
+    finally:
+        context.db.dispose()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -45,6 +45,7 @@ UNTYPED = {"", "application/octet-stream"}
 SNIFF_BYTES = 64
 FILENAME_MAX = 255
 UNREADABLE = "The file is damaged or not a readable image."
+NOT_ARRIVED = "The upload did not reach storage; try again."
 
 
 class UploadRejected(Invalid):
@@ -163,10 +164,11 @@ def complete_upload(
         return asset
     if asset.status == AssetStatus.REJECTED:
         raise UploadRejected(asset.reject_reason or "This photo was rejected.", asset_id=asset.id)
+    session.commit()  # hold no transaction open during the storage round trips and the decode
 
     try:
-        data, image_format, width, height = _verify_object(storage=storage, settings=settings, key=asset.storage_key)
-        thumbnail, thumb_width, thumb_height = _thumbnail(data, settings=settings)
+        data, image_format = _read_object(storage=storage, settings=settings, key=asset.storage_key)
+        width, height, thumbnail, thumb_width, thumb_height = _decode(data, settings=settings)
     except ImageRejected as exc:
         _reject(session=session, storage=storage, asset=asset, reason=exc.reason)
         raise UploadRejected(exc.reason, asset_id=asset.id) from None
@@ -204,16 +206,17 @@ def complete_upload(
     session.commit()
     session.refresh(asset)
     if asset.status != AssetStatus.READY:  # a concurrent completion rejected it
+        storage.delete(key)
         raise UploadRejected(asset.reject_reason or "This photo was rejected.", asset_id=asset.id)
     return asset
 
 
-def _verify_object(*, storage: Storage, settings: Settings, key: str) -> tuple[bytes, str, int, int]:
-    """The object's bytes, sniffed format and upright width and height; ImageRejected says what is wrong."""
+def _read_object(*, storage: Storage, settings: Settings, key: str) -> tuple[bytes, str]:
+    """The stored object's bytes and sniffed format; ImageRejected if it is missing, empty, too big or no photo."""
     limit = settings.upload_max_bytes
     info = storage.head(key)
     if info is None:
-        raise ImageRejected("The upload did not reach storage; try again.")
+        raise ImageRejected(NOT_ARRIVED)
     if info.size == 0:
         raise ImageRejected("The file is empty.")
     if info.size > limit:
@@ -223,31 +226,26 @@ def _verify_object(*, storage: Storage, settings: Settings, key: str) -> tuple[b
             # Never more than the limit, even if the object was replaced after the HEAD.
             data = read_at_most(stream, limit)
     except FileNotFoundError:
-        raise ImageRejected("The upload did not reach storage; try again.") from None
+        raise ImageRejected(NOT_ARRIVED) from None
     if len(data) > limit:
         raise ImageRejected(f"The file is larger than {megabytes(limit)}.")
     image_format = sniff_format(data[:SNIFF_BYTES])
     if image_format is None:
         raise ImageRejected("Not a photo: upload JPEG, HEIC, PNG or WebP files.")
+    return data, image_format
+
+
+def _decode(data: bytes, *, settings: Settings) -> tuple[int, int, bytes, int, int]:
+    """Upright width and height, and the thumbnail, whose full decode proves the file is intact."""
     try:
         width, height = oriented_size(open_image(data, max_pixels=settings.max_image_pixels))
+        thumbnail, thumb_width, thumb_height = make_thumbnail(data, max_pixels=settings.max_image_pixels)
     except ImageRejected:
         raise
     except Exception as exc:  # noqa: BLE001  (an untrusted file may trip any decoder error)
         log.info("decoding an upload failed: %s", exc.__class__.__name__)
         raise ImageRejected(UNREADABLE) from exc
-    return data, image_format, width, height
-
-
-def _thumbnail(data: bytes, *, settings: Settings) -> tuple[bytes, int, int]:
-    """The upright thumbnail; the full decode it needs is also what proves the file is intact."""
-    try:
-        return make_thumbnail(data, max_pixels=settings.max_image_pixels)
-    except ImageRejected:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        log.info("thumbnailing an upload failed: %s", exc.__class__.__name__)
-        raise ImageRejected(UNREADABLE) from exc
+    return width, height, thumbnail, thumb_width, thumb_height
 
 
 def _reject(*, session: Session, storage: Storage, asset: Asset, reason: str) -> None:
