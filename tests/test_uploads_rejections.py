@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import struct
+import uuid
 import zlib
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 
 from luster_app.config import Settings
+from luster_app.models import Asset, utcnow
 from tests.conftest import PHOTOS, make_user
 from tests.fixtures_storage import Backend, build_backend, new_shoot, upload
 
@@ -197,3 +201,20 @@ def test_file_names_lose_folders_and_control_characters(backend: Backend) -> Non
     assert result.complete.json()["filename"] == "Front door.jpg"
     key = next(iter(k for k in backend.stored_keys() if k.endswith("original.jpg")))
     assert key.endswith(f"/{result.asset_id}/original.jpg")
+
+
+def test_an_abandoned_upload_does_not_block_choosing_the_file_again(backend: Backend) -> None:
+    _, headers = make_user(backend.context)
+    shoot_id = new_shoot(backend, headers)
+    body = {"shoot_id": shoot_id, "filename": "a.jpg", "content_type": "image/jpeg", "size": len(JPEG)}
+    first = backend.client.post("/api/uploads/presign", json=body, headers=headers)
+    assert backend.client.post("/api/uploads/presign", json=body, headers=headers).status_code == 409
+    # The first upload never finished and its link has since expired.
+    with backend.context.session() as session:
+        session.execute(
+            update(Asset)
+            .where(Asset.id == uuid.UUID(first.json()["asset_id"]))
+            .values(created_at=utcnow() - timedelta(seconds=backend.context.settings.signed_url_ttl_seconds + 60))
+        )
+        session.commit()
+    assert backend.client.post("/api/uploads/presign", json=body, headers=headers).status_code == 200

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlmodel import Session
 
 from luster_app.config import Settings
@@ -107,7 +107,14 @@ def presign_upload(
     image_format = declared_format(filename, content_type)
     if image_format is None:
         raise UnsupportedMedia(f"{filename} is not a JPEG, HEIC, PNG or WebP photo.")
-    if not allow_duplicate and _has_duplicate(session=session, user_id=user_id, shoot_id=shoot.id, filename=filename, size=size):
+    if not allow_duplicate and _has_duplicate(
+        session=session,
+        user_id=user_id,
+        shoot_id=shoot.id,
+        filename=filename,
+        size=size,
+        upload_ttl_seconds=settings.signed_url_ttl_seconds,
+    ):
         raise Conflict(f"{filename} ({megabytes(size)}) is already in this shoot.")
 
     asset_id = uuid.uuid4()
@@ -134,8 +141,16 @@ def presign_upload(
     return PresignedUpload(asset_id=asset_id, upload=upload, expires_at=utcnow() + timedelta(seconds=ttl))
 
 
-def _has_duplicate(*, session: Session, user_id: uuid.UUID, shoot_id: uuid.UUID, filename: str, size: int) -> bool:
-    """Same name and size already in the shoot (ready or on its way): the same file chosen twice."""
+def _has_duplicate(
+    *, session: Session, user_id: uuid.UUID, shoot_id: uuid.UUID, filename: str, size: int, upload_ttl_seconds: int
+) -> bool:
+    """Same name and size already in the shoot, ready or still uploading: the same file chosen twice.
+
+    A pending upload whose link has expired no longer counts, so an abandoned upload can be retried.
+    """
+    still_uploading = and_(
+        Asset.status == AssetStatus.PENDING, Asset.created_at >= utcnow() - timedelta(seconds=upload_ttl_seconds)
+    )
     return (
         session.execute(
             select(Asset.id).where(
@@ -144,7 +159,7 @@ def _has_duplicate(*, session: Session, user_id: uuid.UUID, shoot_id: uuid.UUID,
                 Asset.kind == AssetKind.ORIGINAL,
                 Asset.filename == filename,
                 Asset.bytes == size,
-                Asset.status != AssetStatus.REJECTED,
+                or_(Asset.status == AssetStatus.READY, still_uploading),
             )
         ).first()
         is not None
