@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from luster_app.auth import AuthProvider
     from luster_app.billing import PaymentProvider
+    from luster_app.storage import Storage
 
 
 class AppContext:
@@ -45,6 +46,12 @@ class AppContext:
         from luster_app.billing import build_payments
 
         return build_payments(self.settings, self.db)
+
+    @functools.cached_property
+    def storage(self) -> Storage:
+        from luster_app.storage import build_storage
+
+        return build_storage(self.settings)
 
 
 @functools.cache
