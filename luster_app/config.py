@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     smtp_url: str = ""
     smtp_from: str = "Luster <no-reply@localhost>"
     session_ttl_seconds: int = 7 * 24 * 3600
+    refresh_ttl_seconds: int = 30 * 24 * 3600  # local provider: how long a signed-in browser stays signed in
+    # Sign-in links asked for per 15 minutes, per email address and per client address.
+    magic_link_limit_per_email: int = 5
+    magic_link_limit_per_address: int = 20
 
     # --- image engine ---
     openai_api_key: str = ""
