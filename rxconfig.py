@@ -25,6 +25,7 @@ config = rx.Config(
     # Several app replicas share user sessions through Redis when REDIS_URL is set.
     redis_url=_settings.redis_url or None,
     cors_allowed_origins=_allowed_origins(),
+    trusted_proxy_hops=_settings.trusted_proxy_hops,
     telemetry_enabled=False,
     show_built_with_reflex=False,
     disable_plugins=[rx.plugins.SitemapPlugin],

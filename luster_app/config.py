@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     upload_max_bytes: int = 10 * 1024 * 1024
     max_image_pixels: int = 100_000_000
     log_level: str = "INFO"
+    # Reverse proxies in front of the app (Railway, a load balancer): X-Forwarded-For is trusted
+    # only through this many hops, for rate limits per client address. 0 ignores the header.
+    trusted_proxy_hops: int = 0
 
     # --- database ---
     database_url: str = ""

@@ -16,8 +16,9 @@ changes user data starts by asking for the verified user (a page redirect alone 
 
     app.add_page(shoots_page, route=routes.SHOOTS, on_load=ShootsState.load)
 
-A page with nothing to load can use `on_load=AuthState.require_sign_in`. `AuthState.signed_in` and
-`AuthState.email` are for display (the navbar); never authorize with them. Long calls belong in
+A page with nothing to load can use `on_load=AuthState.require_sign_in`; a public page that shows
+who is signed in, `on_load=AuthState.load_user`. `AuthState.signed_in` and `AuthState.email` are
+for display (the navbar); never authorize with them. Long calls belong in
 `async` handlers that run services with `asyncio.to_thread`, as the login and confirm pages do.
 """
 
@@ -105,6 +106,11 @@ class AuthState(rx.State):
         """on_load for pages that need a signed-in user: signed-out visitors go to sign in first."""
         if self._signed_in_user() is None:
             return self._sign_in_first()
+
+    @rx.event
+    def load_user(self):
+        """on_load for public pages that show who is signed in (the navbar); sends nobody anywhere."""
+        self._signed_in_user()
 
     @rx.event
     def sign_out(self):

@@ -244,3 +244,19 @@ def test_luster_token_prints_a_working_token_for_a_new_or_known_user(settings, s
     with AppContext(settings, db=engine).session() as session:
         assert session.execute(select(func.count()).select_from(User)).scalar_one() == 1
         assert session.get(Credits, identities[0].user_id).balance == 0
+
+
+def test_behind_a_trusted_proxy_each_client_address_has_its_own_limit(settings, sqlite_url, smtp) -> None:
+    def run(hops: int) -> list[int]:
+        limited = settings.model_copy(
+            update={"smtp_url": smtp.url, "magic_link_limit_per_address": 1, "trusted_proxy_hops": hops}
+        )
+        with TestClient(create_api(AppContext(limited, db=make_engine(sqlite_url)))) as client:
+            return [
+                client.post("/api/auth/magic-link", json={"email": f"h{hops}-{n}@example.com"},
+                            headers={"X-Forwarded-For": f"203.0.113.{n}, 10.0.0.1"}).status_code
+                for n in range(2)
+            ]
+
+    assert run(2) == [202, 202]  # two real clients behind two proxies
+    assert run(0) == [202, 429]  # no trusted proxy: a client cannot dodge the limit with the header

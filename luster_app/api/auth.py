@@ -51,6 +51,16 @@ class SessionOut(BaseModel):
     next: str | None = None
 
 
+def client_address(request: Request, *, trusted_proxy_hops: int) -> str:
+    """The caller's IP: X-Forwarded-For only through the configured trusted proxies (as Reflex does)."""
+    address = request.client.host if request.client else ""
+    if trusted_proxy_hops:
+        forwarded = [ip.strip() for ip in request.headers.get("x-forwarded-for", "").split(",") if ip.strip()]
+        if len(forwarded) >= trusted_proxy_hops:
+            address = forwarded[-trusted_proxy_hops]
+    return address
+
+
 def _session_out(signed_in: SignedIn) -> SessionOut:
     tokens = signed_in.tokens
     assert tokens is not None  # confirm and refresh always return tokens
@@ -71,7 +81,7 @@ def magic_link(body: MagicLinkIn, request: Request, context: Ctx, session: DbSes
         auth=context.auth,
         settings=context.settings,
         email=body.email,
-        client_address=request.client.host if request.client else "",
+        client_address=client_address(request, trusted_proxy_hops=context.settings.trusted_proxy_hops),
         next_path=body.next,
     )
     return MagicLinkOut(detail=CHECK_YOUR_EMAIL)
