@@ -25,6 +25,7 @@ from luster_app.migrations import ROOT
 from luster_app.models import Credits, MagicLink, User, utcnow
 from tests.conftest import make_user
 from tests.fakes.smtp_server import SmtpSink
+from tests.redacted import Redacted, bearer, redact_tokens
 
 LINK = re.compile(r"https?://\S+")
 
@@ -59,7 +60,8 @@ def received_link(smtp: SmtpSink, email: str) -> dict[str, str]:
     match = LINK.search(messages[-1].get_payload(decode=True).decode())
     assert match is not None, "the sign-in email has no link"
     link = urlsplit(match.group(0))
-    return {"url": f"{link.scheme}://{link.netloc}{link.path}", **{k: v[0] for k, v in parse_qs(link.query).items()}}
+    query = {k: Redacted(v[0]) if k == "token" else v[0] for k, v in parse_qs(link.query).items()}
+    return {"url": f"{link.scheme}://{link.netloc}{link.path}", **query}
 
 
 def confirm(client: TestClient, token: str):
@@ -75,10 +77,10 @@ def test_emailed_link_signs_a_new_photographer_in_with_zero_credits(mail_client,
 
     signed_in = confirm(mail_client, link["token"])
     assert signed_in.status_code == 200
-    body = signed_in.json()
+    body = redact_tokens(signed_in.json())
     assert body["user"]["email"] == "new.person@example.com"
     assert body["next"] == "/shoots/abc?tab=outputs"
-    me = mail_client.get("/api/me", headers={"Authorization": f"Bearer {body['access_token']}"})
+    me = mail_client.get("/api/me", headers=bearer(body["access_token"]))
     assert me.status_code == 200
     assert me.json()["id"] == body["user"]["id"]
     assert me.json()["credits"] == {"balance": 0, "reserved": 0, "available": 0}
@@ -142,7 +144,7 @@ def test_guessed_or_leaked_tokens_sign_nobody_in(mail_client, mail_context, smtp
         stored = session.execute(select(MagicLink.token_hash)).scalar_one()
     assert stored == hash_link_token(token)
     assert len(token) >= 43  # 256 random bits
-    for guess in ("", "a" * 43, token[:-1], stored):  # the DB's hash is not a token either
+    for guess in ("", "a" * 43, Redacted(token[:-1]), stored):  # the DB's hash is not a token either
         assert confirm(mail_client, guess).status_code == 401
     assert confirm(mail_client, token).status_code == 200
 
@@ -191,14 +193,14 @@ def test_next_must_stay_on_this_site(mail_client, smtp) -> None:
 
 def test_refresh_token_keeps_a_user_signed_in(mail_client, smtp) -> None:
     ask_for_link(mail_client, "stay@example.com")
-    first = confirm(mail_client, received_link(smtp, "stay@example.com")["token"]).json()
+    first = redact_tokens(confirm(mail_client, received_link(smtp, "stay@example.com")["token"]).json())
     refreshed = mail_client.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]})
     assert refreshed.status_code == 200
     assert refreshed.json()["user"] == first["user"]
-    me = mail_client.get("/api/me", headers={"Authorization": f"Bearer {refreshed.json()['access_token']}"})
+    me = mail_client.get("/api/me", headers=bearer(refreshed.json()["access_token"]))
     assert me.status_code == 200
     # Neither token passes for the other.
-    assert mail_client.get("/api/me", headers={"Authorization": f"Bearer {first['refresh_token']}"}).status_code == 401
+    assert mail_client.get("/api/me", headers=bearer(first["refresh_token"])).status_code == 401
     assert mail_client.post("/api/auth/refresh", json={"refresh_token": first["access_token"]}).status_code == 401
 
 

@@ -20,6 +20,7 @@ from luster_app.auth.supabase import SupabaseAuth
 from luster_app.migrations import ROOT
 from luster_app.models import User, utcnow
 from luster_app.services.auth import resume_session, safe_next_path
+from tests.redacted import Redacted
 
 APP_URL = "https://luster.example.com"
 
@@ -55,12 +56,12 @@ def _expired_token(context, user_id: uuid.UUID) -> str:
     past = utcnow() - timedelta(hours=2)
     claims = {"iss": "luster-local", "aud": "authenticated", "sub": str(user_id), "email": "tab@example.com",
               "iat": past, "exp": past + timedelta(hours=1)}
-    return jwt.encode(claims, context.auth._private_key, algorithm="ES256")
+    return Redacted(jwt.encode(claims, context.auth._private_key, algorithm="ES256"))
 
 
 def test_valid_access_token_resumes_without_new_tokens(context) -> None:
     user_id = uuid.uuid4()
-    token = context.auth.issue_access_token(user_id=user_id, email="tab@example.com")
+    token = Redacted(context.auth.issue_access_token(user_id=user_id, email="tab@example.com"))
     with context.session() as session:
         resumed = resume_session(session=session, auth=context.auth, access_token=token, refresh_token="")
     assert resumed is not None
@@ -74,7 +75,7 @@ def test_expired_access_token_is_refreshed(context) -> None:
     with context.session() as session:
         resumed = resume_session(
             session=session, auth=context.auth,
-            access_token=_expired_token(context, user_id), refresh_token=first.refresh_token,
+            access_token=_expired_token(context, user_id), refresh_token=Redacted(first.refresh_token),
         )
     assert resumed is not None
     assert resumed.user.id == user_id
@@ -95,8 +96,8 @@ def test_an_auth_outage_is_not_a_sign_out(context, settings) -> None:
         sock.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
     unreachable = SupabaseAuth(settings=settings.model_copy(update={"supabase_url": closed, "supabase_anon_key": "k"}))
-    token = jwt.encode({"sub": str(uuid.uuid4())}, ec.generate_private_key(ec.SECP256R1()), algorithm="ES256",
-                       headers={"kid": "k1"})
+    token = Redacted(jwt.encode({"sub": str(uuid.uuid4())}, ec.generate_private_key(ec.SECP256R1()),
+                                algorithm="ES256", headers={"kid": "k1"}))
     with context.session() as session, pytest.raises(AuthUnavailable):
         resume_session(session=session, auth=unreachable, access_token=token, refresh_token="r")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from luster_app.services.errors import ServiceError
@@ -41,8 +41,8 @@ class Identity:
 class AuthSession:
     """What a confirmed link or a refresh gives a client: tokens and the identity they carry."""
 
-    access_token: str
-    refresh_token: str
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
     expires_in: int
     identity: Identity
     # Where the link asked to land after sign-in, when the provider remembers it.

@@ -21,6 +21,8 @@ from urllib.parse import parse_qs, urlsplit
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from tests.redacted import Redacted
+
 LINK_TTL_SECONDS = 3600
 ACCESS_TTL_SECONDS = 3600
 
@@ -54,14 +56,14 @@ class FakeSupabase:
     """Start with `with FakeSupabase() as fake:`; point SUPABASE_URL at `fake.url`."""
 
     def __init__(self) -> None:
-        self.jwt_secret = secrets.token_urlsafe(32)  # the project's legacy HS256 secret
+        self.jwt_secret = Redacted(secrets.token_urlsafe(32))  # the project's legacy HS256 secret
         now = int(time.time())
         # Like a real project's legacy anon key: an HS256 JWT with role "anon" and no subject.
-        self.anon_key = jwt.encode(
+        self.anon_key = Redacted(jwt.encode(
             {"iss": "supabase", "ref": "fakeproject", "role": "anon", "iat": now, "exp": now + 10 * 365 * 86400},
             self.jwt_secret,
             algorithm="HS256",
-        )
+        ))
         self.keys: dict[str, ec.EllipticCurvePrivateKey] = {}
         self.current_kid = self.rotate_key()
         self.jwks_requests = 0
@@ -138,7 +140,7 @@ class FakeSupabase:
         claims.update(overrides)
         claims = {k: v for k, v in claims.items() if v is not None}
         kid = kid or self.current_kid
-        return jwt.encode(claims, self.keys[kid], algorithm="ES256", headers={"kid": kid, "typ": "JWT"})
+        return Redacted(jwt.encode(claims, self.keys[kid], algorithm="ES256", headers={"kid": kid, "typ": "JWT"}))
 
     def public_key_pem(self, kid: str | None = None) -> bytes:
         from cryptography.hazmat.primitives import serialization
