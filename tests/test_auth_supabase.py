@@ -290,6 +290,16 @@ def test_sign_out_revokes_the_session_at_supabase(fake, sb_client) -> None:
     assert sb_client.post("/api/auth/refresh", json={"refresh_token": session["refresh_token"]}).status_code == 401
 
 
+def test_sign_out_also_ends_a_session_another_tab_refreshed(fake, sb_client) -> None:
+    session = sign_in(fake, sb_client, "tabs-out@example.com")
+    answer = sb_client.post("/api/auth/refresh", json={"refresh_token": session["refresh_token"]})
+    refreshed = redact_tokens(answer.json())
+    assert sb_client.post("/api/auth/logout", headers=bearer(refreshed["access_token"])).status_code == 204
+    # The old refresh token was remembered for other tabs; after sign-out it must not bring the session back.
+    assert sb_client.post("/api/auth/refresh", json={"refresh_token": session["refresh_token"]}).status_code == 401
+    assert sb_client.post("/api/auth/refresh", json={"refresh_token": refreshed["refresh_token"]}).status_code == 401
+
+
 def test_wrong_anon_key_is_an_outage_not_a_silent_success(fake, sb_settings, sqlite_url) -> None:
     wrong = sb_settings.model_copy(update={"supabase_anon_key": "wrong-key"})
     with TestClient(create_api(AppContext(wrong, db=make_engine(sqlite_url)))) as client:

@@ -1,8 +1,13 @@
 """Supabase Auth: Supabase emails the magic link; the server confirms it and verifies tokens by JWKS.
 
-The email template must send users to the app's confirm page with a token hash, e.g.
+The project's "Magic Link" and "Confirm signup" email templates must send users to the app's
+confirm page with a token hash, e.g.
 `{{ .SiteURL }}/auth/confirm?token_hash={{ .TokenHash }}&type=magiclink` (a URL fragment
-never reaches the server, so the implicit flow cannot work here).
+never reaches the server, so the implicit flow cannot work here). Site URL = APP_URL, and
+`{APP_URL}/auth/confirm**` in the allowed redirect URLs. To come back to the page the user was
+on from another browser too, use `{{ .RedirectTo }}&token_hash={{ .TokenHash }}&type=magiclink`
+(RedirectTo carries `?next=`); otherwise the return-to cookie covers the same browser. In the
+"Confirm signup" template (a first sign-in) use `type=email`, which GoTrue accepts for both.
 """
 
 from __future__ import annotations
@@ -119,7 +124,7 @@ class SupabaseAuth:
             raise AuthUnavailable("Sign-in is unavailable right now; try again in a minute.") from exc
         if response.status_code == 429:
             raise RateLimited("Too many sign-in attempts; wait a minute and try again.", retry_after=60)
-        if response.status_code >= 500 or response.status_code == 401:
+        if response.status_code >= 500 or (response.status_code == 401 and not bearer):
             # 401 from the gateway means our anon key is wrong: an operator's problem, not the user's.
             log.error("Supabase Auth %s answered %s (%s)", path, response.status_code, _error_code(response))
             raise AuthUnavailable("Sign-in is unavailable right now; try again in a minute.")
@@ -167,9 +172,19 @@ class SupabaseAuth:
     def sign_out(self, *, access_token: str) -> None:
         """Revoke this session's refresh tokens at Supabase (best effort: the cookie goes anyway)."""
         try:
-            self._post("/logout", json={}, params={"scope": "local"}, bearer=access_token)
+            user_id = self.verify_access_token(access_token).user_id
+        except AuthError:
+            return  # nothing to revoke with an invalid token
+        with self._rotations_lock:
+            # Remembered rotations must not bring the session back after sign-out.
+            self._rotations = {k: v for k, v in self._rotations.items() if v[1].identity.user_id != user_id}
+        try:
+            response = self._post("/logout", json={}, params={"scope": "local"}, bearer=access_token)
         except AuthUnavailable:
             log.warning("Supabase Auth did not confirm the sign-out")
+            return
+        if response.is_error:
+            log.warning("Supabase Auth /logout answered %s (%s)", response.status_code, _error_code(response))
 
     def _session_from(self, response: httpx.Response) -> AuthSession:
         try:
