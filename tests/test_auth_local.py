@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -262,3 +263,14 @@ def test_behind_a_trusted_proxy_each_client_address_has_its_own_limit(settings, 
 
     assert run(2) == [202, 202]  # two real clients behind two proxies
     assert run(0) == [202, 429]  # no trusted proxy: a client cannot dodge the limit with the header
+
+
+def test_unreachable_smtp_server_is_503_and_says_to_retry(settings, sqlite_url) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    broken = settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{closed_port}"})
+    with TestClient(create_api(AppContext(broken, db=make_engine(sqlite_url)))) as client:
+        answer = ask_for_link(client, "mail-down@example.com")
+    assert answer.status_code == 503
+    assert "try again" in answer.json()["detail"]

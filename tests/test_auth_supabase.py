@@ -25,6 +25,7 @@ from luster_app.config import Settings
 from luster_app.context import AppContext
 from luster_app.db import make_engine
 from luster_app.models import User
+from luster_app.services.users import ensure_user
 from tests.fakes.supabase_server import FakeSupabase
 from tests.redacted import Redacted, bearer, redact_tokens
 
@@ -306,3 +307,12 @@ def test_wrong_anon_key_is_an_outage_not_a_silent_success(fake, sb_settings, sql
         answer = client.post("/api/auth/magic-link", json={"email": "a@example.com"})
     assert answer.status_code == 503
     assert fake.otp_requests == []
+
+
+def test_email_of_another_account_is_409_not_a_takeover(fake, sb_client, sb_context) -> None:
+    with sb_context.session() as session:  # signed up earlier, e.g. under the local provider
+        ensure_user(session=session, user_id=uuid.uuid4(), email="taken@example.com")
+    answer = me(sb_client, fake.mint_access_token(sub=str(uuid.uuid4()), email="taken@example.com"))
+    assert answer.status_code == 409
+    assert "another Luster account" in answer.json()["detail"]
+    assert user_count(sb_context) == 1
