@@ -13,6 +13,8 @@ config = rx.Config(
     frontend_port=_settings.port,
     # Several app replicas share user sessions through Redis when REDIS_URL is set.
     redis_url=_settings.redis_url or None,
+    # In production only the app's own origin may open the websocket or call the API from a browser.
+    cors_allowed_origins=(_settings.app_url,) if _settings.is_production else ("*",),
     telemetry_enabled=False,
     show_built_with_reflex=False,
     disable_plugins=[rx.plugins.SitemapPlugin],
