@@ -51,8 +51,12 @@ def production_problems(settings: Settings) -> list[str]:
         problems.append("SUPABASE_URL is unset: the embedded auth provider (local magic links) is not for production")
     if not settings.uses_stripe:
         problems.append("STRIPE_SECRET_KEY is unset: the embedded payment provider (local checkout) is not for production")
-    if not settings.database_url or settings.database_url.startswith("sqlite"):
+    database_scheme = settings.database_url.partition("://")[0]
+    if not settings.database_url or database_scheme.startswith("sqlite"):
         problems.append("DATABASE_URL must point at PostgreSQL: the embedded SQLite database is not for production")
+    elif database_scheme != "postgresql+psycopg":
+        # Hosts hand out postgres:// URLs; SQLAlchemy would then look for psycopg2, which is not installed.
+        problems.append(f"DATABASE_URL must start with postgresql+psycopg:// (psycopg 3), not {database_scheme}://")
     if not settings.uses_s3:
         problems.append("S3_BUCKET and S3_ENDPOINT are unset: embedded local storage is not for production")
     elif not settings.s3_bucket:

@@ -55,6 +55,7 @@ def test_development_runs_on_the_embedded_providers() -> None:
         ({"app_url": "https://"}, "APP_URL"),
         ({"database_url": ""}, "DATABASE_URL"),
         ({"database_url": "sqlite:////var/data/luster.db"}, "DATABASE_URL"),
+        ({"database_url": "postgresql://luster:pw@db.internal:5432/luster"}, "DATABASE_URL"),
         ({"s3_endpoint": "", "s3_bucket": ""}, "S3_BUCKET"),
         ({"s3_bucket": ""}, "S3_BUCKET"),
         ({"stripe_secret_key": "sk_test_placeholder"}, "STRIPE_SECRET_KEY"),
