@@ -113,8 +113,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that run the service or touch its database refuse unsafe production settings first.
+GUARDED_COMMANDS = frozenset({"serve", "worker", "migrate"})
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in GUARDED_COMMANDS:
+        from luster_app.guards import UnsafeSettingsError, prepare_process
+
+        try:
+            prepare_process(get_settings())
+        except UnsafeSettingsError as exc:
+            print(exc, file=sys.stderr)
+            return 2
     func: Callable[[argparse.Namespace], int] = args.func
     return func(args)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from luster_app.api.request_id import RequestIdMiddleware
 from luster_app.context import AppContext
 from luster_app.services.errors import RateLimited, ServiceError
 
@@ -21,6 +22,7 @@ def create_api(context: AppContext | None = None) -> FastAPI:
         redoc_url=None,
     )
     api.state.context = context
+    api.add_middleware(RequestIdMiddleware)
 
     @api.exception_handler(ServiceError)
     async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
