@@ -68,7 +68,9 @@ class Replica:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "reflex", "run", "--env", "prod", "--single-port",
              "--backend-port", str(self.port), "--frontend-port", str(self.port), "--loglevel", "info"],
-            cwd=workdir, env={**env, "PORT": str(self.port), "LUSTER_DATA_DIR": str(workdir / "data")},
+            cwd=workdir,
+            env={**env, "PORT": str(self.port), "APP_URL": f"http://127.0.0.1:{self.port}",
+                 "LUSTER_DATA_DIR": str(workdir / "data")},
             stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
         )
 
