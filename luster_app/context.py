@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from luster_app.auth import AuthProvider
+    from luster_app.engines import ImageEngine
 
 
 class AppContext:
@@ -38,6 +39,12 @@ class AppContext:
         from luster_app.auth import build_auth
 
         return build_auth(self.settings, self.db)
+
+    @functools.cached_property
+    def image_engine(self) -> ImageEngine:
+        from luster_app.engines import build_engine
+
+        return build_engine(self.settings)
 
 
 @functools.cache
