@@ -47,20 +47,24 @@ def mask_image(mask: np.ndarray, size: tuple[int, int]) -> Image.Image:
 
 
 def _box_blur_axis(plane: np.ndarray, radius: int, axis: int) -> np.ndarray:
-    if radius < 1:
-        return plane
-    pad = [(0, 0)] * plane.ndim
-    pad[axis] = (radius + 1, radius)
-    padded = np.pad(plane, pad, mode="edge")
-    summed = np.cumsum(padded, axis=axis, dtype=np.float64)
-    upper = np.take(summed, np.arange(2 * radius + 1, summed.shape[axis]), axis=axis)
-    lower = np.take(summed, np.arange(0, summed.shape[axis] - 2 * radius - 1), axis=axis)
-    return ((upper - lower) / (2 * radius + 1)).astype(np.float32)
+    """Mean over 2r+1 samples along `axis`, edges extended, from a running sum."""
+    length = plane.shape[axis]
+    first, last = np.take(plane, [0], axis=axis), np.take(plane, [length - 1], axis=axis)
+    padded = np.concatenate(
+        [np.repeat(first, radius + 1, axis=axis), plane, np.repeat(last, radius, axis=axis)], axis=axis
+    )
+    summed = np.cumsum(padded, axis=axis, dtype=np.float32)
+    upper = [slice(None)] * plane.ndim
+    lower = [slice(None)] * plane.ndim
+    upper[axis], lower[axis] = slice(2 * radius + 1, None), slice(None, -2 * radius - 1)
+    return (summed[tuple(upper)] - summed[tuple(lower)]) * np.float32(1.0 / (2 * radius + 1))
 
 
 def box_blur(plane: np.ndarray, radius: int) -> np.ndarray:
     """Mean over a (2r+1)² window, edges extended; O(1) per pixel whatever the radius."""
-    return _box_blur_axis(_box_blur_axis(plane, radius, 0), radius, 1)
+    if radius < 1:
+        return plane.astype(np.float32)
+    return _box_blur_axis(_box_blur_axis(plane.astype(np.float32, copy=False), radius, 0), radius, 1)
 
 
 def blur(array: np.ndarray, sigma: float) -> np.ndarray:

@@ -15,16 +15,20 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from luster_app.imaging.arrays import blur, luminance, smoothstep, to_float
+from luster_app.imaging.arrays import blur, smoothstep, to_float
 
 Box = tuple[int, int, int, int]  # left, top, right, bottom
 
-# Low-frequency band of the transfer, in pixels of the model's image: tone, colour and light
-# changes live below it; fine texture above it comes from the original.
+# Window of the local colour fit, in pixels of the model's image: tone, colour and light
+# changes are measured at this scale; finer texture comes from the original.
 TRANSFER_SIGMA = 2.0
-GAIN_LIMITS = (1 / 8, 8.0)
-# Keeps the ratio stable in near-black areas, where a tiny difference would be a huge gain.
+# Regularises the fit in flat windows toward a plain gain (exposure-like change).
+FIT_EPSILON = 1e-4
+GAIN_LIMITS = (0.0, 8.0)
+# Keeps the gain stable in near-black areas, where a tiny difference would be a huge ratio.
 GAIN_FLOOR = 0.004
+# Mean squared fit error (0..1 values) above which the model drew something new there.
+RESIDUAL_LIMITS = (2e-4, 1.5e-3)
 STRIP_ROWS = 256
 
 
@@ -54,20 +58,21 @@ def crop_to_content(result: Image.Image, box: Box, canvas: tuple[int, int]) -> I
     return result.convert("RGB").crop(region)
 
 
-def _structure_agreement(edited: np.ndarray, sent: np.ndarray) -> np.ndarray:
-    """0..1 per pixel: 1 where the model kept the photo's structure (only tone/colour changed),
-    0 where it drew something new or moved things (new clouds, removed objects)."""
-    lum_edited, lum_sent = luminance(edited), luminance(sent)
-    detail_edited = lum_edited - blur(lum_edited, TRANSFER_SIGMA)
-    detail_sent = lum_sent - blur(lum_sent, TRANSFER_SIGMA)
-    window = 2 * TRANSFER_SIGMA
-    covariance = blur(detail_edited * detail_sent, window)
-    var_edited, var_sent = blur(detail_edited**2, window), blur(detail_sent**2, window)
-    correlation = covariance / np.sqrt(var_edited * var_sent + 1e-8)
-    # Both flat (a smooth sky or wall that stayed smooth): no structure to disagree about.
-    noise_floor = 2e-5
-    flat = (1 - smoothstep(noise_floor, 4 * noise_floor, var_edited)) * (1 - smoothstep(noise_floor, 4 * noise_floor, var_sent))
-    return np.maximum(smoothstep(0.25, 0.65, correlation), flat).astype(np.float32)
+def local_colour_fit(sent: np.ndarray, edited: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per pixel and channel, `edited ≈ gain * sent + offset` fitted over a window (a guided
+    filter with the sent photo as guide), and a 0..1 weight that is 1 where that fit explains
+    the edit and 0 where the model drew new structure (clouds, removed objects) or moved pixels."""
+    mean_sent, mean_edited = blur(sent, sigma), blur(edited, sigma)
+    var_sent = np.maximum(blur(sent * sent, sigma) - mean_sent**2, 0.0)
+    var_edited = np.maximum(blur(edited * edited, sigma) - mean_edited**2, 0.0)
+    covariance = blur(sent * edited, sigma) - mean_sent * mean_edited
+    plain_gain = (mean_edited + GAIN_FLOOR) / (mean_sent + GAIN_FLOOR)
+    gain = np.clip((covariance + FIT_EPSILON * plain_gain) / (var_sent + FIT_EPSILON), *GAIN_LIMITS)
+    offset = mean_edited - gain * mean_sent
+    residual = np.maximum(var_edited - 2 * gain * covariance + gain**2 * var_sent, 0.0).mean(axis=-1)
+    fit = 1.0 - smoothstep(RESIDUAL_LIMITS[0], RESIDUAL_LIMITS[1], blur(residual, sigma))
+    # Second averaging step of the guided filter: smooth coefficients, no blocky windows.
+    return blur(gain, sigma), blur(offset, sigma), fit.astype(np.float32)
 
 
 def _plane(values: np.ndarray) -> Image.Image:
@@ -78,16 +83,16 @@ def transfer_edit(original: Image.Image, sent: Image.Image, edited: Image.Image)
     """The model's edit applied to the full-resolution `original`, at the original's size.
 
     `sent` is the downsized photo the model saw (without padding), `edited` its answer cropped
-    to the same area. Method: the ratio between the low-frequency bands of `edited` and `sent`
-    is upsampled and multiplied into the original, so tone, colour and light change exactly as
-    the model changed them while the original's full-resolution detail is kept. A ratio (not a
-    difference) because gamma-encoded values scale by the same factor as linear light under an
-    exposure change, so darkening (dusk) also darkens texture instead of leaving it bright.
-    Where the model changed the structure itself (a new sky with clouds, a removed bin) or did
-    not keep pixels aligned, adding back the original's detail would ghost the old content, so
-    there a high-quality (Lanczos) upscale of the model's pixels is used instead; the two are
-    blended by a local structural-agreement weight. When the original is no larger than what the
-    model returned, the model's pixels are simply resized.
+    to the same area. Method (guided upsampling): in small windows of the model's image we fit
+    how the model mapped colours, `edited ≈ gain × sent + offset` per channel; those smooth
+    coefficients are upsampled and applied to the original's own pixels. Tone, colour and
+    light then change as the model changed them (exposure is a gain, haze or glow an offset;
+    the fit covers both), while the original's full-resolution detail is kept, which a plain
+    upscale of the model's few megapixels would blur. Where the fit fails because the model
+    changed the structure itself (a new sky with clouds, a removed bin) or did not keep pixels
+    aligned, carrying the original's detail would ghost the old content, so there a
+    high-quality (Lanczos) upscale of the model's pixels is used; a per-pixel weight blends the
+    two. When the original is no larger than the model's answer, its pixels are simply resized.
     """
     size = original.size
     edited = edited.convert("RGB")
@@ -96,29 +101,27 @@ def transfer_edit(original: Image.Image, sent: Image.Image, edited: Image.Image)
     if size[0] * size[1] <= sent.width * sent.height * 1.05:
         return edited.resize(size, Image.Resampling.LANCZOS)
 
-    low_edited, low_sent = to_float(edited), to_float(sent)
-    agreement = _structure_agreement(low_edited, low_sent)
-    gain = (blur(low_edited, TRANSFER_SIGMA) + GAIN_FLOOR) / (blur(low_sent, TRANSFER_SIGMA) + GAIN_FLOOR)
-    gain = np.clip(gain, *GAIN_LIMITS)
-    gain_planes = [_plane(gain[..., c]) for c in range(3)]
-    agreement_plane = _plane(agreement)
+    # The coefficients are smooth: on a large answer, half its resolution measures them as well.
+    factor = 2 if sent.width * sent.height > 1_500_000 else 1
+    gain, offset, fit = local_colour_fit(to_float(sent.reduce(factor)), to_float(edited.reduce(factor)), TRANSFER_SIGMA / factor)
+    planes = [_plane(gain[..., c]) for c in range(3)] + [_plane(offset[..., c] * 255.0) for c in range(3)] + [_plane(fit)]
+    plane_width, plane_height = planes[0].size
 
     width, height = size
-    scale_y = sent.height / height
+    scale_y, plane_scale_y = sent.height / height, plane_height / height
     original_rgb = original.convert("RGB")
     result = np.empty((height, width, 3), dtype=np.uint8)
     # Strips keep memory flat on a 24-megapixel photo; `box` resizes each strip exactly as a
     # whole-image resize would.
     for top in range(0, height, STRIP_ROWS):
         bottom = min(height, top + STRIP_ROWS)
-        box = (0.0, top * scale_y, float(sent.width), bottom * scale_y)
         rows = (width, bottom - top)
-        strip_gain = np.stack(
-            [np.asarray(p.resize(rows, Image.Resampling.BILINEAR, box=box)) for p in gain_planes], axis=-1
-        )
-        weight = np.asarray(agreement_plane.resize(rows, Image.Resampling.BILINEAR, box=box))[..., None]
+        plane_box = (0.0, top * plane_scale_y, float(plane_width), bottom * plane_scale_y)
+        fields = [np.asarray(p.resize(rows, Image.Resampling.BILINEAR, box=plane_box)) for p in planes]
+        strip_gain, strip_offset, weight = np.stack(fields[:3], -1), np.stack(fields[3:6], -1), fields[6][..., None]
+        box = (0.0, top * scale_y, float(sent.width), bottom * scale_y)
         upscaled = np.asarray(edited.resize(rows, Image.Resampling.LANCZOS, box=box), dtype=np.float32)
-        detail = np.asarray(original_rgb.crop((0, top, width, bottom)), dtype=np.float32) * strip_gain
+        detail = np.asarray(original_rgb.crop((0, top, width, bottom)), dtype=np.float32) * strip_gain + strip_offset
         blended = weight * detail + (1.0 - weight) * upscaled
         result[top:bottom] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
     return Image.fromarray(result)
