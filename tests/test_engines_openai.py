@@ -77,7 +77,9 @@ def crop_to_aspect(image: Image.Image, aspect: float) -> Image.Image:
     return image.crop((0, (height - new_height) // 2, width, (height - new_height) // 2 + new_height))
 
 
-def test_openai_engine_is_chosen_when_a_key_is_set_and_classic_otherwise(tmp_path: Path, settings: Settings, fake: FakeOpenAI) -> None:
+def test_openai_engine_is_chosen_when_a_key_is_set_and_classic_otherwise(
+    tmp_path: Path, settings: Settings, fake: FakeOpenAI
+) -> None:
     assert isinstance(AppContext(settings).image_engine, ClassicEngine)
     engine = AppContext(openai_settings(tmp_path, fake.url)).image_engine
     assert isinstance(engine, OpenAIEngine) and engine.presets == set(PRESETS)

@@ -113,7 +113,8 @@ def test_adding_without_activating_keeps_the_current_version(session) -> None:  
     assert active_prompt(session=session, preset="sky", params={})[1].startswith("Draft sky: a clear, deep blue sky")
     activate_prompt_version(session=session, preset="sky", version=1)
     assert active_prompt(session=session, preset="sky", params={}) == before
-    active = session.execute(select(PromptVersion).where(PromptVersion.preset == "sky", PromptVersion.is_active)).scalars().all()
+    query = select(PromptVersion).where(PromptVersion.preset == "sky", PromptVersion.is_active)
+    active = session.execute(query).scalars().all()
     assert [row.version for row in active] == [1]
 
 

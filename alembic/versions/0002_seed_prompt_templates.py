@@ -28,11 +28,16 @@ KEEP = (
 
 
 def _number(title: str, default: float, minimum: float, description: str) -> dict:
-    return {"default": default, "description": description, "maximum": 1.0, "minimum": minimum, "title": title, "type": "number"}
+    return {
+        "default": default, "description": description, "maximum": 1.0, "minimum": minimum, "title": title, "type": "number",
+    }
 
 
 def _choice(title: str, default: str, description: str, labels: dict[str, str]) -> dict:
-    return {"default": default, "description": description, "enum": list(labels), "labels": labels, "title": title, "type": "string"}
+    return {
+        "default": default, "description": description, "enum": list(labels), "labels": labels, "title": title,
+        "type": "string",
+    }
 
 
 def _schema(title: str, properties: dict) -> dict:

@@ -40,7 +40,7 @@ def engine_timeout(settings: Settings) -> float:
     expires would let another worker claim the job and pay for the same edit again."""
     limit = LEASE_SHARE * settings.job_lease_seconds
     if settings.openai_timeout_seconds > limit:
-        log.warning("OPENAI_TIMEOUT_SECONDS=%s is not below the job lease; using %.0f s", settings.openai_timeout_seconds, limit)
+        log.warning("OPENAI_TIMEOUT_SECONDS is not below the job lease; using %.0f s", limit)
         return limit
     return settings.openai_timeout_seconds
 

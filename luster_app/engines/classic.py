@@ -17,25 +17,15 @@ from PIL import Image, ImageEnhance, ImageFilter
 from luster_app.engines.base import EngineError, EngineRequest
 from luster_app.engines.masks import ANALYSIS_EDGE, find_grass, find_lit_areas, find_sky, sky_alpha, sky_horizon
 from luster_app.engines.skies import render_sky
-from luster_app.imaging.arrays import dilate, downsized, luminance, mask_image, to_float
+from luster_app.imaging.arrays import LEVELS, dilate, downsized, luminance, mask_image, point_table, to_float
 from luster_app.presets import validate_params
 
 log = logging.getLogger(__name__)
 
-LEVELS = np.arange(256, dtype=np.float32) / 255.0
 # Below this share of the frame, what looks like sky is a gap in foliage: leave it alone.
 MIN_SKY_FRACTION = 0.002
 # Healthy lawn green, as a fraction of the hue circle (about 95 degrees).
 LAWN_HUE = 0.265
-
-
-def _rgb_lut(curves: tuple[np.ndarray, np.ndarray, np.ndarray]) -> list[int]:
-    """A 768-entry Pillow `point` table from three 0..1 curves over the 8-bit levels."""
-    return [int(v) for curve in curves for v in np.clip(np.round(curve * 255.0), 0, 255)]
-
-
-def _lut(curve: np.ndarray) -> list[int]:
-    return [int(v) for v in np.clip(np.round(curve * 255.0), 0, 255)]
 
 
 def _analysis(image: Image.Image) -> np.ndarray:
@@ -68,10 +58,11 @@ def enhance(image: Image.Image, rgb: np.ndarray, params: dict[str, Any]) -> Imag
     gamma = float(np.clip(np.log(0.46) / np.log(levelled_median), 0.75, 1.35))
     gamma = 1.0 + (gamma - 1.0) * strength
     curves = tuple(np.clip((LEVELS * g - black) / (white - black), 0.0, 1.0) ** gamma for g in gains)
-    result = image.point(_rgb_lut(curves))
+    result = image.point(point_table(*curves))
     long_edge = max(image.size)
     # Clarity: unsharp masking with a wide radius lifts local contrast without halos at edges.
-    result = result.filter(ImageFilter.UnsharpMask(radius=max(2.0, long_edge * 0.012), percent=round(35 * strength), threshold=0))
+    clarity = ImageFilter.UnsharpMask(radius=max(2.0, long_edge * 0.012), percent=round(35 * strength), threshold=0)
+    result = result.filter(clarity)
     result = ImageEnhance.Color(result).enhance(1.0 + 0.12 * strength)
     return result.filter(ImageFilter.UnsharpMask(radius=max(0.6, long_edge / 4000), percent=round(70 * strength), threshold=2))
 
@@ -97,7 +88,7 @@ def dusk(image: Image.Image, rgb: np.ndarray, params: dict[str, Any]) -> Image.I
     tint = np.array([1.0 - 0.2 * intensity, 1.0 - 0.1 * intensity, 1.0 + 0.06 * intensity], dtype=np.float32)
     lift = np.array([0.0, 0.01, 0.035], dtype=np.float32) * intensity
     curves = tuple(np.clip(LEVELS ** (1.0 + 0.15 * intensity) * exposure * tint[c] + lift[c], 0.0, 1.0) for c in range(3))
-    graded = ImageEnhance.Color(image.point(_rgb_lut(curves))).enhance(1.0 - 0.15 * intensity)
+    graded = ImageEnhance.Color(image.point(point_table(*curves))).enhance(1.0 - 0.15 * intensity)
 
     sky_mask = find_sky(rgb)
     if sky_mask.mean() >= MIN_SKY_FRACTION:
@@ -109,7 +100,7 @@ def dusk(image: Image.Image, rgb: np.ndarray, params: dict[str, Any]) -> Image.I
         return graded
     lit = find_lit_areas(rgb, exclude=dilate(sky_mask, 2))
     # Interior light: the original brightness, warmed, as if lamps were on behind the glass.
-    warm = image.point(_rgb_lut((np.clip(LEVELS * 1.15 + 0.04, 0, 1), LEVELS * 0.92, LEVELS * 0.55)))
+    warm = image.point(point_table(np.clip(LEVELS * 1.15 + 0.04, 0, 1), LEVELS * 0.92, LEVELS * 0.55))
     return Image.composite(warm, graded, mask_image(np.clip(lit * glow, 0.0, 1.0), image.size))
 
 
@@ -123,11 +114,11 @@ def lawn(image: Image.Image, rgb: np.ndarray, params: dict[str, Any]) -> Image.I
     hue, saturation, value = image.convert("HSV").split()
     # Pull yellow, brown and olive hues toward one green; leave blues and purples alone.
     near = (LEVELS > 0.03) & (LEVELS < 0.53)
-    hue = hue.point(_lut(np.where(near, LAWN_HUE + (LEVELS - LAWN_HUE) * 0.3, LEVELS)))
-    saturation = saturation.point(_lut(np.clip(0.28 + 0.85 * LEVELS, 0.0, 1.0)))
+    hue = hue.point(point_table(np.where(near, LAWN_HUE + (LEVELS - LAWN_HUE) * 0.3, LEVELS)))
+    saturation = saturation.point(point_table(np.clip(0.28 + 0.85 * LEVELS, 0.0, 1.0)))
     # Even out patchiness: blend brightness toward its neighbourhood's, then lift it a touch.
     neighbourhood = value.filter(ImageFilter.GaussianBlur(max(2.0, max(image.size) * 0.01)))
-    value = Image.blend(value, neighbourhood, 0.35).point(_lut(LEVELS**0.9))
+    value = Image.blend(value, neighbourhood, 0.35).point(point_table(LEVELS**0.9))
     green = Image.merge("HSV", (hue, saturation, value)).convert("RGB")
     return Image.composite(green, image, mask_image(np.clip(grass * strength, 0.0, 1.0), image.size))
 

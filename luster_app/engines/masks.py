@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image, ImageChops, ImageFilter
 
 from luster_app.imaging.arrays import (
+    LEVELS,
     blur,
     close_dark_lines,
     dilate,
@@ -17,6 +18,7 @@ from luster_app.imaging.arrays import (
     grow_from,
     luminance,
     mask_image,
+    point_table,
     rgb_to_hsv,
     smoothstep,
 )
@@ -66,14 +68,6 @@ def sky_horizon(sky: np.ndarray) -> float:
     return float(np.quantile(rows, 0.95) + 1) / sky.shape[0]
 
 
-def _lut(curve: np.ndarray) -> list[int]:
-    """A 256-entry Pillow `point` table from a 0..1 curve over the 8-bit levels."""
-    return [int(v) for v in np.clip(np.round(curve * 255.0), 0, 255)]
-
-
-LEVELS = np.arange(256, dtype=np.float32) / 255.0
-
-
 def sky_alpha(image: Image.Image, rgb: np.ndarray, sky: np.ndarray) -> Image.Image:
     """A feathered full-resolution `L` mask of the sky that follows the true skyline.
 
@@ -83,11 +77,11 @@ def sky_alpha(image: Image.Image, rgb: np.ndarray, sky: np.ndarray) -> Image.Ima
     size = image.size
     band = mask_image(blur(dilate(sky, 2).astype(np.float32), 1.0), size)
     sky_level = float(np.median(luminance(rgb)[sky])) if sky.any() else 1.0
-    brightness = image.convert("L").point(_lut(smoothstep(0.6 * sky_level, 0.85 * sky_level, LEVELS)))
+    brightness = image.convert("L").point(point_table(smoothstep(0.6 * sky_level, 0.85 * sky_level, LEVELS)))
     hsv = image.convert("HSV")
-    pale = hsv.getchannel("S").point(_lut(1.0 - smoothstep(0.14, 0.26, LEVELS)))
+    pale = hsv.getchannel("S").point(point_table(1.0 - smoothstep(0.14, 0.26, LEVELS)))
     hue_lo, hue_hi = SKY_BLUE_HUES
-    blue = hsv.getchannel("H").point(_lut(((LEVELS >= hue_lo) & (LEVELS <= hue_hi)).astype(np.float32)))
+    blue = hsv.getchannel("H").point(point_table(((LEVELS >= hue_lo) & (LEVELS <= hue_hi)).astype(np.float32)))
     # Pale (overcast) or blue, and about as bright as the sky: roofs and walls drop out.
     key = ImageChops.multiply(brightness, ImageChops.lighter(pale, blue))
     feather = max(0.8, max(size) / 2000)

@@ -76,7 +76,7 @@ class OpenAIEngine:
     def edit(self, request: EngineRequest) -> Image.Image:
         """The edited photo at the request image's size, or EngineError (transient or not)."""
         if not request.prompt_text.strip():
-            raise EngineError("prompt_missing", "No prompt text for this edit; the job has no prompt version.", transient=False)
+            raise _fail("prompt_missing", "No prompt text for this edit; the job has no prompt version.")
         # The job hands over an upright, metadata-free image; this makes sure of it anyway.
         original = ImageOps.exif_transpose(request.image).convert("RGB")
         canvas = choose_size(self.spec, original.size)
@@ -101,9 +101,7 @@ def _decode_result(response: Any) -> Image.Image:
         image = Image.open(io.BytesIO(data))
         image.load()
     except (AttributeError, IndexError, TypeError, binascii.Error, UnidentifiedImageError, OSError) as exc:
-        raise EngineError(
-            "engine_bad_response", "The AI engine answered without a readable image; we will try again.", transient=True
-        ) from exc
+        raise _retry("engine_bad_response", "The AI engine answered without a readable image") from exc
     return image.convert("RGB")
 
 
@@ -134,6 +132,14 @@ def _photo(request: EngineRequest) -> str:
     return f"“{request.label}”" if request.label else "this photo"
 
 
+def _retry(code: str, message: str, retry_after: float | None = None) -> EngineError:
+    return EngineError(code, f"{message}; we will try again.", transient=True, retry_after=retry_after)
+
+
+def _fail(code: str, message: str) -> EngineError:
+    return EngineError(code, f"{message} {NOTHING_CHARGED}", transient=False)
+
+
 def classify_error(exc: Exception, *, request: EngineRequest, model: str, timeout: float) -> EngineError:
     """The EngineError the job acts on for a failed `images.edit` call."""
     import openai
@@ -141,39 +147,39 @@ def classify_error(exc: Exception, *, request: EngineRequest, model: str, timeou
     if isinstance(exc, EngineError):
         return exc
     if isinstance(exc, openai.APITimeoutError):
-        return EngineError("engine_timeout", f"The AI engine did not answer within {timeout:g} s; we will try again.", transient=True)
+        return _retry("engine_timeout", f"The AI engine did not answer within {timeout:g} s")
     if isinstance(exc, openai.APIConnectionError):
-        return EngineError("engine_unreachable", "Could not reach the AI engine; we will try again.", transient=True)
+        return _retry("engine_unreachable", "Could not reach the AI engine")
     if not isinstance(exc, openai.APIStatusError):
         log.exception("unexpected error from the image edit call")
-        return EngineError("engine_error", "The AI engine failed unexpectedly; we will try again.", transient=True)
+        return _retry("engine_error", "The AI engine failed unexpectedly")
 
     status, code = exc.status_code, (exc.code or "")
     log.warning("image edit failed: status=%s code=%s request_id=%s", status, code or "-", exc.request_id or "-")
     retry_after = retry_after_seconds(exc.response.headers)
     detail = (exc.message or "")[:300]
+    photo = _photo(request)
     if status == 429 and code == "insufficient_quota":
-        return EngineError("engine_quota", f"The AI engine's account is out of quota; an admin must top it up. {NOTHING_CHARGED}", transient=False)
+        return _fail("engine_quota", "The AI engine's account is out of quota; an admin must top it up.")
     if status == 429:
-        return EngineError("rate_limited", "The AI engine is busy (rate limit); we will try again shortly.", transient=True, retry_after=retry_after)
+        return _retry("rate_limited", "The AI engine is busy (rate limit)", retry_after)
     if status >= 500 or status in (408, 409):
-        return EngineError("engine_unavailable", f"The AI engine had a temporary problem ({status}); we will try again.", transient=True, retry_after=retry_after)
+        return _retry("engine_unavailable", f"The AI engine had a temporary problem ({status})", retry_after)
     if code in MODERATION_CODES or "safety system" in detail.lower():
         return EngineError(
             "moderation_blocked",
-            f"OpenAI's safety system declined to edit {_photo(request)} with the {request.preset} preset. "
+            f"OpenAI's safety system declined to edit {photo} with the {request.preset} preset. "
             f"{NOTHING_CHARGED} Another preset may work for this photo.",
             transient=False,
         )
     if status == 404 or code == "model_not_found":
-        return EngineError(
+        return _fail(
             "model_not_found",
-            f"The image model {model!r} is not available to this OpenAI account; an admin must set "
-            f"OPENAI_IMAGE_MODEL to a current model. {NOTHING_CHARGED}",
-            transient=False,
+            f"The image model {model!r} is not available to this OpenAI account; "
+            "an admin must set OPENAI_IMAGE_MODEL to a current model.",
         )
     if status in (401, 403):
-        return EngineError("engine_auth", f"The AI engine refused our credentials ({status}); an admin must check OPENAI_API_KEY. {NOTHING_CHARGED}", transient=False)
+        return _fail("engine_auth", f"The AI engine refused our credentials ({status}); an admin must check OPENAI_API_KEY.")
     if code in INVALID_IMAGE_CODES:
-        return EngineError("invalid_image", f"The AI engine could not read {_photo(request)}: {detail} {NOTHING_CHARGED}", transient=False)
-    return EngineError("engine_rejected", f"The AI engine rejected the edit of {_photo(request)}: {detail} {NOTHING_CHARGED}", transient=False)
+        return _fail("invalid_image", f"The AI engine could not read {photo}: {detail}")
+    return _fail("engine_rejected", f"The AI engine rejected the edit of {photo}: {detail}")

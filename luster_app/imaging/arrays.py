@@ -13,6 +13,8 @@ from PIL import Image
 
 # Rec. 709 luma weights, applied to sRGB values: close enough to perceived brightness for masks.
 LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+# The 256 8-bit levels as 0..1 values: the input axis of every tone curve.
+LEVELS = np.arange(256, dtype=np.float32) / 255.0
 
 
 def to_float(image: Image.Image) -> np.ndarray:
@@ -23,6 +25,11 @@ def to_float(image: Image.Image) -> np.ndarray:
 def to_image(array: np.ndarray) -> Image.Image:
     """An H×W×3 (or H×W) float array in 0..1 as an 8-bit RGB (or L) image."""
     return Image.fromarray(np.clip(array * 255.0 + 0.5, 0, 255).astype(np.uint8))
+
+
+def point_table(*curves: np.ndarray) -> list[int]:
+    """A Pillow `Image.point` table from 0..1 curves over LEVELS (one for L, three for RGB)."""
+    return [int(v) for curve in curves for v in np.clip(np.round(curve * 255.0), 0, 255)]
 
 
 def downsized(image: Image.Image, long_edge: int) -> Image.Image:

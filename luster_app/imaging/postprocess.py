@@ -103,7 +103,8 @@ def transfer_edit(original: Image.Image, sent: Image.Image, edited: Image.Image)
 
     # The coefficients are smooth: on a large answer, half its resolution measures them as well.
     factor = 2 if sent.width * sent.height > 1_500_000 else 1
-    gain, offset, fit = local_colour_fit(to_float(sent.reduce(factor)), to_float(edited.reduce(factor)), TRANSFER_SIGMA / factor)
+    low_sent, low_edited = to_float(sent.reduce(factor)), to_float(edited.reduce(factor))
+    gain, offset, fit = local_colour_fit(low_sent, low_edited, TRANSFER_SIGMA / factor)
     planes = [_plane(gain[..., c]) for c in range(3)] + [_plane(offset[..., c] * 255.0) for c in range(3)] + [_plane(fit)]
     plane_width, plane_height = planes[0].size
 

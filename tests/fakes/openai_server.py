@@ -67,7 +67,9 @@ class Scripted:
     delay: float = 0.0
 
 
-def openai_error(message: str, *, type_: str = "invalid_request_error", code: str | None = None, param: str | None = None) -> dict:
+def openai_error(
+    message: str, *, type_: str = "invalid_request_error", code: str | None = None, param: str | None = None
+) -> dict:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
@@ -131,7 +133,7 @@ class FakeOpenAI:
         fields, image = _parse_multipart(headers.get("content-type", ""), body)
         if image is None:
             return 400, openai_error("Missing required parameter: 'image'.", param="image"), {}
-        recorded = RecordedEdit(headers=headers, fields=fields, image=image[0], image_filename=image[1], image_content_type=image[2])
+        recorded = RecordedEdit(headers, fields, image=image[0], image_filename=image[1], image_content_type=image[2])
         with self._lock:
             self.requests.append(recorded)
         scripted = self._next_script()
@@ -142,12 +144,14 @@ class FakeOpenAI:
             return scripted.status, scripted.body, scripted.headers
         model = recorded.model
         if model not in FIXED_SIZE_MODELS | CUSTOM_SIZE_MODELS:
-            return 404, openai_error(f"The model `{model}` does not exist or you do not have access to it.", code="model_not_found"), {}
+            message = f"The model `{model}` does not exist or you do not have access to it."
+            return 404, openai_error(message, code="model_not_found"), {}
         problem = _size_problem(model, fields.get("size", "auto"))
         if problem:
             return 400, openai_error(problem, code="invalid_value", param="size"), {}
         if "input_fidelity" in fields and model not in {"gpt-image-1.5"}:
-            return 400, openai_error(f"input_fidelity is not supported for {model}.", code="unsupported_parameter", param="input_fidelity"), {}
+            message = f"input_fidelity is not supported for {model}."
+            return 400, openai_error(message, code="unsupported_parameter", param="input_fidelity"), {}
         return 200, _edited_response(recorded), {}
 
 
@@ -155,7 +159,7 @@ def _size_problem(model: str, size: str) -> str | None:
     if size == "auto":
         return None
     if model in FIXED_SIZE_MODELS:
-        return None if size in STANDARD_SIZES else f"Invalid size '{size}'. Supported sizes are {sorted(STANDARD_SIZES)} and 'auto'."
+        return None if size in STANDARD_SIZES else f"Invalid size '{size}'. Supported: {sorted(STANDARD_SIZES)} and 'auto'."
     width, _, height = size.partition("x")
     if not (width.isdigit() and height.isdigit()):
         return f"Invalid size '{size}'."
