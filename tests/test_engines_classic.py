@@ -7,7 +7,9 @@ never sees these boxes): `SKY` lies inside the visible sky, `BELOW` below the sk
 
 from __future__ import annotations
 
+import functools
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,8 +30,19 @@ CLASSIC_RUNS = [("enhance", {}), ("sky", {"style": "clear_blue"}), ("sky", {"sty
                 ("sky", {"style": "sunset"}), ("dusk", {}), ("lawn", {})]
 
 
+# Every kind of real upload: camera JPEGs with GPS, an 8-megapixel iPhone JPEG, an iPhone HEIC
+# in Display P3, and a JPEG stored sideways (EXIF orientation 6).
+ALL_PHOTOS = [*sorted(GPS.glob("*.jpg")), PHOTOS / "hdr" / "iphone_hdr_NO.jpg", PHOTOS / "heic" / "IMG_5195.HEIC",
+              PHOTOS / "orientation" / "landscape_6.jpg"]
+
+
+@functools.cache
+def load(path: Path) -> Image.Image:
+    return load_normalised(path.read_bytes(), max_pixels=100_000_000)
+
+
 def photo(name: str) -> Image.Image:
-    return load_normalised((GPS / name).read_bytes(), max_pixels=100_000_000)
+    return load(GPS / name)
 
 
 def edit(image: Image.Image, preset: str, **params: object) -> Image.Image:
@@ -147,10 +160,10 @@ def test_engine_says_which_presets_it_can_run() -> None:
     assert engine.supports("lawn") and not engine.supports("declutter")
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in GPS.glob("*.jpg")))
+@pytest.mark.parametrize("path", ALL_PHOTOS, ids=[p.name for p in ALL_PHOTOS])
 @pytest.mark.parametrize(("preset", "params"), CLASSIC_RUNS, ids=[f"{p}-{v.get('style', '')}" for p, v in CLASSIC_RUNS])
-def test_every_preset_on_every_photo_gives_a_private_full_size_jpeg(name: str, preset: str, params: dict) -> None:
-    original = photo(name)
+def test_every_preset_on_every_photo_gives_a_private_full_size_jpeg(path: Path, preset: str, params: dict) -> None:
+    original = load(path)
     output = edit(original, preset, **params)
     assert output.size == original.size and output.mode == "RGB"
     jpeg = encode_jpeg(output)

@@ -18,7 +18,9 @@ from luster_app.engines.classic import ClassicEngine
 from luster_app.engines.openai_engine import OpenAIEngine, retry_after_seconds
 from luster_app.imaging import encode_jpeg, load_normalised, metadata_report
 from luster_app.imaging.postprocess import fit_within
-from luster_app.presets import PRESETS
+from luster_app.models import PromptVersion
+from luster_app.presets import PRESETS, render_prompt
+from luster_app.services.presets import active_prompt
 from tests.conftest import PHOTOS
 from tests.fakes.openai_server import WARM_SHIFT, FakeOpenAI
 
@@ -169,6 +171,17 @@ def test_prompt_sent_is_the_text_given(tmp_path: Path, fake: FakeOpenAI) -> None
     assert sent.prompt == PROMPT
     assert sent.model == "gpt-image-2.5-sunburst" and sent.fields["quality"] == "high"
     assert "input_fidelity" not in sent.fields  # GPT Image 2 and later must omit it
+
+
+def test_prompt_sent_is_the_active_stored_version(tmp_path: Path, fake: FakeOpenAI, context: AppContext) -> None:
+    with context.session() as session:
+        version_id, text = active_prompt(session=session, preset="sky", params={"style": "soft_clouds"})
+        stored = session.get(PromptVersion, version_id)
+        assert stored is not None and stored.is_active
+    engine = engine_for(tmp_path, fake)
+    engine.edit(EngineRequest(image=load(PHOTOS / "gps" / "DSCN0029.jpg"), preset="sky", prompt_text=text))
+    assert fake.requests[-1].prompt == text == render_prompt("sky", stored.template, {"style": "soft_clouds"})
+    assert "soft white clouds" in fake.requests[-1].prompt
 
 
 def test_input_fidelity_is_sent_where_the_model_takes_it(tmp_path: Path, fake: FakeOpenAI) -> None:

@@ -100,7 +100,7 @@ def dusk(image: Image.Image, rgb: np.ndarray, params: dict[str, Any]) -> Image.I
         return graded
     lit = find_lit_areas(rgb, exclude=dilate(sky_mask, 2))
     # Interior light: the original brightness, warmed, as if lamps were on behind the glass.
-    warm = image.point(point_table(np.clip(LEVELS * 1.15 + 0.04, 0, 1), LEVELS * 0.92, LEVELS * 0.55))
+    warm = image.point(point_table(np.clip(LEVELS * 1.15 + 0.04, 0, 1), LEVELS * 0.92, LEVELS * 0.6))
     return Image.composite(warm, graded, mask_image(np.clip(lit * glow, 0.0, 1.0), image.size))
 
 

@@ -115,11 +115,14 @@ def find_grass(rgb: np.ndarray) -> np.ndarray:
 
 
 def find_lit_areas(rgb: np.ndarray, *, exclude: np.ndarray) -> np.ndarray:
-    """Soft 0..1 mask of the brightest areas below the skyline (lit windows, lamps, pale walls)."""
+    """Soft 0..1 mask of the brightest areas below the skyline (windows, lamps, pale walls),
+    strongest in coherent patches: scattered bright specks (petals, glints) barely count."""
     lum = luminance(rgb)
     candidates = ~exclude
     if candidates.sum() < 16:
         return np.zeros_like(lum)
     threshold = max(0.45, float(np.quantile(lum[candidates], 0.9)))
-    lit = smoothstep(threshold - 0.05, threshold + 0.05, lum) * candidates
-    return blur(lit.astype(np.float32), 1.0)
+    bright = smoothstep(threshold - 0.05, threshold + 0.05, lum) * candidates
+    # Full glow in coherent patches; isolated specks get only a faint warmth, not orange dots.
+    coherent = smoothstep(0.55, 0.8, blur(bright, 3.0))
+    return blur((bright * (0.3 + 0.7 * coherent)).astype(np.float32), 1.5)
