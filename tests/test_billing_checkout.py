@@ -107,6 +107,24 @@ def test_another_users_checkout_is_not_found(shop: Shop) -> None:
     assert shop.balance(buyer) == 0 and shop.balance(other) == 0
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/billing/ledger?before=100000000000000000000000000000",
+        "/api/billing/ledger?before=-100000000000000000000000000000",
+        "/api/billing/sessions/cs_test_a%00b",
+        "/api/billing/local-checkout/cs_local_a%00b",
+    ],
+    ids=["huge-before", "huge-negative-before", "nul-session", "nul-local-session"],
+)
+def test_malformed_billing_urls_are_refused_with_4xx_not_500(shop: Shop, path: str) -> None:
+    _, headers = shop.new_user()
+    lenient = TestClient(shop.client.app, raise_server_exceptions=False)
+    response = lenient.get(path, headers=headers)
+    assert 400 <= response.status_code < 500, (response.status_code, response.text)
+    assert "detail" in response.json()
+
+
 def test_ledger_pages_newest_first(shop: Shop) -> None:
     user, headers = shop.new_user()
     with shop.context.session() as session:
