@@ -110,7 +110,7 @@ def test_another_users_checkout_is_not_found(shop: Shop) -> None:
 @pytest.mark.parametrize(
     "path",
     [
-        "/api/billing/ledger?before=100000000000000000000000000000",
+        "/api/billing/ledger?before=9223372036854775807",
         "/api/billing/ledger?before=-100000000000000000000000000000",
         "/api/billing/sessions/cs_test_a%00b",
         "/api/billing/local-checkout/cs_local_a%00b",

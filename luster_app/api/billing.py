@@ -24,8 +24,8 @@ router = APIRouter(tags=["billing"])
 # Stripe's cs_… ids and the local provider's are word characters; anything else (a NUL byte,
 # which PostgreSQL refuses) is a 422 here rather than a 500 from the database.
 SessionId = Annotated[str, Path(max_length=255, pattern=r"^\w+$")]
-# Ledger ids are database integers: a bigger cursor would overflow the query parameter.
-LedgerCursor = Annotated[int | None, Query(ge=0, le=2**63 - 1, description="the last id of the previous page")]
+# Ledger ids are 32-bit INTEGERs: a bigger cursor would overflow the query parameter on PostgreSQL.
+LedgerCursor = Annotated[int | None, Query(ge=0, le=2**31 - 1, description="the last id of the previous page")]
 
 
 class PackOut(BaseModel):
