@@ -167,6 +167,20 @@ def test_a_dispute_lost_then_won_reinstates_once(shop: Shop) -> None:
     assert kinds == [("dispute", -10), ("dispute_won", 10), ("purchase", 10)]
 
 
+def test_a_partial_refund_then_a_lost_dispute_of_the_rest_claws_back_the_whole_pack(shop: Shop) -> None:
+    session_id, headers, _ = _paid_purchase(shop, "starter")  # 10 credits for $12.00
+    shop.stripe.refund(session_id, 700)
+    shop.deliver_ok(shop.stripe.event("charge.refunded", shop.stripe.charge(session_id)))
+    assert shop.balance(headers) == 5  # $7.00 back: 5.83 credits' worth, rounded in the buyer's favour
+    dispute = shop.stripe.dispute(session_id)  # the remaining $5.00
+    shop.deliver_ok(shop.stripe.event("charge.dispute.created", dispute))
+    shop.deliver_ok(shop.stripe.event("charge.dispute.closed", {**dispute, "status": "lost"}))
+    assert shop.balance(headers) == 0  # every cent is back with the customer, so every credit is gone
+    won = shop.stripe.event("charge.dispute.closed", {**dispute, "status": "won"})
+    assert shop.deliver_ok(won)["outcome"] == "dispute won: credits reinstated"
+    assert shop.balance(headers) == 5  # the bank sided with us: the disputed $5.00 worth comes back
+
+
 def test_a_won_dispute_arriving_before_its_creation_changes_nothing(shop: Shop) -> None:
     session_id, headers, _ = _paid_purchase(shop, "starter")
     dispute = shop.stripe.dispute(session_id)

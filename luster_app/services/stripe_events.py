@@ -150,7 +150,9 @@ def _refunds_of(payments: PaymentProvider, charge: dict[str, Any]) -> list[Refun
 def _claw_back_dispute(session: Session, purchase: CheckoutSession, dispute: dict[str, Any]) -> bool:
     """Take back the disputed share of the pack (all of it for a full dispute), once per dispute."""
     disputed = min(int(dispute.get("amount") or purchase.amount_total), purchase.amount_total)
-    credits = purchase.credits * disputed // purchase.amount_total if purchase.amount_total else purchase.credits
+    # Rounded up, where refunds round down: a dispute of whatever was not refunded then takes
+    # exactly the credits the refunds left, so no credit outlives the money going back.
+    credits = -(-purchase.credits * disputed // purchase.amount_total) if purchase.amount_total else purchase.credits
     return apply_ledger_entry(
         session=session,
         user_id=purchase.user_id,

@@ -230,9 +230,11 @@ class FakeStripe:
             return json.loads(json.dumps(charge))
 
     def dispute(self, session_id: str, *, status: str = "needs_response", dispute_id: str | None = None) -> dict[str, Any]:
+        """A bank's dispute of the charge: of what was not refunded already, as a cardholder can dispute only that."""
         with self._lock:
             session = self._session(session_id)
-            return {"id": dispute_id or _new_id("dp"), "object": "dispute", "amount": session["amount_total"],
+            refunded = sum(r["amount"] for r in self.refunds.get(session["_charge"], []))
+            return {"id": dispute_id or _new_id("dp"), "object": "dispute", "amount": session["amount_total"] - refunded,
                     "charge": session["_charge"], "payment_intent": session["payment_intent"],
                     "currency": session["currency"], "reason": "fraudulent", "status": status}
 
