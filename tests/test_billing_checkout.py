@@ -67,6 +67,13 @@ def test_unknown_pack_is_refused(shop: Shop) -> None:
     assert "unknown pack" in response.json()["detail"]
 
 
+def test_a_failing_billing_assertion_does_not_print_the_bearer_token(shop: Shop) -> None:
+    _, headers = shop.new_user()
+    token = headers["Authorization"].removeprefix("Bearer ")
+    assert token not in repr(headers) and token not in str(headers)
+    assert shop.balance(headers) == 0  # the headers still authenticate
+
+
 def test_checkout_needs_sign_in(shop: Shop) -> None:
     assert shop.client.post("/api/billing/checkout", json={"pack": "starter"}).status_code == 401
 
