@@ -140,6 +140,19 @@ def test_a_full_refund_in_three_uneven_parts_claws_back_the_whole_pack(shop: Sho
     assert sorted(e["delta"] for e in shop.ledger(headers) if e["kind"] == "refund") == [-4, -3, -3]
 
 
+def test_two_refunds_in_the_same_second_claw_back_the_whole_pack(shop: Shop) -> None:
+    session_id, headers, _ = _paid_purchase(shop, "starter")  # 10 credits for $12.00
+    second = int(time.time())
+    # Stripe's `created` has one-second resolution and its ids do not sort by time.
+    shop.stripe.refund(session_id, 700, created=second, refund_id="re_test_zz_first")
+    shop.deliver_ok(shop.stripe.event("charge.refunded", shop.stripe.charge(session_id)))
+    assert shop.balance(headers) == 5
+    shop.stripe.refund(session_id, 500, created=second, refund_id="re_test_aa_second")
+    shop.deliver_ok(shop.stripe.event("charge.refunded", shop.stripe.charge(session_id)))
+    assert shop.balance(headers) == 0  # $12.00 of $12.00 refunded: not one credit left
+    assert sorted(e["delta"] for e in shop.ledger(headers) if e["kind"] == "refund") == [-5, -5]
+
+
 def test_a_refund_that_overtakes_the_purchase_event_still_nets_out(shop: Shop) -> None:
     _, headers = shop.new_user()
     session_id = shop.checkout(headers, "starter")

@@ -206,11 +206,14 @@ class FakeStripe:
         with self._lock:
             return self._expanded(self._session(session_id), "")
 
-    def refund(self, session_id: str, amount: int) -> dict[str, Any]:
+    def refund(self, session_id: str, amount: int, *, created: int | None = None, refund_id: str | None = None) -> dict[str, Any]:
+        """A refund of part of the charge; `created` (seconds, like Stripe's) lets two share one second."""
         with self._lock:
             charge_id = self._session(session_id)["_charge"]
-            refund = {"id": _new_id("re"), "object": "refund", "amount": amount, "charge": charge_id,
-                      "created": int(time.time()) + len(self.refunds.get(charge_id, [])),
+            if created is None:
+                created = int(time.time()) + len(self.refunds.get(charge_id, []))
+            refund = {"id": refund_id or _new_id("re"), "object": "refund", "amount": amount, "charge": charge_id,
+                      "created": created,
                       "currency": "usd", "status": "succeeded"}
             self.refunds.setdefault(charge_id, []).append(refund)
             return dict(refund)
