@@ -206,3 +206,22 @@ def test_local_provider_refuses_production(settings: Settings, sqlite_url: str) 
     with pytest.raises(RuntimeError, match="STRIPE_SECRET_KEY"):
         _ = context.payments
     context.db.dispose()
+
+
+@pytest.mark.parametrize("webhook_secret", ["", "changeme", "secret"])
+def test_production_stripe_refuses_a_missing_or_placeholder_webhook_secret(
+    settings: Settings, sqlite_url: str, fake_stripe: FakeStripe, webhook_secret: str
+) -> None:
+    # Anyone who guesses the secret can sign webhook events, and events move credits.
+    production = stripe_settings(settings, fake_stripe, luster_env="production", stripe_webhook_secret=webhook_secret)
+    context = AppContext(production, db=make_engine(sqlite_url))
+    with pytest.raises(RuntimeError, match="STRIPE_WEBHOOK_SECRET"):
+        _ = context.payments
+    context.db.dispose()
+
+
+def test_production_stripe_starts_with_a_real_webhook_secret(settings: Settings, sqlite_url: str, fake_stripe: FakeStripe) -> None:
+    production = stripe_settings(settings, fake_stripe, luster_env="production")
+    context = AppContext(production, db=make_engine(sqlite_url))
+    assert context.payments.name == "stripe"
+    context.db.dispose()
