@@ -38,6 +38,17 @@ def test_a_valid_completed_event_grants_once(shop: Shop) -> None:
     assert recorded.outcome == "granted 50 credits"
 
 
+def test_the_pack_granted_is_the_one_sold_not_the_sessions_metadata(shop: Shop) -> None:
+    _, headers = shop.new_user()
+    session_id = shop.checkout(headers, "starter")
+    # Metadata stays editable at Stripe after checkout (dashboard, API); what was sold for $12.00 is ours to say.
+    shop.stripe.sessions[session_id]["metadata"]["pack"] = "studio"
+    assert shop.deliver_ok(shop.stripe.event("checkout.session.completed", shop.stripe.pay(session_id)))["outcome"] == (
+        "granted 10 credits"
+    )
+    assert shop.balance(headers) == 10
+
+
 def test_a_reserialised_body_is_rejected(shop: Shop) -> None:
     _, headers = shop.new_user()
     session_id = shop.checkout(headers)
