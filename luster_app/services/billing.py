@@ -175,13 +175,13 @@ def _checkout_user_id(checkout: ProviderCheckout) -> uuid.UUID | None:
         return None
 
 
-def _credits_bought(checkout: ProviderCheckout, metadata_pack_id: str) -> int:
-    """Credits for the line items; an inline price (no Stripe Price id configured) is the metadata pack."""
+def _credits_bought(checkout: ProviderCheckout, sold_pack_id: str) -> int:
+    """Credits for the line items; an inline price (no Stripe Price id configured) is the pack sold."""
     if not checkout.line_items:
         raise PaymentUnavailable("the payment service returned the checkout without its line items")
     total = 0
     for item in checkout.line_items:
-        pack = find_pack(item.pack_id or metadata_pack_id)
+        pack = find_pack(item.pack_id or sold_pack_id)
         if pack is None:
             raise NotOurCheckout(f"checkout line item {item.price_id!r} is not a Luster pack")
         total += pack.credits * item.quantity
