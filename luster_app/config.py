@@ -58,7 +58,10 @@ class Settings(BaseSettings):
     # --- image engine ---
     openai_api_key: str = ""
     openai_base_url: str = ""
-    openai_image_model: str = "gpt-image-1.5"
+    # The editing-precision model of the current generation (gpt-image-1 was shut down on
+    # 2026-10-23); sizes, qualities and input_fidelity per model: engines/openai_models.py.
+    openai_image_model: str = "gpt-image-2.5-sunburst"
+    openai_image_quality: str = ""  # empty: the model's default in that table ("high")
     openai_timeout_seconds: float = 120.0
 
     # --- payments ---
