@@ -31,7 +31,7 @@ def _output_row(state: type, photo, output) -> rx.Component:  # noqa: ANN001
     return rx.hstack(
         rx.text(output.label, size="1", weight="medium"),
         rx.cond(output.altered, rx.tooltip(rx.icon("wand_sparkles", size=12), content="Scene-altering style")),
-        rx.text("from ", photo.filename, size="1", color_scheme="gray", trim="both", overflow="hidden",
+        rx.text("from ", photo.filename, size="1", color_scheme="gray", overflow="hidden",
                 text_overflow="ellipsis", white_space="nowrap", flex="1", min_width="0"),
         rx.icon_button(rx.icon("download", size=14), size="1", variant="ghost", title="Download this version",
                        on_click=state.download_output(output.id), class_name="output-download"),
@@ -75,7 +75,7 @@ def _card(state: type, photo) -> rx.Component:  # noqa: ANN001 - a Var of PhotoC
                 width="100%",
             ),
             rx.hstack(
-                rx.text(photo.filename, size="2", weight="medium", trim="both", overflow="hidden",
+                rx.text(photo.filename, size="2", weight="medium", overflow="hidden",
                         text_overflow="ellipsis", white_space="nowrap", flex="1", min_width="0",
                         class_name="photo-name"),
                 _status(photo),

@@ -19,7 +19,7 @@ STATE_WORDS = {
 def _row(state: type, row) -> rx.Component:  # noqa: ANN001 - a Var of UploadRow
     return rx.box(
         rx.hstack(
-            rx.text(row.name, size="2", weight="medium", trim="both", overflow="hidden", text_overflow="ellipsis",
+            rx.text(row.name, size="2", weight="medium", overflow="hidden", text_overflow="ellipsis",
                     white_space="nowrap", flex="1", min_width="0"),
             rx.badge(
                 rx.match(row.state, *STATE_WORDS.items(), row.state),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import uuid
 
 import reflex as rx
@@ -126,7 +127,8 @@ class BillingState(AuthState):
             return
         finally:
             self.buying = ""
-        yield rx.redirect(url)
+        # A full page load: the local checkout page is on this host but not a page of the app.
+        yield rx.call_script(f"window.location.assign({json.dumps(url)})")
 
     @rx.event
     def start_success(self):

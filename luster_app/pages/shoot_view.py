@@ -111,7 +111,8 @@ def photo_cards(context: AppContext, user_id: uuid.UUID, shoot_id: uuid.UUID) ->
     latest = {job.asset_id: job for job in jobs}  # oldest first, so the newest job per photo wins
     presets = {job.id: job.preset for job in jobs}
     issued = time.time()
-    return [_card(asset, latest.get(asset.id), presets, issued) for asset in assets if asset.status != "pending"]
+    # Uploads still on their way or refused show in the upload list, with their progress or reason.
+    return [_card(asset, latest.get(asset.id), presets, issued) for asset in assets if asset.status == "ready"]
 
 
 def _card(asset: AssetView, job: gallery.JobBrief | None, presets: dict[uuid.UUID, str], issued: float) -> PhotoCard:

@@ -75,6 +75,9 @@ def create_download_link(
         filename = zip_filename(get_shoot(session=session, user_id=user_id, shoot_id=shoot_id))
     else:
         filename = _owned_output(session, user_id, asset_id).filename
+    # End the read before writing: SQLite cannot turn a read snapshot into a write once another
+    # connection has written; a transaction that starts with its write waits its turn instead.
+    session.commit()
     token = secrets.token_urlsafe(32)
     now = utcnow()
     # Expired links of this user go as new ones are made, so the table stays small.

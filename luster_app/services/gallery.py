@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlmodel import Session
 
 from luster_app.config import Settings
@@ -97,14 +97,14 @@ def progress_by_shoot(*, session: Session, user_id: uuid.UUID) -> dict[uuid.UUID
     }
 
 
-def set_disclose_alterations(*, session: Session, user_id: uuid.UUID, shoot_id: uuid.UUID, disclose: bool) -> Shoot:
+def set_disclose_alterations(*, session: Session, user_id: uuid.UUID, shoot_id: uuid.UUID, disclose: bool) -> None:
     """Turn the shoot's "Digitally altered" caption on scene-altering downloads on or off."""
-    shoot = get_shoot(session=session, user_id=user_id, shoot_id=shoot_id)
-    shoot.disclose_alterations = disclose
-    session.add(shoot)
+    get_shoot(session=session, user_id=user_id, shoot_id=shoot_id)
+    session.commit()  # a fresh transaction that starts with its write (SQLite cannot upgrade a read)
+    session.execute(
+        update(Shoot).where(Shoot.id == shoot_id, Shoot.user_id == user_id).values(disclose_alterations=disclose)
+    )
     session.commit()
-    session.refresh(shoot)
-    return shoot
 
 
 def display_url(*, session: Session, storage: Storage, settings: Settings, user_id: uuid.UUID, asset_id: uuid.UUID) -> str:
