@@ -10,12 +10,10 @@ from typing import Any
 import reflex as rx
 
 from luster_app import routes
-from luster_app.components import compare, enhance_panel, photo_grid, upload_zone
+from luster_app.components import compare, enhance_panel, photo_grid, shoot_header, upload_zone
 from luster_app.components.shell import error_callout, loading, page_shell
-from luster_app.context import AppContext
 from luster_app.models import JobStatus, User
 from luster_app.pages import shoot_view as view
-from luster_app.services import downloads, gallery
 from luster_app.services.errors import NotFound, PaymentRequired, ServiceError
 from luster_app.state import AuthState, app_context
 
@@ -23,41 +21,6 @@ POLL_SECONDS = 2
 # A page left open does not poll forever: about an hour of a job that never finishes.
 MAX_POLLS = 1800
 UPLOAD_INPUT_ID = "upload-input"
-
-
-def _presets(context: AppContext) -> list[view.PresetOption]:
-    from luster_app.services.presets import list_presets
-
-    with context.session() as session:
-        return view.preset_options(list_presets(session=session, engine=context.image_engine.name))
-
-
-def _enhance(context: AppContext, user_id: uuid.UUID, asset_ids: list[str], preset: str, params: dict[str, Any]) -> int:
-    from luster_app.services.jobs import JobOptions, create_batch
-
-    with context.session() as session:
-        jobs = create_batch(
-            session=session, user_id=user_id, asset_ids=[uuid.UUID(a) for a in asset_ids], preset=preset,
-            params=params, options=JobOptions.for_context(context),
-        )
-    return len(jobs)
-
-
-def _download_link(context: AppContext, user_id: uuid.UUID, **target: uuid.UUID) -> downloads.BrowserDownload:
-    with context.session() as session:
-        return downloads.create_download_link(session=session, user_id=user_id, **target)
-
-
-def _set_disclose(context: AppContext, user_id: uuid.UUID, shoot_id: uuid.UUID, disclose: bool) -> None:
-    with context.session() as session:
-        gallery.set_disclose_alterations(session=session, user_id=user_id, shoot_id=shoot_id, disclose=disclose)
-
-
-def _display_url(context: AppContext, user_id: uuid.UUID, asset_id: uuid.UUID) -> str:
-    with context.session() as session:
-        return gallery.display_url(
-            session=session, storage=context.storage, settings=context.settings, user_id=user_id, asset_id=asset_id
-        )
 
 
 class ShootState(AuthState):
@@ -145,7 +108,7 @@ class ShootState(AuthState):
             self.info = await asyncio.to_thread(view.shoot_info, context, user.id, shoot_id)
             self.shoot_id = str(shoot_id)
             self.photos = await asyncio.to_thread(view.photo_cards, context, user.id, shoot_id)
-            self.presets = await asyncio.to_thread(_presets, context)
+            self.presets = await asyncio.to_thread(view.presets, context)
         except NotFound:
             self.missing = True
         except ServiceError as exc:
@@ -170,14 +133,22 @@ class ShootState(AuthState):
                 return
             self._watching = True
             shoot_id = self.shoot_id
+        context = app_context()
         try:
             for _ in range(MAX_POLLS):
                 await asyncio.sleep(POLL_SECONDS)
                 async with self:
                     user = self._signed_in_user()
-                    if user is None or self.shoot_id != shoot_id or self.router.url.path != routes.shoot(shoot_id):
+                    if user is None or self.shoot_id != shoot_id or self.router.url.path.rstrip("/") != routes.shoot(shoot_id):
                         return
-                    await self._refresh(user)
+                # The database is read without holding the state, so the page stays responsive meanwhile.
+                cards = await asyncio.to_thread(view.photo_cards, context, user.id, uuid.UUID(shoot_id))
+                async with self:
+                    if self.shoot_id != shoot_id:
+                        return
+                    ttl = context.settings.signed_url_ttl_seconds
+                    self.photos = view.keep_fresh_urls(self.photos, cards, ttl_seconds=ttl)
+                    self._load_credits(user)
                     if not self.in_flight:
                         return
         finally:
@@ -289,7 +260,7 @@ class ShootState(AuthState):
         self.enhancing = True
         yield
         try:
-            count = await asyncio.to_thread(_enhance, app_context(), user.id, targets, preset, params)
+            count = await asyncio.to_thread(view.enhance, app_context(), user.id, targets, preset, params)
         except PaymentRequired as exc:
             self.payment_needed = str(exc)
             return
@@ -319,7 +290,7 @@ class ShootState(AuthState):
         self.showing_original, self.compare_open = False, True
         yield
         try:
-            self.compare_before = await asyncio.to_thread(_display_url, app_context(), user.id, uuid.UUID(asset_id))
+            self.compare_before = await asyncio.to_thread(view.display_url, app_context(), user.id, uuid.UUID(asset_id))
         except ServiceError as exc:
             self.compare_open, self.error = False, str(exc)
 
@@ -336,7 +307,7 @@ class ShootState(AuthState):
         if user is None:
             return self._sign_in_first()
         try:
-            link = await asyncio.to_thread(_download_link, app_context(), user.id, **target)
+            link = await asyncio.to_thread(view.download_link, app_context(), user.id, **target)
         except ServiceError as exc:
             self.error = str(exc)
             return None
@@ -358,57 +329,9 @@ class ShootState(AuthState):
         user = self._signed_in_user()
         if user is None:
             return self._sign_in_first()
-        await asyncio.to_thread(_set_disclose, app_context(), user.id, uuid.UUID(self.shoot_id), disclose)
+        await asyncio.to_thread(view.set_disclose, app_context(), user.id, uuid.UUID(self.shoot_id), disclose)
         self.info = view.ShootInfo(name=self.info.name, address=self.info.address, disclose=disclose)
         return None
-
-
-def _header() -> rx.Component:
-    return rx.flex(
-        rx.vstack(
-            rx.link("← All shoots", href=routes.SHOOTS, size="2"),
-            rx.heading(ShootState.info.name, size="7", id="shoot-title"),
-            rx.cond(ShootState.info.address != "", rx.text(ShootState.info.address, color_scheme="gray")),
-            spacing="1",
-        ),
-        rx.spacer(),
-        rx.vstack(
-            rx.button(
-                rx.icon("download"), "Download all (ZIP)",
-                on_click=ShootState.download_all, disabled=~ShootState.has_outputs, variant="soft", id="download-zip",
-            ),
-            rx.text(
-                rx.switch(checked=ShootState.info.disclose, on_change=ShootState.set_disclose, size="1",
-                          id="disclose-toggle"),
-                " Caption sky, dusk, lawn and declutter photos “Digitally altered” on download",
-                as_="label", size="1", color_scheme="gray", max_width="22em",
-            ),
-            align=rx.breakpoints(initial="start", sm="end"),
-            spacing="2",
-        ),
-        direction=rx.breakpoints(initial="column", sm="row"),
-        gap="3",
-        width="100%",
-    )
-
-
-def _messages() -> rx.Component:
-    return rx.fragment(
-        rx.cond(ShootState.error != "", error_callout(ShootState.error, id="shoot-error")),
-        rx.cond(ShootState.notice != "", rx.callout(ShootState.notice, icon="info", id="shoot-notice", width="100%")),
-        rx.cond(
-            ShootState.payment_needed != "",
-            rx.callout(
-                rx.vstack(
-                    rx.text(ShootState.payment_needed),
-                    rx.link(rx.button(rx.icon("coins"), "Buy credits", size="2"), href=routes.BILLING,
-                            id="payment-required-buy"),
-                    spacing="2",
-                ),
-                icon="coins", color_scheme="amber", width="100%", id="payment-required",
-            ),
-        ),
-    )
 
 
 def shoot_page() -> rx.Component:
@@ -423,8 +346,8 @@ def shoot_page() -> rx.Component:
             rx.cond(
                 ShootState.loaded,
                 rx.vstack(
-                    _header(),
-                    _messages(),
+                    shoot_header.shoot_header(ShootState),
+                    shoot_header.messages(ShootState),
                     upload_zone.upload_zone(ShootState, UPLOAD_INPUT_ID),
                     enhance_panel.enhance_bar(ShootState),
                     photo_grid.photo_grid(ShootState),

@@ -1,4 +1,4 @@
-"""View data of the shoot page (plain dataclasses the page state holds), built from service results."""
+"""The shoot page's calls to the core (plain functions, no Reflex) and the view data its state holds."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 
 from luster_app.context import AppContext
 from luster_app.models import JobStatus
-from luster_app.services import gallery, shoots
+from luster_app.services import downloads, gallery, shoots
+from luster_app.services.presets import list_presets
 from luster_app.services.shoots import AssetView
 
 STATUS_WORDS = {
@@ -237,3 +238,36 @@ def param_values(fields: list[ParamField], values: dict[str, str]) -> dict[str, 
         else:
             typed[field.name] = raw
     return typed
+
+
+def presets(context: AppContext) -> list[PresetOption]:
+    with context.session() as session:
+        return preset_options(list_presets(session=session, engine=context.image_engine.name))
+
+
+def enhance(context: AppContext, user_id: uuid.UUID, asset_ids: list[str], preset: str, params: dict[str, Any]) -> int:
+    from luster_app.services.jobs import JobOptions, create_batch
+
+    with context.session() as session:
+        jobs = create_batch(
+            session=session, user_id=user_id, asset_ids=[uuid.UUID(a) for a in asset_ids], preset=preset,
+            params=params, options=JobOptions.for_context(context),
+        )
+    return len(jobs)
+
+
+def download_link(context: AppContext, user_id: uuid.UUID, **target: uuid.UUID) -> downloads.BrowserDownload:
+    with context.session() as session:
+        return downloads.create_download_link(session=session, user_id=user_id, **target)
+
+
+def set_disclose(context: AppContext, user_id: uuid.UUID, shoot_id: uuid.UUID, disclose: bool) -> None:
+    with context.session() as session:
+        gallery.set_disclose_alterations(session=session, user_id=user_id, shoot_id=shoot_id, disclose=disclose)
+
+
+def display_url(context: AppContext, user_id: uuid.UUID, asset_id: uuid.UUID) -> str:
+    with context.session() as session:
+        return gallery.display_url(
+            session=session, storage=context.storage, settings=context.settings, user_id=user_id, asset_id=asset_id
+        )
