@@ -15,6 +15,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from PIL import Image
 
@@ -23,6 +24,7 @@ from luster_app.migrations import ROOT
 from tests.browser_support import chromium, served_app
 from tests.conftest import PHOTOS
 from tests.fakes.smtp_server import SmtpSink
+from tests.redacted import bearer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -68,9 +70,9 @@ class Photographer:
         self.page, self.app_url, self.smtp, self.screenshots, self.device = page, app_url, smtp, screenshots, device
         page.set_default_timeout(STEP_TIMEOUT_MS)
 
-    def shot(self, name: str) -> None:
+    def shot(self, name: str, *, full_page: bool = True) -> None:
         self.page.wait_for_load_state("networkidle")
-        self.page.screenshot(path=str(self.screenshots / f"{self.device}-{name}.png"), full_page=True)
+        self.page.screenshot(path=str(self.screenshots / f"{self.device}-{name}.png"), full_page=full_page)
 
     def sign_in(self, email: str) -> None:
         page = self.page
@@ -84,6 +86,14 @@ class Photographer:
         assert link is not None, "the sign-in email has no link"
         page.goto(link.group(0))
         page.wait_for_url(f"{self.app_url}/shoots")
+
+    def api_headers(self) -> dict[str, str]:
+        """The signed-in browser's own bearer token (its session cookie), for steps a test takes by API."""
+        cookies = {c["name"]: c["value"] for c in self.page.context.cookies()}
+        return bearer(cookies["luster_session"])
+
+    def upload(self, *paths: Path) -> None:
+        self.page.set_input_files("#upload-input", [str(path) for path in paths])
 
     def balance(self) -> str:
         return self.page.inner_text("#nav-balance")
@@ -113,8 +123,11 @@ class Photographer:
         self.card(filename).locator(f'.photo-status[data-status="{status}"]').wait_for(timeout=JOB_TIMEOUT_MS)
 
     def enhance(self, expected_cost: int) -> None:
+        self.page.click("#enhance-open")
+        self.confirm_enhance(expected_cost)
+
+    def confirm_enhance(self, expected_cost: int) -> None:
         page = self.page
-        page.click("#enhance-open")
         cost = page.locator("#enhance-cost")
         cost.wait_for()
         assert f"{expected_cost} credit" in cost.inner_text()
@@ -193,7 +206,7 @@ def test_a_photographer_uploads_enhances_pays_compares_and_downloads(
     page.wait_for_url(re.compile(r".*/api/billing/local-checkout/.*"))
     me.shot("checkout")
     page.click("text=Pay")
-    page.wait_for_url(re.compile(r".*/billing/success\?session_id=.*"))
+    page.wait_for_url(re.compile(r".*/billing/success/?\?session_id=.*"))
     page.wait_for_selector("#checkout-granted")
     assert "10 credits" in page.inner_text("#checkout-granted")
     assert me.balance() == "10 credits"
@@ -220,13 +233,13 @@ def test_a_photographer_uploads_enhances_pays_compares_and_downloads(
         after.wait_for()
         page.wait_for_function("document.querySelector('#compare-image').complete")
         assert after.evaluate("img => [img.naturalWidth, img.naturalHeight]") == list(size)
-        page.locator("#compare-toggle").get_by_text("Original").click()
+        page.locator("#compare-toggle").get_by_role("radio", name="Original").click()
         before = page.locator('#compare-image[data-showing="original"]')
         before.wait_for()
         page.wait_for_function("document.querySelector('#compare-image').complete && "
                                "document.querySelector('#compare-image').naturalWidth > 0")
         assert before.evaluate("img => [img.naturalWidth, img.naturalHeight]") == list(size)
-        me.shot("compare")
+        me.shot(f"compare-{Path(name).suffix[1:].lower()}", full_page=False)  # a dialog: what the screen shows
         page.click("#compare-close")
 
     # One output, as a file: the original's upright size, no location.
@@ -238,7 +251,8 @@ def test_a_photographer_uploads_enhances_pays_compares_and_downloads(
     me.card(CAMERA_JPEG.name).locator(".photo-rerun").click()
     page.click("#preset-select")
     page.get_by_role("option", name="Sky replacement").click()
-    me.enhance(expected_cost=1)
+    me.shot("rerun", full_page=False)
+    me.confirm_enhance(expected_cost=1)
     me.card(CAMERA_JPEG.name).locator(".output-row").nth(1).wait_for(timeout=JOB_TIMEOUT_MS)
     assert [row.inner_text().split("\n")[0] for row in me.card(CAMERA_JPEG.name).locator(".output-row").all()] == [
         "Enhance · v1", "Sky · v2"]
@@ -274,3 +288,54 @@ def test_a_photographer_uploads_enhances_pays_compares_and_downloads(
     assert "2 enhanced" in page.inner_text(".shoot-card-status")
     me.shot("shoots")
     context.close()
+
+
+def _signed_in_with_a_shoot(browser, app_url: str, smtp: SmtpSink, screenshots: Path) -> Photographer:  # noqa: ANN001
+    page = browser.new_context(viewport=VIEWPORTS["desktop"]).new_page()
+    me = Photographer(page, app_url, smtp, screenshots, "desktop")
+    me.sign_in(f"{uuid.uuid4().hex[:8]}@example.com")
+    me.create_shoot("Hillside Drive", "")
+    me.upload(CAMERA_JPEG)
+    me.card(CAMERA_JPEG.name).locator(".photo-thumb").wait_for()
+    return me
+
+
+def test_the_same_photo_chosen_again_uploads_only_when_the_photographer_insists(
+    app_url: str, smtp: SmtpSink, browser, screenshots: Path  # noqa: ANN001
+) -> None:
+    me = _signed_in_with_a_shoot(browser, app_url, smtp, screenshots)
+    me.upload(CAMERA_JPEG)
+    duplicate = me.page.locator('.upload-row[data-state="duplicate"]')
+    duplicate.wait_for()
+    assert me.page.locator(".photo-card").count() == 1
+    duplicate.locator(".upload-insist").click()
+    me.page.locator('.upload-row[data-state="done"]').nth(1).wait_for()
+    me.page.wait_for_function("document.querySelectorAll('.photo-card').length === 2")
+    me.page.context.close()
+
+
+def test_a_failed_job_says_what_happened_and_what_to_do_next(
+    app_url: str, smtp: SmtpSink, browser, screenshots: Path  # noqa: ANN001
+) -> None:
+    me = _signed_in_with_a_shoot(browser, app_url, smtp, screenshots)
+    headers = me.api_headers()
+    with httpx.Client(base_url=app_url, headers=headers, timeout=60) as api:
+        checkout = api.post("/api/billing/checkout", json={"pack": "starter"}).json()
+        api.post(f"/api/billing/local-checkout/{checkout['session_id']}/pay")
+        photo = api.get(f"/api/shoots/{me.page.url.rsplit('/', 1)[-1]}/assets").json()[0]
+        # Declutter needs the AI engine; this deployment runs the classic one, so the job fails.
+        created = api.post("/api/jobs", json={"asset_id": photo["id"], "preset": "declutter"})
+        assert created.status_code == 201
+    me.page.reload()
+    me.wait_for_status(CAMERA_JPEG.name, "failed")  # live, without reloading again
+    card = me.card(CAMERA_JPEG.name)
+    assert "AI engine" in card.locator(".photo-error").inner_text()
+    card.locator(".photo-error a").click()
+    me.page.wait_for_selector("#job-error")
+    error = me.page.inner_text("#job-error")
+    assert "declutter" in error
+    assert "What to do: Pick another style" in error
+    assert me.page.inner_text("#job-status") == "Failed"
+    assert me.balance() == "10 credits"  # a failure costs nothing
+    me.shot("job-failed")
+    me.page.context.close()

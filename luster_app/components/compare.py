@@ -31,7 +31,10 @@ def compare_dialog(state: type) -> rx.Component:
                     rx.image(
                         src=image_url,
                         alt=rx.cond(state.showing_original, "Original", "Enhanced"),
+                        # The whole photo in view, as large as the screen allows; "Open full size" for pixels.
                         max_width="100%",
+                        max_height="72vh",
+                        width="auto",
                         height="auto",
                         display="block",
                         margin_x="auto",
@@ -41,8 +44,6 @@ def compare_dialog(state: type) -> rx.Component:
                     rx.center(rx.spinner(size="3"), height="12em"),
                 ),
                 width="100%",
-                max_height="78vh",
-                overflow="auto",
             ),
             rx.hstack(
                 rx.text("Tap Original to see the photo as it was shot.", size="1", color_scheme="gray"),

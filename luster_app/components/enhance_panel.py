@@ -79,7 +79,7 @@ def _field(state: type, field) -> rx.Component:  # noqa: ANN001 - a Var of Param
 
 def _preset_picker(state: type) -> rx.Component:
     return rx.vstack(
-        rx.text("Style", size="2", weight="medium"),
+        rx.text("Preset", size="2", weight="medium"),
         rx.select.root(
             rx.select.trigger(width="100%", id="preset-select"),
             rx.select.content(

@@ -145,7 +145,7 @@ class BillingState(AuthState):
             async with self:
                 user = self._signed_in_user()
                 session_id = self.router.url.query_parameters.get("session_id", "")
-                if user is None or self.router.url.path != routes.BILLING_SUCCESS:
+                if user is None or self.router.url.path.rstrip("/") != routes.BILLING_SUCCESS:
                     return
             try:
                 view = await asyncio.to_thread(_checkout_status, app_context(), user.id, session_id)

@@ -150,6 +150,7 @@ class ShootState(AuthState):
                     self.photos = view.keep_fresh_urls(self.photos, cards, ttl_seconds=ttl)
                     self._load_credits(user)
                     if not self.in_flight:
+                        self.notice = ""  # "queued for …" is over: every badge now says how it went
                         return
         finally:
             async with self:
