@@ -169,6 +169,20 @@ def test_links_per_email_are_rate_limited(mail_client, mail_context, smtp) -> No
     assert ask_for_link(mail_client, "someone-else@example.com").status_code == 202
 
 
+@pytest.mark.parametrize(
+    "variant",
+    ["<flood@example.com>", "flood@example.com(2)", "(x)flood@example.com", '"flood"@example.com',
+     "flood@example.com;x", "flood@example.com,", "=?utf-8?q?flood?=@example.com"],
+)
+def test_spellings_of_the_same_mailbox_cannot_dodge_the_per_email_limit(variant, mail_client, mail_context, smtp) -> None:
+    limit = mail_context.settings.magic_link_limit_per_email
+    for _ in range(limit):
+        assert ask_for_link(mail_client, "flood@example.com").status_code == 202
+    answer = ask_for_link(mail_client, variant)
+    assert smtp.recipients.count("flood@example.com") == limit
+    assert answer.status_code in (422, 429)
+
+
 def test_links_per_client_address_are_rate_limited(settings, sqlite_url, smtp) -> None:
     limited = settings.model_copy(update={"smtp_url": smtp.url, "magic_link_limit_per_address": 3})
     with TestClient(create_api(AppContext(limited, db=make_engine(sqlite_url)))) as client:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from email import errors as email_errors
+from email import policy as email_policy
 from urllib.parse import urlsplit
 
 from sqlmodel import Session
@@ -33,9 +35,21 @@ class SignedIn:
 def normalize_email(email: str) -> str:
     """The address lower-cased and trimmed; Invalid (422) when it cannot be an email address."""
     email = (email or "").strip().lower()
-    if len(email) > 320 or not EMAIL_PATTERN.match(email):
+    if len(email) > 320 or not EMAIL_PATTERN.match(email) or _mailbox_read_by_mailer(email) != [email]:
         raise Invalid("Enter a valid email address.")
     return email
+
+
+def _mailbox_read_by_mailer(email: str) -> list[str]:
+    """The addresses a mail header holding `email` delivers to.
+
+    Mail parsers read `<a@b.c>`, `a@b.c(x)`, `"a"@b.c` or `=?utf-8?q?a?=@b.c` as the mailbox a@b.c;
+    accepting such spellings would give one inbox endless rate-limit buckets and look-alike accounts.
+    """
+    try:
+        return [address.addr_spec for address in email_policy.default.header_factory("To", email).addresses]
+    except (email_errors.MessageError, ValueError, IndexError):
+        return []
 
 
 def safe_next_path(value: str | None, *, app_url: str) -> str:
