@@ -183,6 +183,25 @@ def test_spellings_of_the_same_mailbox_cannot_dodge_the_per_email_limit(variant,
     assert answer.status_code in (422, 429)
 
 
+def test_a_burst_of_concurrent_requests_gets_no_more_links_than_the_limit(mail_client, mail_context, smtp) -> None:
+    limit = mail_context.settings.magic_link_limit_per_email
+    racers = 4 * limit
+    start = threading.Barrier(racers)
+    statuses: list[int] = []
+
+    def ask() -> None:
+        start.wait()
+        statuses.append(ask_for_link(mail_client, "burst@example.com").status_code)
+
+    threads = [threading.Thread(target=ask) for _ in range(racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert smtp.recipients.count("burst@example.com") == limit
+    assert sorted(statuses) == [202] * limit + [429] * (racers - limit)
+
+
 def test_links_per_client_address_are_rate_limited(settings, sqlite_url, smtp) -> None:
     limited = settings.model_copy(update={"smtp_url": smtp.url, "magic_link_limit_per_address": 3})
     with TestClient(create_api(AppContext(limited, db=make_engine(sqlite_url)))) as client:
