@@ -22,6 +22,7 @@ from luster_app.auth.local import LocalAuth, hash_link_token
 from luster_app.config import Settings
 from luster_app.context import AppContext
 from luster_app.db import make_engine
+from luster_app.logging import configure_logging
 from luster_app.migrations import ROOT
 from luster_app.models import Credits, MagicLink, User, utcnow
 from tests.conftest import make_user
@@ -238,16 +239,36 @@ def test_refresh_token_keeps_a_user_signed_in(mail_client, smtp) -> None:
     assert mail_client.post("/api/auth/refresh", json={"refresh_token": first["access_token"]}).status_code == 401
 
 
-def test_without_smtp_the_link_is_logged_only_in_development(settings, sqlite_url, caplog) -> None:
-    caplog.set_level(logging.WARNING)
+def test_without_smtp_the_link_is_printed_only_in_development_and_never_logged(settings, sqlite_url, caplog, capfd) -> None:
+    caplog.set_level(logging.DEBUG)
     for env, expect_link in (("development", True), ("test", False)):
         caplog.clear()
         ctx = AppContext(settings.model_copy(update={"luster_env": env}), db=make_engine(sqlite_url))
         with TestClient(create_api(ctx)) as client:
             assert ask_for_link(client, f"{env}@example.com").status_code == 202
-        link_logged = "http://testserver/auth/confirm?token=" in caplog.text
-        assert link_logged is expect_link, f"LUSTER_ENV={env}: link logged={link_logged}"
+        printed = capfd.readouterr()  # consumed, so the link never shows in a test report
+        link_printed = "http://testserver/auth/confirm?token=" in printed.err
+        assert link_printed is expect_link, f"LUSTER_ENV={env}: link printed={link_printed}"
+        assert "token=" not in caplog.text
         assert f"{env}@example.com" in caplog.text
+
+
+def test_without_smtp_a_developer_signs_in_with_the_link_the_server_prints(settings, sqlite_url, capfd) -> None:
+    development = settings.model_copy(update={"luster_env": "development"})
+    root = logging.getLogger()
+    level = root.level
+    handler = configure_logging(development)  # what the app does at startup: redacting handler on stdout
+    try:
+        with TestClient(create_api(AppContext(development, db=make_engine(sqlite_url)))) as client:
+            assert ask_for_link(client, "dev@example.com").status_code == 202
+            printed = capfd.readouterr()  # consumed, so the link never shows in a test report
+            links = [Redacted(link) for link in LINK.findall(printed.out + printed.err) if "token=" in link]
+            assert links, "the server printed no usable sign-in link"
+            token = parse_qs(urlsplit(links[-1]).query)["token"][0]
+            assert confirm(client, Redacted(token)).status_code == 200
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
 
 
 def test_local_provider_refuses_production(settings, sqlite_url) -> None:
