@@ -319,6 +319,20 @@ def test_behind_a_trusted_proxy_each_client_address_has_its_own_limit(settings, 
     assert run(0) == [202, 429]  # no trusted proxy: a client cannot dodge the limit with the header
 
 
+def test_one_ipv6_network_shares_one_client_address_limit(settings, sqlite_url, smtp) -> None:
+    limited = settings.model_copy(
+        update={"smtp_url": smtp.url, "magic_link_limit_per_address": 1, "trusted_proxy_hops": 1}
+    )
+    with TestClient(create_api(AppContext(limited, db=make_engine(sqlite_url)))) as client:
+        statuses = [
+            client.post("/api/auth/magic-link", json={"email": f"v6-{n}@example.com"},
+                        headers={"X-Forwarded-For": address}).status_code
+            # A home connection gets a whole /64: its addresses are one client, not 2**64.
+            for n, address in enumerate(["2001:db8:1:2::1", "2001:db8:1:2:ffff::9", "2001:db8:1:3::1"])
+        ]
+    assert statuses == [202, 429, 202]
+
+
 def test_unreachable_smtp_server_is_503_and_says_to_retry(settings, sqlite_url) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from email import errors as email_errors
@@ -75,6 +76,19 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
 
 
+def _client_network(address: str) -> str:
+    """Who a client address stands for: an IPv4 address, or the /64 an IPv6 host picks its addresses from."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address or "unknown"
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
 def request_magic_link(
     *, session: Session, auth: AuthProvider, settings: Settings, email: str, client_address: str, next_path: str | None
 ) -> None:
@@ -83,7 +97,7 @@ def request_magic_link(
     # Each limit is committed on its own, so a refused request still counts against the other.
     check_rate_limit(
         session=session,
-        bucket=f"magic-link:address:{client_address or 'unknown'}",
+        bucket=f"magic-link:address:{_client_network(client_address)}",
         limit=settings.magic_link_limit_per_address,
         window_seconds=RATE_WINDOW_SECONDS,
         message="Too many sign-in requests from your network. Wait a few minutes and try again.",
