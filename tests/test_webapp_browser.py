@@ -300,11 +300,20 @@ def _signed_in_with_a_shoot(browser, app_url: str, smtp: SmtpSink, screenshots: 
     return me
 
 
-def test_the_same_photo_chosen_again_uploads_only_when_the_photographer_insists(
+DROP = """async ({name, bytes}) => {
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([new Uint8Array(bytes)], name, {type: "image/jpeg"}));
+  return transfer;
+}"""
+
+
+def test_the_same_photo_dropped_again_uploads_only_when_the_photographer_insists(
     app_url: str, smtp: SmtpSink, browser, screenshots: Path  # noqa: ANN001
 ) -> None:
     me = _signed_in_with_a_shoot(browser, app_url, smtp, screenshots)
-    me.upload(CAMERA_JPEG)
+    # Dragged from the desktop onto the zone this time.
+    transfer = me.page.evaluate_handle(DROP, {"name": CAMERA_JPEG.name, "bytes": list(CAMERA_JPEG.read_bytes())})
+    me.page.dispatch_event("#upload-zone", "drop", {"dataTransfer": transfer})
     duplicate = me.page.locator('.upload-row[data-state="duplicate"]')
     duplicate.wait_for()
     assert me.page.locator(".photo-card").count() == 1
