@@ -11,7 +11,7 @@ from luster_app.services.errors import RateLimited, ServiceError
 
 def create_api(context: AppContext | None = None) -> FastAPI:
     """The API app; `context` None means the process default, built on the first request."""
-    from luster_app.api import health, me
+    from luster_app.api import health, jobs, me
 
     api = FastAPI(
         title="Luster API",
@@ -27,6 +27,6 @@ def create_api(context: AppContext | None = None) -> FastAPI:
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
         return JSONResponse({"detail": str(exc)}, status_code=exc.status_code, headers=headers)
 
-    for module in (health, me):
+    for module in (health, me, jobs):
         api.include_router(module.router, prefix="/api")
     return api

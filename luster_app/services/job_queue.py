@@ -1,0 +1,236 @@
+"""The worker's side of a job: claim, heartbeat, finish, retry, fail, release.
+
+Claiming is one statement. Every later transition is conditional on the caller still holding
+the lease (`id`, `lease_owner`, status `processing`), so a worker that lost its lease to
+another changes nothing, and a credit moves only in the transaction that stores the output.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import PurePosixPath
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import func, literal, select, union_all, update
+from sqlmodel import Session
+
+from luster_app.db import is_postgres
+from luster_app.models import Asset, AssetKind, AssetStatus, Job, JobStatus, LedgerKind, UTCDateTime, utcnow
+from luster_app.services.credits import apply_ledger_entry
+from luster_app.services.jobs import add_event, start_transaction
+
+NO_SYNC = {"synchronize_session": False}
+
+
+class FinishOutcome(enum.Enum):
+    FINISHED = "finished"  # the job succeeded with these outputs (now, or by an earlier commit)
+    LEASE_LOST = "lease_lost"  # another worker owns the job: nothing was written
+    VERSION_TAKEN = "version_taken"  # a concurrent job stored this version first: store under the next one
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    job: Job
+    reclaimed: bool  # taken over from a worker whose lease expired
+
+
+@dataclass(frozen=True)
+class OutputFiles:
+    """An output and its thumbnail, already in storage under keys for `version`."""
+
+    version: int
+    key: str
+    size: int
+    width: int
+    height: int
+    thumb_key: str
+    thumb_size: int
+    thumb_width: int
+    thumb_height: int
+
+
+def _now(session: Session, plus_seconds: float = 0) -> Any:
+    """'Now' in SQL: the database's clock on PostgreSQL, which every worker machine shares;
+    on SQLite (one machine) this process's clock."""
+    if is_postgres(session.get_bind()):
+        return func.now() + timedelta(seconds=plus_seconds) if plus_seconds else func.now()
+    return literal(utcnow() + timedelta(seconds=plus_seconds), UTCDateTime())
+
+
+def _owned(job_id: uuid.UUID, owner: str) -> tuple[sa.ColumnElement[bool], ...]:
+    return (Job.id == job_id, Job.lease_owner == owner, Job.status == JobStatus.PROCESSING)
+
+
+def claim_jobs(*, session: Session, owner: str, limit: int, lease_seconds: float) -> list[ClaimedJob]:
+    """Lease up to `limit` due jobs to `owner` in one statement, and record each attempt.
+
+    Due means queued with `run_after` passed, or processing with an expired lease (its
+    worker died). On PostgreSQL both sets are picked `FOR UPDATE SKIP LOCKED`, so concurrent
+    workers never wait on or double-claim a row; SQLite runs the same statement under its
+    single write lock, which makes the conditional UPDATE atomic.
+    """
+    start_transaction(session)
+    now = _now(session)
+    due = (
+        select(Job.id, literal("due").label("source"))
+        .where(Job.status == JobStatus.QUEUED, Job.run_after <= now)
+        .order_by(Job.run_after)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("due")
+    )
+    stale = (
+        select(Job.id, literal("stale").label("source"))
+        .where(Job.status == JobStatus.PROCESSING, Job.lease_expires_at < now)
+        .order_by(Job.lease_expires_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("stale")
+    )
+    picked = union_all(select(due), select(stale)).limit(limit).subquery("picked")
+    claim = (
+        update(Job)
+        .where(Job.id == picked.c.id)
+        .values(
+            status=JobStatus.PROCESSING,
+            lease_owner=owner,
+            lease_expires_at=_now(session, lease_seconds),
+            attempts=Job.attempts + 1,
+            started_at=func.coalesce(Job.started_at, now),
+        )
+        .returning(Job, picked.c.source)
+    )
+    try:
+        claimed = [ClaimedJob(job=job, reclaimed=source == "stale") for job, source in session.execute(claim, execution_options=NO_SYNC)]
+        for item in claimed:
+            if item.reclaimed:
+                add_event(session, item.job.id, "lease_expired", attempt=item.job.attempts - 1)
+            add_event(session, item.job.id, "claimed", attempt=item.job.attempts, worker=owner)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return claimed
+
+
+def _transition(session: Session, job_id: uuid.UUID, owner: str, values: dict[str, Any], event: str | None, **detail: Any) -> bool:
+    """Apply `values` to a job this worker still owns, with its event; False if the lease is gone."""
+    start_transaction(session)
+    try:
+        owned = session.execute(update(Job).where(*_owned(job_id, owner)).values(**values), execution_options=NO_SYNC).rowcount
+        if owned and event:
+            add_event(session, job_id, event, **detail)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return owned == 1
+
+
+def extend_lease(*, session: Session, job_id: uuid.UUID, owner: str, lease_seconds: float) -> bool:
+    """The heartbeat: push the lease forward; False when this worker no longer owns the job."""
+    return _transition(session, job_id, owner, {"lease_expires_at": _now(session, lease_seconds)}, None)
+
+
+def schedule_retry(
+    *, session: Session, job_id: uuid.UUID, owner: str, attempt: int, delay_seconds: float, error_code: str, error_message: str
+) -> bool:
+    """Back to `queued` after a transient failure, due again in `delay_seconds`; no charge."""
+    values = {
+        "status": JobStatus.QUEUED, "run_after": _now(session, delay_seconds), "lease_owner": None,
+        "lease_expires_at": None, "error_code": error_code, "error_message": error_message,
+    }
+    return _transition(
+        session, job_id, owner, values, "attempt_failed",
+        attempt=attempt, error_code=error_code, message=error_message, retry_in_seconds=round(delay_seconds, 3),
+    )
+
+
+def fail_job(*, session: Session, job_id: uuid.UUID, owner: str, attempt: int, error_code: str, error_message: str) -> bool:
+    """`failed` for good, with a message the photographer can act on; no charge."""
+    values = {
+        "status": JobStatus.FAILED, "finished_at": _now(session), "lease_owner": None, "lease_expires_at": None,
+        "error_code": error_code, "error_message": error_message,
+    }
+    return _transition(session, job_id, owner, values, "failed", attempt=attempt, error_code=error_code, message=error_message)
+
+
+def release_job(*, session: Session, job_id: uuid.UUID, owner: str) -> bool:
+    """Hand an unfinished job back to the queue (worker stopping): due now, the attempt not counted."""
+    values = {
+        "status": JobStatus.QUEUED, "run_after": _now(session), "lease_owner": None, "lease_expires_at": None,
+        "attempts": Job.attempts - 1,
+    }
+    return _transition(session, job_id, owner, values, "released", reason="worker stopped before the job finished")
+
+
+def next_output_version(*, session: Session, original_id: uuid.UUID) -> int:
+    """The version number the next output of this original photo gets (`_v{n}` in its key)."""
+    start_transaction(session)
+    version = _next_version(session, original_id)
+    session.commit()
+    return version
+
+
+def finish_success(*, session: Session, job: Job, owner: str, files: OutputFiles) -> FinishOutcome:
+    """In one transaction, if `owner` still holds the lease: `succeeded`, the output and thumbnail
+    assets, the ledger row (kind `job`, ref the job id) and one credit taken."""
+    start_transaction(session)
+    try:
+        values = {
+            "status": JobStatus.SUCCEEDED, "finished_at": _now(session), "lease_owner": None,
+            "lease_expires_at": None, "error_code": None, "error_message": None,
+        }
+        if not session.execute(update(Job).where(*_owned(job.id, owner)).values(**values), execution_options=NO_SYNC).rowcount:
+            session.rollback()
+            return FinishOutcome.FINISHED if _stored_by_job(session, job.id, files.key) else FinishOutcome.LEASE_LOST
+        # Lock the original so concurrent jobs on the same photo take versions one at a time.
+        original = session.execute(select(Asset).where(Asset.id == job.asset_id).with_for_update()).scalar_one()
+        if _next_version(session, original.id) != files.version:
+            session.rollback()
+            return FinishOutcome.VERSION_TAKEN
+        output = _output_assets(job, original, files, session)
+        apply_ledger_entry(session=session, user_id=job.user_id, delta=-1, kind=LedgerKind.JOB, ref=str(job.id))
+        add_event(session, job.id, "succeeded", attempt=job.attempts, output_asset_id=str(output.id), version=files.version)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return FinishOutcome.FINISHED
+
+
+def _next_version(session: Session, original_id: uuid.UUID) -> int:
+    latest = session.execute(
+        select(func.max(Asset.version)).where(Asset.parent_asset_id == original_id, Asset.kind == AssetKind.OUTPUT)
+    ).scalar()
+    return (latest or 0) + 1
+
+
+def _stored_by_job(session: Session, job_id: uuid.UUID, key: str) -> bool:
+    """Whether this output is already recorded: a finish whose commit succeeded but whose
+    acknowledgement was lost to a dropped connection, and was then retried."""
+    found = session.execute(select(Asset.id).where(Asset.job_id == job_id, Asset.storage_key == key)).first()
+    session.rollback()
+    return found is not None
+
+
+def _output_assets(job: Job, original: Asset, files: OutputFiles, session: Session) -> Asset:
+    stem = f"{PurePosixPath(original.filename).stem}_{job.preset}_v{files.version}"
+    common = {"shoot_id": original.shoot_id, "user_id": original.user_id, "content_type": "image/jpeg", "status": AssetStatus.READY}
+    output = Asset(
+        kind=AssetKind.OUTPUT, storage_key=files.key, filename=f"{stem}.jpg", bytes=files.size, width=files.width,
+        height=files.height, parent_asset_id=original.id, job_id=job.id, version=files.version, **common,
+    )
+    session.add(output)
+    session.flush()
+    session.add(
+        Asset(
+            kind=AssetKind.THUMB, storage_key=files.thumb_key, filename=f"{stem}_thumb.jpg", bytes=files.thumb_size,
+            width=files.thumb_width, height=files.thumb_height, parent_asset_id=output.id, job_id=job.id, **common,
+        )
+    )
+    return output

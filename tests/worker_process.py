@@ -1,0 +1,41 @@
+"""A real worker process for tests and benchmarks: the production Worker with a test engine.
+
+    python tests/worker_process.py ENGINE_SPEC [--concurrency N] [--drain]
+
+Settings (DATABASE_URL, LUSTER_DATA_DIR, JOB_LEASE_SECONDS, ...) come from the environment,
+exactly as for `luster worker`; only the image engine differs (see engines_for_tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import resource
+import sys
+
+from luster_app.config import Settings
+from luster_app.context import AppContext
+from tests.engines_for_tests import engine_from_spec
+from tests.storage_for_tests import DirectoryStorage
+from worker.worker import Worker
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("engine")
+    parser.add_argument("--concurrency", type=int, default=None)
+    parser.add_argument("--drain", action="store_true")
+    args = parser.parse_args()
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    context = AppContext(
+        settings, image_engine=engine_from_spec(args.engine), storage=DirectoryStorage(settings.luster_data_dir / "storage")
+    )
+    status = Worker(context, concurrency=args.concurrency, drain=args.drain).run()
+    # For the memory benchmark: this process's peak resident set, in KiB (Linux).
+    print(f"peak_rss_kib={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}", flush=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
