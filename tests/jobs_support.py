@@ -28,8 +28,8 @@ from tests.storage_for_tests import DirectoryStorage
 # job is taken over within seconds.
 FAST_WORKER = {
     "job_lease_seconds": 3,
-    "job_retry_base_seconds": 0.05,
-    "job_retry_max_seconds": 0.2,
+    "job_retry_base_seconds": 0,  # a retry is due at once, so a draining worker takes it
+    "job_retry_max_seconds": 0,
     "worker_poll_seconds": 0.05,
     "worker_grace_seconds": 20,
 }
@@ -107,9 +107,9 @@ def jobs_by_status(context: AppContext) -> dict[str, int]:
         return dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).all())
 
 
-def outputs_of(context: AppContext, job_id: uuid.UUID) -> list[Asset]:
+def outputs_of(context: AppContext, job_id: uuid.UUID | str) -> list[Asset]:
     with context.session() as session:
-        query = select(Asset).where(Asset.job_id == job_id, Asset.kind == AssetKind.OUTPUT)
+        query = select(Asset).where(Asset.job_id == uuid.UUID(str(job_id)), Asset.kind == AssetKind.OUTPUT)
         return list(session.execute(query).scalars())
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import func, literal, select, union_all, update
 from sqlmodel import Session
 
 from luster_app.db import is_postgres
-from luster_app.models import Asset, AssetKind, AssetStatus, Job, JobStatus, LedgerKind, UTCDateTime, utcnow
+from luster_app.models import Asset, AssetKind, AssetStatus, Job, JobEvent, JobStatus, LedgerKind, UTCDateTime, utcnow
 from luster_app.services.credits import apply_ledger_entry
 from luster_app.services.jobs import add_event, start_transaction
 
@@ -76,7 +76,7 @@ def claim_jobs(*, session: Session, owner: str, limit: int, lease_seconds: float
     start_transaction(session)
     now = _now(session)
     due = (
-        select(Job.id, literal("due").label("source"))
+        select(Job.id)
         .where(Job.status == JobStatus.QUEUED, Job.run_after <= now)
         .order_by(Job.run_after)
         .limit(limit)
@@ -84,17 +84,16 @@ def claim_jobs(*, session: Session, owner: str, limit: int, lease_seconds: float
         .cte("due")
     )
     stale = (
-        select(Job.id, literal("stale").label("source"))
+        select(Job.id)
         .where(Job.status == JobStatus.PROCESSING, Job.lease_expires_at < now)
         .order_by(Job.lease_expires_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
         .cte("stale")
     )
-    picked = union_all(select(due), select(stale)).limit(limit).subquery("picked")
     claim = (
         update(Job)
-        .where(Job.id == picked.c.id)
+        .where(Job.id.in_(union_all(select(due.c.id), select(stale.c.id)).limit(limit)))
         .values(
             status=JobStatus.PROCESSING,
             lease_owner=owner,
@@ -102,19 +101,29 @@ def claim_jobs(*, session: Session, owner: str, limit: int, lease_seconds: float
             attempts=Job.attempts + 1,
             started_at=func.coalesce(Job.started_at, now),
         )
-        .returning(Job, picked.c.source)
+        .returning(Job)
     )
     try:
-        claimed = [ClaimedJob(job=job, reclaimed=source == "stale") for job, source in session.execute(claim, execution_options=NO_SYNC)]
-        for item in claimed:
-            if item.reclaimed:
-                add_event(session, item.job.id, "lease_expired", attempt=item.job.attempts - 1)
-            add_event(session, item.job.id, "claimed", attempt=item.job.attempts, worker=owner)
+        jobs = list(session.execute(claim, execution_options=NO_SYNC).scalars())
+        interrupted = _interrupted(session, [job.id for job in jobs])
+        for job in jobs:
+            if job.id in interrupted:
+                add_event(session, job.id, "lease_expired", attempt=job.attempts - 1)
+            add_event(session, job.id, "claimed", attempt=job.attempts, worker=owner)
         session.commit()
     except BaseException:
         session.rollback()
         raise
-    return claimed
+    return [ClaimedJob(job=job, reclaimed=job.id in interrupted) for job in jobs]
+
+
+def _interrupted(session: Session, job_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Those of `job_ids` whose latest event is a claim: that attempt never reported back, so
+    its worker died and the lease expired (every other ending writes its own event)."""
+    if not job_ids:
+        return set()
+    latest = select(func.max(JobEvent.id)).where(JobEvent.job_id.in_(job_ids)).group_by(JobEvent.job_id)
+    return set(session.execute(select(JobEvent.job_id).where(JobEvent.id.in_(latest), JobEvent.type == "claimed")).scalars())
 
 
 def _transition(session: Session, job_id: uuid.UUID, owner: str, values: dict[str, Any], event: str | None, **detail: Any) -> bool:
