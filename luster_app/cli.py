@@ -66,19 +66,21 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
+    from luster_app.auth import AuthConfigError
     from luster_app.auth.local import LocalAuth
-    from luster_app.services.users import ensure_user, find_user_by_email
+    from luster_app.services.users import ensure_user_for_email
 
     context = _context()
+    try:
+        context.auth
+    except AuthConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     if not isinstance(context.auth, LocalAuth):
         print("luster token works only with the embedded auth provider (SUPABASE_URL is set)", file=sys.stderr)
         return 2
-    import uuid
-
     with context.session() as session:
-        user = find_user_by_email(session=session, email=args.email) or ensure_user(
-            session=session, user_id=uuid.uuid4(), email=args.email
-        )
+        user = ensure_user_for_email(session=session, email=args.email)
     print(context.auth.issue_access_token(user_id=user.id, email=user.email))
     return 0
 
@@ -127,8 +129,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that run the service or touch its database refuse unsafe production settings first.
+GUARDED_COMMANDS = frozenset({"serve", "worker", "migrate"})
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in GUARDED_COMMANDS:
+        from luster_app.guards import UnsafeSettingsError, prepare_process
+
+        try:
+            prepare_process(get_settings())
+        except UnsafeSettingsError as exc:
+            print(exc, file=sys.stderr)
+            return 2
     func: Callable[[argparse.Namespace], int] = args.func
     return func(args)
 

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     upload_max_bytes: int = 10 * 1024 * 1024
     max_image_pixels: int = 100_000_000
     log_level: str = "INFO"
+    # Reverse proxies in front of the app (Railway, a load balancer): X-Forwarded-For is trusted
+    # only through this many hops, for rate limits per client address. 0 ignores the header.
+    trusted_proxy_hops: int = 0
 
     # --- database ---
     database_url: str = ""
@@ -47,6 +50,10 @@ class Settings(BaseSettings):
     smtp_url: str = ""
     smtp_from: str = "Luster <no-reply@localhost>"
     session_ttl_seconds: int = 7 * 24 * 3600
+    refresh_ttl_seconds: int = 30 * 24 * 3600  # local provider: how long a signed-in browser stays signed in
+    # Sign-in links asked for per 15 minutes, per email address and per client address.
+    magic_link_limit_per_email: int = 5
+    magic_link_limit_per_address: int = 20
 
     # --- image engine ---
     openai_api_key: str = ""

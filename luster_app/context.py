@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from luster_app.auth import AuthProvider
+    from luster_app.billing import PaymentProvider
+    from luster_app.storage import Storage
 
 
 class AppContext:
@@ -38,6 +40,18 @@ class AppContext:
         from luster_app.auth import build_auth
 
         return build_auth(self.settings, self.db)
+
+    @functools.cached_property
+    def payments(self) -> PaymentProvider:
+        from luster_app.billing import build_payments
+
+        return build_payments(self.settings, self.db)
+
+    @functools.cached_property
+    def storage(self) -> Storage:
+        from luster_app.storage import build_storage
+
+        return build_storage(self.settings)
 
 
 @functools.cache

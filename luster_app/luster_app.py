@@ -2,8 +2,27 @@
 
 import reflex as rx
 
+from luster_app import routes
 from luster_app.api import create_api
+from luster_app.config import get_settings
+from luster_app.context import default_context
+from luster_app.guards import prepare_process
+from luster_app.pages.confirm import ConfirmState, confirm_page
 from luster_app.pages.landing import landing
+from luster_app.pages.login import LoginState, login_page, logout_page
+from luster_app.state import AuthState
+
+
+def _prepare_backend() -> None:
+    """Before serving: logging, refuse unsafe production settings, and build the auth provider
+    so settings it cannot work with stop the app now, not at the first sign-in."""
+    prepare_process(get_settings())
+    default_context().auth  # noqa: B018 - building the provider is the check
+
 
 app = rx.App(api_transformer=create_api(), theme=rx.theme(accent_color="amber", radius="medium"))
-app.add_page(landing, route="/", title="Luster — listing-ready real-estate photos")
+app.register_lifespan_task(_prepare_backend)
+app.add_page(landing, route=routes.LANDING, title="Luster — listing-ready real-estate photos")
+app.add_page(login_page, route=routes.LOGIN, title="Sign in — Luster", on_load=LoginState.load)
+app.add_page(confirm_page, route=routes.CONFIRM, title="Signing in — Luster", on_load=ConfirmState.confirm)
+app.add_page(logout_page, route=routes.LOGOUT, title="Sign out — Luster", on_load=AuthState.sign_out)

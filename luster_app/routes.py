@@ -1,5 +1,7 @@
 """Route constants and URL builders for the web UI, in one place."""
 
+from urllib.parse import urlencode
+
 LANDING = "/"
 LOGIN = "/login"
 CONFIRM = "/auth/confirm"
@@ -16,3 +18,8 @@ def shoot(shoot_id: str) -> str:
 
 def job(job_id: str) -> str:
     return f"/jobs/{job_id}"
+
+
+def login(next_path: str | None = None) -> str:
+    """The sign-in page, coming back to `next_path` afterwards."""
+    return f"{LOGIN}?{urlencode({'next': next_path})}" if next_path else LOGIN

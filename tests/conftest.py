@@ -20,6 +20,8 @@ from luster_app.migrations import ROOT, upgrade
 from luster_app.models import User
 from luster_app.services.users import ensure_user
 
+pytest_plugins = ["tests.fixtures_storage"]
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PHOTOS = (ROOT.parent / "shared" / "testdata" / "photos").resolve()

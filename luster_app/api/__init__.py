@@ -5,13 +5,14 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from luster_app.api.request_id import RequestIdMiddleware
 from luster_app.context import AppContext
 from luster_app.services.errors import RateLimited, ServiceError
 
 
 def create_api(context: AppContext | None = None) -> FastAPI:
     """The API app; `context` None means the process default, built on the first request."""
-    from luster_app.api import health, jobs, me
+    from luster_app.api import auth, billing, files, health, jobs, me, shoots, uploads
 
     api = FastAPI(
         title="Luster API",
@@ -21,12 +22,14 @@ def create_api(context: AppContext | None = None) -> FastAPI:
         redoc_url=None,
     )
     api.state.context = context
+    api.add_middleware(RequestIdMiddleware)
 
     @api.exception_handler(ServiceError)
     async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
         return JSONResponse({"detail": str(exc)}, status_code=exc.status_code, headers=headers)
 
-    for module in (health, me, jobs):
+    routers = (health, me, auth, shoots, uploads, files, billing, jobs)
+    for module in routers:
         api.include_router(module.router, prefix="/api")
     return api

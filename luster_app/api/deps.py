@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from luster_app.auth import AuthError
 from luster_app.context import AppContext, default_context
+from luster_app.logging import bind_log_context
 from luster_app.models import User
 from luster_app.services.users import ensure_user
 
@@ -38,6 +39,7 @@ def get_current_user(
         identity = context.auth.verify_access_token(credentials.credentials)
     except AuthError as exc:
         raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
+    bind_log_context(user_id=identity.user_id)
     return ensure_user(session=session, user_id=identity.user_id, email=identity.email)
 
 

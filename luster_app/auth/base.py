@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
+from luster_app.services.errors import ServiceError
 
-class AuthError(Exception):
+# Clock skew tolerated on `exp`, `iat` and `nbf`.
+LEEWAY_SECONDS = 30
+AUDIENCE = "authenticated"
+
+
+class AuthError(ServiceError):
     """A token or link that must not sign anybody in; the message is safe to show."""
+
+    status_code = 401
+
+
+class AuthUnavailable(ServiceError):
+    """The sign-in service cannot be reached or refuses our configuration; try again later."""
+
+    status_code = 503
+
+
+class AuthConfigError(RuntimeError):
+    """The auth settings cannot work (for example the local provider under LUSTER_ENV=production)."""
 
 
 @dataclass(frozen=True)
@@ -19,9 +37,39 @@ class Identity:
     email: str
 
 
+@dataclass(frozen=True)
+class AuthSession:
+    """What a confirmed link or a refresh gives a client: tokens and the identity they carry."""
+
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    expires_in: int
+    identity: Identity
+    # Where the link asked to land after sign-in, when the provider remembers it.
+    next_path: str | None = None
+
+
 class AuthProvider(Protocol):
+    """Magic links in, session tokens out; the API and the web UI verify through it."""
+
     name: str
 
     def verify_access_token(self, token: str) -> Identity:
         """The identity behind a bearer token, or AuthError."""
+        ...
+
+    def send_magic_link(self, *, email: str, next_path: str) -> None:
+        """Email a one-time sign-in link to `email` (it need not have an account yet)."""
+        ...
+
+    def confirm_magic_link(self, *, token: str, link_type: str) -> AuthSession:
+        """Exchange the token from a link for a session, once; AuthError when invalid or used."""
+        ...
+
+    def refresh_session(self, *, refresh_token: str) -> AuthSession:
+        """A fresh session for a refresh token; AuthError when it is no longer valid."""
+        ...
+
+    def sign_out(self, *, access_token: str) -> None:
+        """End the session server-side where the provider keeps one (best effort)."""
         ...

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from luster_app.models import Credits, Job, JobStatus, User
+from luster_app.services.errors import Conflict
 
 
 def ensure_user(*, session: Session, user_id: uuid.UUID, email: str) -> User:
@@ -16,22 +17,46 @@ def ensure_user(*, session: Session, user_id: uuid.UUID, email: str) -> User:
     user = session.get(User, user_id)
     if user is not None:
         return user
+    if _create_user(session=session, user_id=user_id, email=email):
+        return session.get(User, user_id)
+    user = session.get(User, user_id)
+    if user is None:
+        # The email is taken by an account with another id (e.g. made under another auth provider).
+        raise Conflict("This email already belongs to another Luster account.")
+    return user
+
+
+def ensure_user_for_email(*, session: Session, email: str) -> User:
+    """The user with this email, created with a new id and a zero-balance credits row if new (race-safe)."""
+    user = find_user_by_email(session=session, email=email)
+    if user is not None:
+        return user
+    _create_user(session=session, user_id=uuid.uuid4(), email=email)
+    user = find_user_by_email(session=session, email=email)
+    if user is None:
+        raise Conflict("Could not create the account; try again.")
+    return user
+
+
+def _create_user(*, session: Session, user_id: uuid.UUID, email: str) -> bool:
+    """Insert the user and its credits row in one transaction; False when a concurrent request won."""
+    # End the read transaction first: SQLite cannot upgrade a stale read snapshot to a writer (it
+    # fails with "database is locked" at once), while a fresh write transaction waits its turn.
+    session.commit()
     try:
-        user = User(id=user_id, email=email.strip().lower())
-        session.add(user)
+        session.add(User(id=user_id, email=email.strip().lower()))
         session.flush()
         session.add(Credits(user_id=user_id, balance=0))
         session.commit()
     except IntegrityError:
-        # A concurrent first request created the row; use theirs.
+        # The loser of the race rolls back; the unique id and email make the winner's rows the only ones.
         session.rollback()
-        user = session.get(User, user_id)
-        if user is None:
-            raise
-    return user
+        return False
+    return True
 
 
 def find_user_by_email(*, session: Session, email: str) -> User | None:
+    """The user with this email (compared lower-cased), if any."""
     return session.execute(select(User).where(User.email == email.strip().lower())).scalars().first()
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol
+from urllib.parse import quote
 
 
 @dataclass(frozen=True)
@@ -52,3 +55,24 @@ class Storage(Protocol):
     def signed_get_url(self, key: str, *, expires_in: int, download_name: str | None = None) -> str:
         """A short-lived URL to GET the object (after the caller checked ownership)."""
         ...
+
+
+def read_at_most(stream: BinaryIO, limit: int) -> bytes:
+    """Up to `limit + 1` bytes of `stream`, so a caller can tell "too big" without reading it all."""
+    chunks: list[bytes] = []
+    remaining = limit + 1
+    while remaining > 0:
+        chunk = stream.read(min(remaining, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def attachment_disposition(download_name: str) -> str:
+    """A Content-Disposition that saves the file as `download_name` (ASCII fallback + RFC 6266 UTF-8)."""
+    ascii_name = unicodedata.normalize("NFKD", download_name).encode("ascii", "ignore").decode()
+    # Quotes, backslashes and control characters would break out of the quoted-string.
+    ascii_name = re.sub(r'[^A-Za-z0-9._ ()+-]', "_", ascii_name).strip() or "download"
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(download_name, safe='')}"

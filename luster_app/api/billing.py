@@ -1,0 +1,160 @@
+"""Credit packs, checkout, the ledger, Stripe's webhook and the local checkout page."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from luster_app.api.deps import Ctx, CurrentUser, DbSession
+from luster_app.api.me import CreditsOut
+from luster_app.billing import PACKS, WebhookRejected
+from luster_app.services import billing
+from luster_app.services.stripe_events import handle_stripe_event
+from luster_app.services.users import credit_summary
+
+router = APIRouter(tags=["billing"])
+
+
+class PackOut(BaseModel):
+    id: str
+    name: str
+    credits: int
+    price: int  # in the currency's smallest unit (cents)
+    currency: str
+    price_display: str
+
+
+class CheckoutIn(BaseModel):
+    pack: str
+
+
+class CheckoutOut(BaseModel):
+    url: str
+    session_id: str
+
+
+class LedgerEntryOut(BaseModel):
+    id: int
+    delta: int
+    kind: str
+    ref: str
+    note: str
+    created_at: datetime
+
+
+class LedgerOut(BaseModel):
+    entries: list[LedgerEntryOut]
+    next_before: int | None
+
+
+class CheckoutStatusOut(BaseModel):
+    session_id: str
+    pack_id: str
+    pack_name: str
+    credits: int
+    amount_total: int
+    currency: str
+    price_display: str
+    status: str
+    status_reason: str | None
+    credits_granted: bool
+    balance: CreditsOut
+
+
+@router.get("/billing/packs", response_model=list[PackOut])
+def list_packs() -> list[PackOut]:
+    """The credit packs on sale."""
+    return [PackOut(**asdict(pack), price_display=pack.price_display) for pack in PACKS]
+
+
+@router.post("/billing/checkout", response_model=CheckoutOut)
+def start_checkout(body: CheckoutIn, user: CurrentUser, session: DbSession, context: Ctx) -> CheckoutOut:
+    """A Checkout Session for one pack: Stripe-hosted, or the local checkout page."""
+    link = billing.create_checkout(
+        session=session, payments=context.payments, app_url=context.settings.app_url, user_id=user.id, pack_id=body.pack
+    )
+    return CheckoutOut(url=link.url, session_id=link.session_id)
+
+
+@router.get("/billing/ledger", response_model=LedgerOut)
+def ledger(
+    user: CurrentUser,
+    session: DbSession,
+    limit: int = Query(50, ge=1, le=200),
+    before: int | None = Query(None, description="the last id of the previous page"),
+) -> LedgerOut:
+    """The caller's credit history, newest first."""
+    entries = billing.list_ledger(session=session, user_id=user.id, limit=limit, before_id=before)
+    next_before = entries[-1].id if len(entries) == limit else None
+    return LedgerOut(entries=[LedgerEntryOut(**entry.model_dump()) for entry in entries], next_before=next_before)
+
+
+@router.get("/billing/sessions/{session_id}", response_model=CheckoutStatusOut)
+def checkout_session(session_id: str, user: CurrentUser, session: DbSession, context: Ctx) -> CheckoutStatusOut:
+    """The success page polls this: it fulfils a paid checkout the webhook has not granted yet."""
+    view = billing.checkout_status(session=session, payments=context.payments, user_id=user.id, session_id=session_id)
+    summary = credit_summary(session=session, user_id=user.id)
+    return CheckoutStatusOut(**asdict(view), balance=CreditsOut(**summary))
+
+
+@router.post("/webhooks/stripe")
+async def stripe_webhook(request: Request, context: Ctx) -> dict[str, Any]:
+    """Signature-verified Stripe events; a non-2xx answer makes Stripe deliver the event again."""
+    payload = await request.body()  # the raw bytes: the signature covers them exactly
+    try:
+        event = context.payments.verify_webhook(payload, request.headers.get("stripe-signature"))
+    except WebhookRejected as exc:
+        raise HTTPException(400, str(exc)) from exc
+
+    def handle() -> str:
+        with context.session() as session:
+            return handle_stripe_event(session=session, payments=context.payments, event=event)
+
+    try:
+        outcome = await run_in_threadpool(handle)
+    except Exception as exc:  # noqa: BLE001  (logged in the service; Stripe retries)
+        raise HTTPException(500, "the event could not be handled now; Stripe will deliver it again") from exc
+    return {"received": True, "outcome": outcome}
+
+
+@router.get("/billing/local-checkout/{session_id}", response_class=HTMLResponse, include_in_schema=False)
+def local_checkout_page(session_id: str, session: DbSession, context: Ctx) -> HTMLResponse:
+    """The embedded provider's stand-in for Stripe's hosted page: the pack, its price, and "Pay"."""
+    view = billing.local_checkout(session=session, payments=context.payments, session_id=session_id)
+    return HTMLResponse(_local_checkout_html(view, cancel_url=billing.cancel_url(context.settings.app_url)))
+
+
+@router.post("/billing/local-checkout/{session_id}/pay", include_in_schema=False)
+def local_checkout_pay(session_id: str, session: DbSession, context: Ctx) -> RedirectResponse:
+    """"Pay" on the local checkout page: fulfil, then back to the app's success page."""
+    billing.pay_local_checkout(session=session, payments=context.payments, session_id=session_id)
+    return RedirectResponse(billing.success_url(context.settings.app_url, session_id), status_code=303)
+
+
+def _local_checkout_html(view: billing.CheckoutView, *, cancel_url: str) -> str:
+    pack, price, session_id = html.escape(view.pack_name), html.escape(view.price_display), html.escape(view.session_id)
+    if view.credits_granted:
+        action = "<p>Paid: the credits are in your account.</p>"
+    else:
+        action = (
+            f'<form method="post" action="/api/billing/local-checkout/{session_id}/pay">'
+            f'<button type="submit">Pay {price}</button></form>'
+            f'<p><a href="{html.escape(cancel_url)}">Cancel</a></p>'
+        )
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        '<meta name=viewport content="width=device-width,initial-scale=1">'
+        "<title>Luster checkout</title>"
+        "<style>body{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem}"
+        "button{font-size:1.1rem;padding:.6rem 1.4rem;cursor:pointer}</style></head><body>"
+        f"<h1>{pack} pack</h1><p>{view.credits} credits for {price}.</p>"
+        "<p><small>Local checkout: no card is charged on this machine.</small></p>"
+        f"{action}</body></html>"
+    )

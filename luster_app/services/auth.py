@@ -1,0 +1,130 @@
+"""Sign-in flows shared by the REST API and the web UI: ask for a link, confirm it, stay signed in."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from sqlmodel import Session
+
+from luster_app import routes
+from luster_app.auth.base import AuthError, AuthProvider, AuthSession
+from luster_app.config import Settings
+from luster_app.models import User
+from luster_app.services.errors import Invalid
+from luster_app.services.ratelimit import check_rate_limit
+from luster_app.services.users import ensure_user
+
+RATE_WINDOW_SECONDS = 15 * 60
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Where a link may not send the user back to: the sign-in pages themselves.
+NOT_A_DESTINATION = (routes.LOGIN, routes.CONFIRM, routes.LOGOUT)
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A signed-in user, and the new tokens when the session was just created or refreshed."""
+
+    user: User
+    tokens: AuthSession | None = None
+
+
+def normalize_email(email: str) -> str:
+    """The address lower-cased and trimmed; Invalid (422) when it cannot be an email address."""
+    email = (email or "").strip().lower()
+    if len(email) > 320 or not EMAIL_PATTERN.match(email):
+        raise Invalid("Enter a valid email address.")
+    return email
+
+
+def safe_next_path(value: str | None, *, app_url: str) -> str:
+    """A same-site path to land on after sign-in; anything else (other sites, `//host`) gives the default."""
+    value = (value or "").strip()
+    origin = _origin(app_url)
+    if origin and value.startswith(origin + "/"):
+        value = value[len(origin):]
+    if (
+        not value.startswith("/")
+        or value.startswith("//")
+        or "\\" in value
+        or len(value) > 500
+        or any(ord(ch) < 32 for ch in value)
+        or urlsplit(value).path in NOT_A_DESTINATION
+    ):
+        return routes.SHOOTS
+    return value
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+def request_magic_link(
+    *, session: Session, auth: AuthProvider, settings: Settings, email: str, client_address: str, next_path: str | None
+) -> None:
+    """Send a sign-in link, rate limited per client address and per email; answers alike for every address."""
+    email = normalize_email(email)
+    # Each limit is committed on its own, so a refused request still counts against the other.
+    check_rate_limit(
+        session=session,
+        bucket=f"magic-link:address:{client_address or 'unknown'}",
+        limit=settings.magic_link_limit_per_address,
+        window_seconds=RATE_WINDOW_SECONDS,
+        message="Too many sign-in requests from your network. Wait a few minutes and try again.",
+    )
+    session.commit()
+    check_rate_limit(
+        session=session,
+        bucket=f"magic-link:email:{email}",
+        limit=settings.magic_link_limit_per_email,
+        window_seconds=RATE_WINDOW_SECONDS,
+        message="Too many sign-in links for this email. Use the latest one, or wait a few minutes.",
+    )
+    session.commit()
+    auth.send_magic_link(email=email, next_path=safe_next_path(next_path, app_url=settings.app_url))
+
+
+def confirm_magic_link(*, session: Session, auth: AuthProvider, token: str, link_type: str = "magiclink") -> SignedIn:
+    """Use a link's token once; the first sign-in creates the user and a zero-balance credits row."""
+    tokens = auth.confirm_magic_link(token=token, link_type=link_type)
+    user = ensure_user(session=session, user_id=tokens.identity.user_id, email=tokens.identity.email)
+    return SignedIn(user=user, tokens=tokens)
+
+
+def refresh_session(*, session: Session, auth: AuthProvider, refresh_token: str) -> SignedIn:
+    """New tokens for a refresh token; AuthError (401) when the session has ended."""
+    tokens = auth.refresh_session(refresh_token=refresh_token)
+    user = ensure_user(session=session, user_id=tokens.identity.user_id, email=tokens.identity.email)
+    return SignedIn(user=user, tokens=tokens)
+
+
+def authenticate(*, session: Session, auth: AuthProvider, access_token: str) -> User:
+    """The user behind an access token (created on first sight); AuthError (401) when it does not verify."""
+    identity = auth.verify_access_token(access_token)
+    return ensure_user(session=session, user_id=identity.user_id, email=identity.email)
+
+
+def resume_session(*, session: Session, auth: AuthProvider, access_token: str, refresh_token: str) -> SignedIn | None:
+    """A browser's session: its access token if valid, else refreshed once; None when signed out.
+
+    AuthUnavailable propagates, so a sign-in outage does not sign anybody out.
+    """
+    if access_token:
+        try:
+            return SignedIn(user=authenticate(session=session, auth=auth, access_token=access_token))
+        except AuthError:
+            pass
+    if not refresh_token:
+        return None
+    try:
+        return refresh_session(session=session, auth=auth, refresh_token=refresh_token)
+    except AuthError:
+        return None
+
+
+def sign_out(*, auth: AuthProvider, access_token: str) -> None:
+    """End the provider's session, where it keeps one."""
+    if access_token:
+        auth.sign_out(access_token=access_token)

@@ -1,0 +1,201 @@
+"""Stripe webhook events: each id is handled once, in one transaction with the credits it moves.
+
+Refunds, disputes and their outcomes claw back or reinstate credits through ledger rows keyed
+by Stripe's own ids, so redeliveries, reorderings and concurrent duplicates change nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from luster_app.billing import PaymentError, PaymentProvider, Refund, find_pack, format_money
+from luster_app.billing.stripe_provider import refund_from_stripe
+from luster_app.models import CheckoutSession, CreditLedger, LedgerKind, StripeEvent, utcnow
+from luster_app.services.billing import (
+    NotOurCheckout,
+    PaymentUnavailable,
+    fulfil_checkout_session,
+    grant_if_paid,
+    record_payment_failed,
+)
+from luster_app.services.credits import apply_ledger_entry
+
+log = logging.getLogger(__name__)
+
+DUPLICATE = "duplicate: already handled"
+# A dispute that ends in the customer's favour only as an inquiry never took the money.
+DISPUTE_REINSTATED_STATUSES = ("won", "warning_closed")
+
+Handler = Callable[[Session, PaymentProvider, dict[str, Any]], str]
+
+
+def handle_stripe_event(*, session: Session, payments: PaymentProvider, event: dict[str, Any]) -> str:
+    """Apply a verified Stripe event once and commit; returns what it did. Raises to make Stripe retry."""
+    event_id, event_type = str(event["id"]), str(event.get("type", ""))
+    if session.get(StripeEvent, event_id) is not None:
+        return DUPLICATE
+    record = StripeEvent(id=event_id, type=event_type, processed_at=utcnow())
+    try:
+        # A concurrent delivery of the same event waits here until the first one commits.
+        with session.begin_nested():
+            session.add(record)
+            session.flush()
+    except IntegrityError:
+        session.rollback()
+        return DUPLICATE
+    handler = HANDLERS.get(event_type)
+    try:
+        obj = event["data"]["object"]
+        outcome = handler(session, payments, obj) if handler else "ignored: not an event Luster uses"
+        record.outcome = outcome[:500]
+        session.commit()
+    except NotOurCheckout:
+        session.rollback()
+        return _record_ignored(session, event_id, event_type, "ignored: not a Luster checkout")
+    except Exception:
+        session.rollback()
+        log.exception("Stripe event %s (%s) failed; Stripe will redeliver it", event_id, event_type)
+        raise
+    return outcome
+
+
+def _record_ignored(session: Session, event_id: str, event_type: str, outcome: str) -> str:
+    try:
+        session.add(StripeEvent(id=event_id, type=event_type, processed_at=utcnow(), outcome=outcome))
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        return DUPLICATE
+    return outcome
+
+
+def _on_checkout_event(session: Session, payments: PaymentProvider, obj: dict[str, Any]) -> str:
+    # The live session decides, not the event's copy: `completed` may say unpaid after the
+    # async payment already succeeded, and then it must not matter which arrives first.
+    return fulfil_checkout_session(session=session, payments=payments, session_id=obj["id"]).outcome
+
+
+def _on_async_payment_failed(session: Session, payments: PaymentProvider, obj: dict[str, Any]) -> str:
+    return record_payment_failed(session=session, session_id=obj["id"])
+
+
+def _purchase_for(session: Session, payments: PaymentProvider, payment_intent_id: str | None) -> CheckoutSession | None:
+    """The granted purchase behind a PaymentIntent, fulfilling it first if its own event has not landed yet."""
+    if not payment_intent_id:
+        return None
+    query = select(CheckoutSession).where(
+        CheckoutSession.payment_intent_id == payment_intent_id, CheckoutSession.fulfilled_at.is_not(None)
+    )
+    row = session.execute(query).scalars().first()
+    if row is not None:
+        return row
+    try:
+        checkout = payments.find_checkout_by_payment_intent(payment_intent_id)
+    except PaymentError as exc:
+        raise PaymentUnavailable(str(exc)) from exc
+    if checkout is None or not grant_if_paid(session=session, checkout=checkout).status == "paid":
+        return None
+    return session.get(CheckoutSession, checkout.id, populate_existing=True)
+
+
+def _id_of(value: Any) -> str | None:
+    return value.get("id") if isinstance(value, dict) else value or None
+
+
+def _pack_name(purchase: CheckoutSession) -> str:
+    pack = find_pack(purchase.pack_id)
+    return pack.name if pack else purchase.pack_id
+
+
+def _on_charge_refunded(session: Session, payments: PaymentProvider, charge: dict[str, Any]) -> str:
+    purchase = _purchase_for(session, payments, _id_of(charge.get("payment_intent")))
+    if purchase is None:
+        return "ignored: no Luster purchase for this charge"
+    charged = int(charge.get("amount") or purchase.amount_total)
+    clawed = 0
+    cumulative = 0
+    # Each refund takes back credits for the money refunded up to and including it, minus what
+    # the refunds before it took: the total is exact whatever order the events arrive in.
+    for refund in sorted(_refunds_of(payments, charge), key=lambda r: (r.created, r.id)):
+        if not refund.counts:
+            continue
+        before = purchase.credits * min(cumulative, charged) // charged
+        cumulative += refund.amount
+        after = purchase.credits * min(cumulative, charged) // charged
+        note = f"Refund of {format_money(refund.amount, purchase.currency)} on the {_pack_name(purchase)} pack"
+        if after > before and apply_ledger_entry(
+            session=session, user_id=purchase.user_id, delta=-(after - before), kind=LedgerKind.REFUND, ref=refund.id, note=note
+        ):
+            clawed += after - before
+    return f"refund: clawed back {clawed} credits"
+
+
+def _refunds_of(payments: PaymentProvider, charge: dict[str, Any]) -> list[Refund]:
+    """The charge's refunds: from the event when it lists them all, else from the API."""
+    embedded = charge.get("refunds")
+    if isinstance(embedded, dict) and not embedded.get("has_more") and embedded.get("data") is not None:
+        return [refund_from_stripe(item) for item in embedded["data"]]
+    try:
+        return payments.list_refunds(charge["id"])
+    except PaymentError as exc:
+        raise PaymentUnavailable(str(exc)) from exc
+
+
+def _claw_back_dispute(session: Session, purchase: CheckoutSession, dispute: dict[str, Any]) -> bool:
+    """Take back the disputed share of the pack (all of it for a full dispute), once per dispute."""
+    disputed = min(int(dispute.get("amount") or purchase.amount_total), purchase.amount_total)
+    credits = purchase.credits * disputed // purchase.amount_total if purchase.amount_total else purchase.credits
+    return apply_ledger_entry(
+        session=session,
+        user_id=purchase.user_id,
+        delta=-credits,
+        kind=LedgerKind.DISPUTE,
+        ref=dispute["id"],
+        note=f"Payment disputed: the {_pack_name(purchase)} pack",
+    )
+
+
+def _on_dispute_created(session: Session, payments: PaymentProvider, dispute: dict[str, Any]) -> str:
+    purchase = _purchase_for(session, payments, _id_of(dispute.get("payment_intent")))
+    if purchase is None:
+        return "ignored: no Luster purchase for this dispute"
+    return "dispute: credits clawed back" if _claw_back_dispute(session, purchase, dispute) else "dispute: already clawed back"
+
+
+def _on_dispute_closed(session: Session, payments: PaymentProvider, dispute: dict[str, Any]) -> str:
+    purchase = _purchase_for(session, payments, _id_of(dispute.get("payment_intent")))
+    if purchase is None:
+        return "ignored: no Luster purchase for this dispute"
+    # If `closed` overtakes `created`, claw back first so the later `created` changes nothing.
+    _claw_back_dispute(session, purchase, dispute)
+    if dispute.get("status") not in DISPUTE_REINSTATED_STATUSES:
+        return f"dispute closed ({dispute.get('status')}): credits stay clawed back"
+    clawed = session.execute(
+        select(CreditLedger.delta).where(CreditLedger.kind == LedgerKind.DISPUTE, CreditLedger.ref == dispute["id"])
+    ).scalar_one()
+    reinstated = apply_ledger_entry(
+        session=session,
+        user_id=purchase.user_id,
+        delta=-clawed,
+        kind=LedgerKind.DISPUTE_WON,
+        ref=dispute["id"],
+        note=f"Dispute won: the {_pack_name(purchase)} pack's credits are back",
+    )
+    return "dispute won: credits reinstated" if reinstated else "dispute won: already reinstated"
+
+
+HANDLERS: dict[str, Handler] = {
+    "checkout.session.completed": _on_checkout_event,
+    "checkout.session.async_payment_succeeded": _on_checkout_event,
+    "checkout.session.async_payment_failed": _on_async_payment_failed,
+    "checkout.session.expired": _on_checkout_event,
+    "charge.refunded": _on_charge_refunded,
+    "charge.dispute.created": _on_dispute_created,
+    "charge.dispute.closed": _on_dispute_closed,
+}

@@ -1,0 +1,276 @@
+"""Direct uploads: presign a pending asset, then verify what actually arrived in storage.
+
+The bytes go from the browser straight to storage. Nothing the client declares is trusted:
+at completion the stored object's size comes from a HEAD, its type from its first bytes, and
+its dimensions from a decode with an allow-list and decompression-bomb limits.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlmodel import Session
+
+from luster_app.config import Settings
+from luster_app.imaging import ImageRejected, make_thumbnail, open_image, oriented_size, sniff_format
+from luster_app.models import Asset, AssetKind, AssetStatus, utcnow
+from luster_app.services.errors import Conflict, Invalid, NotFound, TooLarge, UnsupportedMedia
+from luster_app.services.shoots import get_shoot
+from luster_app.storage import Storage, UploadInstructions
+from luster_app.storage.base import read_at_most
+from luster_app.storage.keys import original_key, thumb_key
+
+log = logging.getLogger(__name__)
+
+# Declared types we accept, by the image format they promise (the bytes decide at completion).
+DECLARED_FORMATS = {
+    "image/jpeg": "JPEG",
+    "image/jpg": "JPEG",
+    "image/pjpeg": "JPEG",
+    "image/png": "PNG",
+    "image/webp": "WEBP",
+    "image/heic": "HEIF",
+    "image/heif": "HEIF",
+}
+# Some browsers report HEIC files with an empty type; then the extension says what was picked.
+EXTENSION_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".heic": "HEIF", ".heif": "HEIF"}
+FORMAT_CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "HEIF": "image/heic"}
+UNTYPED = {"", "application/octet-stream"}
+SNIFF_BYTES = 64
+FILENAME_MAX = 255
+UNREADABLE = "The file is damaged or not a readable image."
+NOT_ARRIVED = "The upload did not reach storage; try again."
+
+
+class UploadRejected(Invalid):
+    """The stored object was not an acceptable photo; it is deleted and the asset is `rejected`."""
+
+    def __init__(self, reason: str, *, asset_id: uuid.UUID) -> None:
+        super().__init__(reason)
+        self.asset_id = asset_id
+
+
+@dataclass(frozen=True)
+class PresignedUpload:
+    asset_id: uuid.UUID
+    upload: UploadInstructions
+    expires_at: datetime
+
+
+def megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f}".removesuffix(".0") + " MB"
+
+
+def clean_filename(filename: str) -> str:
+    """The picked file's own name, without any folder, control characters or excess length."""
+    name = posixpath.basename(filename.replace("\\", "/"))
+    name = re.sub(r"[\x00-\x1f\x7f]", "", name).strip() or "photo"
+    if len(name) > FILENAME_MAX:
+        stem, dot, extension = name.rpartition(".")
+        name = stem[: FILENAME_MAX - len(extension) - 1] + dot + extension if dot and len(extension) < 10 else name[:FILENAME_MAX]
+    return name
+
+
+def declared_format(filename: str, content_type: str) -> str | None:
+    """The image format the client says it is sending, or None if it is not one we accept."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type in UNTYPED:
+        return EXTENSION_FORMATS.get(posixpath.splitext(filename.lower())[1])
+    return DECLARED_FORMATS.get(media_type)
+
+
+def presign_upload(
+    *,
+    session: Session,
+    storage: Storage,
+    settings: Settings,
+    user_id: uuid.UUID,
+    shoot_id: uuid.UUID,
+    filename: str,
+    content_type: str,
+    size: int,
+    allow_duplicate: bool = False,
+) -> PresignedUpload:
+    """A pending asset in the user's shoot and the instructions to upload its bytes straight to storage."""
+    shoot = get_shoot(session=session, user_id=user_id, shoot_id=shoot_id)
+    filename = clean_filename(filename)
+    if size <= 0:
+        raise Invalid(f"{filename} is empty.")
+    if size > settings.upload_max_bytes:
+        raise TooLarge(f"{filename} is {megabytes(size)}; the limit is {megabytes(settings.upload_max_bytes)}.")
+    image_format = declared_format(filename, content_type)
+    if image_format is None:
+        raise UnsupportedMedia(f"{filename} is not a JPEG, HEIC, PNG or WebP photo.")
+    if not allow_duplicate and _has_duplicate(
+        session=session,
+        user_id=user_id,
+        shoot_id=shoot.id,
+        filename=filename,
+        size=size,
+        upload_ttl_seconds=settings.signed_url_ttl_seconds,
+    ):
+        raise Conflict(f"{filename} ({megabytes(size)}) is already in this shoot.")
+
+    asset_id = uuid.uuid4()
+    key = original_key(user_id, shoot.id, asset_id, image_format)
+    signed_type = FORMAT_CONTENT_TYPES[image_format]
+    ttl = settings.signed_url_ttl_seconds
+    upload = storage.presign_upload(
+        key, content_type=signed_type, size=size, max_bytes=settings.upload_max_bytes, expires_in=ttl
+    )
+    session.add(
+        Asset(
+            id=asset_id,
+            shoot_id=shoot.id,
+            user_id=user_id,
+            kind=AssetKind.ORIGINAL,
+            storage_key=key,
+            filename=filename,
+            content_type=signed_type,
+            bytes=size,
+            status=AssetStatus.PENDING,
+        )
+    )
+    session.commit()
+    return PresignedUpload(asset_id=asset_id, upload=upload, expires_at=utcnow() + timedelta(seconds=ttl))
+
+
+def _has_duplicate(
+    *, session: Session, user_id: uuid.UUID, shoot_id: uuid.UUID, filename: str, size: int, upload_ttl_seconds: int
+) -> bool:
+    """Same name and size already in the shoot, ready or still uploading: the same file chosen twice.
+
+    A pending upload whose link has expired no longer counts, so an abandoned upload can be retried.
+    """
+    still_uploading = and_(
+        Asset.status == AssetStatus.PENDING, Asset.created_at >= utcnow() - timedelta(seconds=upload_ttl_seconds)
+    )
+    return (
+        session.execute(
+            select(Asset.id).where(
+                Asset.user_id == user_id,
+                Asset.shoot_id == shoot_id,
+                Asset.kind == AssetKind.ORIGINAL,
+                Asset.filename == filename,
+                Asset.bytes == size,
+                or_(Asset.status == AssetStatus.READY, still_uploading),
+            )
+        ).first()
+        is not None
+    )
+
+
+def complete_upload(
+    *, session: Session, storage: Storage, settings: Settings, user_id: uuid.UUID, asset_id: uuid.UUID
+) -> Asset:
+    """Verify the uploaded object, record its upright size and write its thumbnail; UploadRejected if bad."""
+    asset = session.execute(
+        select(Asset).where(Asset.id == asset_id, Asset.user_id == user_id, Asset.kind == AssetKind.ORIGINAL)
+    ).scalars().first()
+    if asset is None:
+        raise NotFound("photo not found")
+    if asset.status == AssetStatus.READY:
+        return asset
+    if asset.status == AssetStatus.REJECTED:
+        raise UploadRejected(asset.reject_reason or "This photo was rejected.", asset_id=asset.id)
+    session.commit()  # hold no transaction open during the storage round trips and the decode
+
+    try:
+        data, image_format = _read_object(storage=storage, settings=settings, key=asset.storage_key)
+        width, height, thumbnail, thumb_width, thumb_height = _decode(data, settings=settings)
+    except ImageRejected as exc:
+        _reject(session=session, storage=storage, asset=asset, reason=exc.reason)
+        raise UploadRejected(exc.reason, asset_id=asset.id) from None
+
+    key = thumb_key(asset.user_id, asset.shoot_id, asset.id)
+    storage.put_bytes(key, thumbnail, content_type="image/jpeg")
+    # Conditional on `pending`: two concurrent completions record one thumbnail row.
+    marked = session.execute(
+        update(Asset)
+        .where(Asset.id == asset.id, Asset.status == AssetStatus.PENDING)
+        .values(
+            status=AssetStatus.READY,
+            width=width,
+            height=height,
+            bytes=len(data),
+            content_type=FORMAT_CONTENT_TYPES[image_format],
+        )
+    )
+    if marked.rowcount == 1:
+        session.add(
+            Asset(
+                shoot_id=asset.shoot_id,
+                user_id=asset.user_id,
+                kind=AssetKind.THUMB,
+                storage_key=key,
+                filename=f"{posixpath.splitext(asset.filename)[0]}_thumb.jpg",
+                content_type="image/jpeg",
+                bytes=len(thumbnail),
+                width=thumb_width,
+                height=thumb_height,
+                status=AssetStatus.READY,
+                parent_asset_id=asset.id,
+            )
+        )
+    session.commit()
+    session.refresh(asset)
+    if asset.status != AssetStatus.READY:  # a concurrent completion rejected it
+        storage.delete(key)
+        raise UploadRejected(asset.reject_reason or "This photo was rejected.", asset_id=asset.id)
+    return asset
+
+
+def _read_object(*, storage: Storage, settings: Settings, key: str) -> tuple[bytes, str]:
+    """The stored object's bytes and sniffed format; ImageRejected if it is missing, empty, too big or no photo."""
+    limit = settings.upload_max_bytes
+    info = storage.head(key)
+    if info is None:
+        raise ImageRejected(NOT_ARRIVED)
+    if info.size == 0:
+        raise ImageRejected("The file is empty.")
+    if info.size > limit:
+        raise ImageRejected(f"The file is {megabytes(info.size)}; the limit is {megabytes(limit)}.")
+    try:
+        with storage.open_read(key) as stream:
+            # Never more than the limit, even if the object was replaced after the HEAD.
+            data = read_at_most(stream, limit)
+    except FileNotFoundError:
+        raise ImageRejected(NOT_ARRIVED) from None
+    if len(data) > limit:
+        raise ImageRejected(f"The file is larger than {megabytes(limit)}.")
+    image_format = sniff_format(data[:SNIFF_BYTES])
+    if image_format is None:
+        raise ImageRejected("Not a photo: upload JPEG, HEIC, PNG or WebP files.")
+    return data, image_format
+
+
+def _decode(data: bytes, *, settings: Settings) -> tuple[int, int, bytes, int, int]:
+    """Upright width and height, and the thumbnail, whose full decode proves the file is intact."""
+    try:
+        width, height = oriented_size(open_image(data, max_pixels=settings.max_image_pixels))
+        thumbnail, thumb_width, thumb_height = make_thumbnail(data, max_pixels=settings.max_image_pixels)
+    except ImageRejected:
+        raise
+    except Exception as exc:  # noqa: BLE001  (an untrusted file may trip any decoder error)
+        log.info("decoding an upload failed: %s", exc.__class__.__name__)
+        raise ImageRejected(UNREADABLE) from exc
+    return width, height, thumbnail, thumb_width, thumb_height
+
+
+def _reject(*, session: Session, storage: Storage, asset: Asset, reason: str) -> None:
+    """Delete the object and mark the asset rejected with a reason the UI can show."""
+    log.info("upload %s rejected: %s", asset.id, reason)
+    storage.delete(asset.storage_key)
+    session.execute(
+        update(Asset)
+        .where(Asset.id == asset.id, Asset.status == AssetStatus.PENDING)
+        .values(status=AssetStatus.REJECTED, reject_reason=reason[:500])
+    )
+    session.commit()
+    session.refresh(asset)

@@ -1,0 +1,1 @@
+"""Local HTTP servers that speak the wire formats of the outside services Luster uses."""

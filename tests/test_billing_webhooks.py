@@ -1,0 +1,227 @@
+"""Stripe webhooks: signatures, exactly-once grants, async payments, refunds and disputes."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import stripe
+from sqlalchemy import select
+
+from luster_app.models import CreditLedger, StripeEvent
+from luster_app.services.credits import apply_ledger_entry
+from tests.billing_support import Shop, fake_stripe, shop  # noqa: F401  (fixtures)
+
+TEN_MINUTES = 600
+
+
+def _paid_purchase(shop: Shop, pack: str = "starter") -> tuple[str, dict[str, str], object]:
+    """A user who bought `pack`, paid at Stripe, and got the credits through the webhook."""
+    user, headers = shop.new_user()
+    session_id = shop.checkout(headers, pack)
+    shop.deliver_ok(shop.stripe.event("checkout.session.completed", shop.stripe.pay(session_id)))
+    return session_id, headers, user
+
+
+def test_a_valid_completed_event_grants_once(shop: Shop) -> None:
+    _, headers = shop.new_user()
+    session_id = shop.checkout(headers, "pro")
+    event = shop.stripe.event("checkout.session.completed", shop.stripe.pay(session_id))
+    assert shop.deliver_ok(event)["outcome"] == "granted 50 credits"
+    assert shop.deliver_ok(event)["outcome"].startswith("duplicate")
+    assert shop.balance(headers) == 50
+    assert [(e["kind"], e["ref"], e["delta"]) for e in shop.ledger(headers)] == [("purchase", session_id, 50)]
+    with shop.context.session() as session:
+        recorded = session.get(StripeEvent, event["id"])
+    assert recorded.type == "checkout.session.completed" and recorded.processed_at is not None
+    assert recorded.outcome == "granted 50 credits"
+
+
+def test_a_reserialised_body_is_rejected(shop: Shop) -> None:
+    _, headers = shop.new_user()
+    session_id = shop.checkout(headers)
+    event = shop.stripe.event("checkout.session.completed", shop.stripe.pay(session_id))
+    reserialised = json.dumps(event).encode()  # same JSON, different bytes than were signed
+    response = shop.deliver(event, body=reserialised)
+    assert response.status_code == 400
+    assert "signature" in response.json()["detail"]
+    assert shop.balance(headers) == 0
+
+
+@pytest.mark.parametrize("offset", [-TEN_MINUTES, TEN_MINUTES], ids=["10-min-old", "10-min-ahead"])
+def test_a_timestamp_ten_minutes_off_is_rejected(shop: Shop, offset: int) -> None:
+    _, headers = shop.new_user()
+    session_id = shop.checkout(headers)
+    event = shop.stripe.event("checkout.session.completed", shop.stripe.pay(session_id))
+    response = shop.deliver(event, timestamp=int(time.time()) + offset)
+    assert response.status_code == 400
+    assert shop.balance(headers) == 0
+    assert shop.deliver(event).status_code == 200  # the same event, freshly signed, is fine
+    assert shop.balance(headers) == 10
+
+
+def test_a_missing_or_foreign_signature_is_rejected(shop: Shop) -> None:
+    _, headers = shop.new_user()
+    session_id = shop.checkout(headers)
+    body, _ = shop.stripe.sign(shop.stripe.event("checkout.session.completed", shop.stripe.pay(session_id)))
+    assert shop.client.post("/api/webhooks/stripe", content=body).status_code == 400
+    forged = {"Stripe-Signature": f"t={int(time.time())},v1={'0' * 64}"}
+    assert shop.client.post("/api/webhooks/stripe", content=body, headers=forged).status_code == 400
+    assert shop.balance(headers) == 0
+
+
+@pytest.mark.parametrize("async_first", [False, True], ids=["completed-first", "succeeded-first"])
+def test_unpaid_completion_grants_nothing_until_the_async_payment_succeeds(shop: Shop, async_first: bool) -> None:
+    _, headers = shop.new_user()
+    session_id = shop.checkout(headers, "starter")
+    completed = shop.stripe.event("checkout.session.completed", shop.stripe.pay(session_id, payment_status="unpaid"))
+    if not async_first:
+        shop.deliver_ok(completed)
+        view = shop.client.get(f"/api/billing/sessions/{session_id}", headers=headers).json()
+        assert (view["status"], view["credits_granted"], view["balance"]["balance"]) == ("processing", False, 0)
+        assert "processing" in view["status_reason"]
+    succeeded = shop.stripe.event("checkout.session.async_payment_succeeded", shop.stripe.pay(session_id))
+    shop.deliver_ok(succeeded)
+    shop.deliver_ok(completed)  # late or redelivered `completed`, still saying unpaid
+    shop.deliver_ok(succeeded)
+    assert shop.balance(headers) == 10
+    assert len(shop.ledger(headers)) == 1
+    assert shop.client.get(f"/api/billing/sessions/{session_id}", headers=headers).json()["status"] == "paid"
+
+
+def test_a_failed_async_payment_grants_nothing_and_says_why(shop: Shop) -> None:
+    _, headers = shop.new_user()
+    session_id = shop.checkout(headers)
+    unpaid = shop.stripe.pay(session_id, payment_status="unpaid")
+    shop.deliver_ok(shop.stripe.event("checkout.session.async_payment_failed", unpaid))
+    shop.deliver_ok(shop.stripe.event("checkout.session.completed", unpaid))  # arriving late changes nothing
+    view = shop.client.get(f"/api/billing/sessions/{session_id}", headers=headers).json()
+    assert (view["status"], view["credits_granted"], view["balance"]["balance"]) == ("failed", False, 0)
+    assert "did not go through" in view["status_reason"]
+
+
+def test_an_expired_checkout_says_so_and_grants_nothing(shop: Shop) -> None:
+    _, headers = shop.new_user()
+    session_id = shop.checkout(headers)
+    shop.deliver_ok(shop.stripe.event("checkout.session.expired", shop.stripe.expire(session_id)))
+    view = shop.client.get(f"/api/billing/sessions/{session_id}", headers=headers).json()
+    assert (view["status"], view["credits_granted"], view["balance"]["balance"]) == ("expired", False, 0)
+    assert "expired" in view["status_reason"]
+
+
+@pytest.mark.parametrize("embed_refunds", [True, False], ids=["refunds-in-event", "refunds-from-api"])
+def test_two_partial_refunds_each_delivered_twice_claw_back_exactly(shop: Shop, embed_refunds: bool) -> None:
+    session_id, headers, _ = _paid_purchase(shop, "pro")  # 50 credits for $50.00
+    shop.stripe.refund(session_id, 1000)
+    first = shop.stripe.event("charge.refunded", shop.stripe.charge(session_id, embed_refunds=embed_refunds))
+    shop.deliver_ok(first)
+    shop.deliver_ok(first)
+    assert shop.balance(headers) == 40
+    shop.stripe.refund(session_id, 1500)
+    second = shop.stripe.event("charge.refunded", shop.stripe.charge(session_id, embed_refunds=embed_refunds))
+    shop.deliver_ok(second)
+    shop.deliver_ok(second)
+    shop.deliver_ok(first)
+    assert shop.balance(headers) == 25
+    refunds = [(e["delta"], e["note"]) for e in shop.ledger(headers) if e["kind"] == "refund"]
+    assert refunds == [(-15, "Refund of $15.00 on the Pro pack"), (-10, "Refund of $10.00 on the Pro pack")]
+
+
+def test_a_full_refund_in_three_uneven_parts_claws_back_the_whole_pack(shop: Shop) -> None:
+    session_id, headers, _ = _paid_purchase(shop, "starter")  # 10 credits for $12.00
+    events = []
+    for amount in (400, 400, 400):
+        shop.stripe.refund(session_id, amount)
+        events.append(shop.stripe.event("charge.refunded", shop.stripe.charge(session_id)))
+    for event in reversed(events):
+        shop.deliver_ok(event)
+    assert shop.balance(headers) == 0
+    assert sorted(e["delta"] for e in shop.ledger(headers) if e["kind"] == "refund") == [-4, -3, -3]
+
+
+def test_a_refund_that_overtakes_the_purchase_event_still_nets_out(shop: Shop) -> None:
+    _, headers = shop.new_user()
+    session_id = shop.checkout(headers, "starter")
+    completed = shop.stripe.event("checkout.session.completed", shop.stripe.pay(session_id))
+    shop.stripe.refund(session_id, 600)
+    shop.deliver_ok(shop.stripe.event("charge.refunded", shop.stripe.charge(session_id)))
+    shop.deliver_ok(completed)
+    assert shop.balance(headers) == 5
+    assert sorted((e["kind"], e["delta"]) for e in shop.ledger(headers)) == [("purchase", 10), ("refund", -5)]
+
+
+def test_a_dispute_lost_then_won_reinstates_once(shop: Shop) -> None:
+    session_id, headers, _ = _paid_purchase(shop, "starter")
+    dispute = shop.stripe.dispute(session_id)
+    created = shop.stripe.event("charge.dispute.created", dispute)
+    shop.deliver_ok(created)
+    shop.deliver_ok(created)
+    assert shop.balance(headers) == 0
+    won = shop.stripe.event("charge.dispute.closed", {**dispute, "status": "won"})
+    shop.deliver_ok(won)
+    shop.deliver_ok(won)
+    shop.deliver_ok(created)
+    assert shop.balance(headers) == 10
+    kinds = sorted((e["kind"], e["delta"]) for e in shop.ledger(headers))
+    assert kinds == [("dispute", -10), ("dispute_won", 10), ("purchase", 10)]
+
+
+def test_a_won_dispute_arriving_before_its_creation_changes_nothing(shop: Shop) -> None:
+    session_id, headers, _ = _paid_purchase(shop, "starter")
+    dispute = shop.stripe.dispute(session_id)
+    shop.deliver_ok(shop.stripe.event("charge.dispute.closed", {**dispute, "status": "won"}))
+    shop.deliver_ok(shop.stripe.event("charge.dispute.created", dispute))
+    assert shop.balance(headers) == 10
+
+
+def test_a_lost_dispute_keeps_the_credits_clawed_back(shop: Shop) -> None:
+    session_id, headers, _ = _paid_purchase(shop, "starter")
+    dispute = shop.stripe.dispute(session_id)
+    shop.deliver_ok(shop.stripe.event("charge.dispute.created", dispute))
+    shop.deliver_ok(shop.stripe.event("charge.dispute.closed", {**dispute, "status": "lost"}))
+    assert shop.balance(headers) == 0
+
+
+def test_a_claw_back_can_leave_the_balance_negative(shop: Shop) -> None:
+    session_id, headers, user = _paid_purchase(shop, "starter")
+    with shop.context.session() as session:
+        for n in range(8):  # eight outputs already made and paid for with the credits
+            apply_ledger_entry(session=session, user_id=user.id, delta=-1, kind="job", ref=f"job-{user.id}-{n}")
+        session.commit()
+    shop.deliver_ok(shop.stripe.event("charge.dispute.created", shop.stripe.dispute(session_id)))
+    me = shop.client.get("/api/me", headers=headers).json()
+    assert me["credits"]["balance"] == -8 and me["credits"]["available"] == -8
+
+
+def test_a_handler_error_answers_non_2xx_and_the_redelivery_grants(shop: Shop) -> None:
+    _, headers = shop.new_user()
+    session_id = shop.checkout(headers, "starter")
+    event = shop.stripe.event("checkout.session.completed", shop.stripe.pay(session_id))
+    shop.stripe.failures_left = 1  # Stripe's API fails while we fetch the session
+    response = shop.deliver(event)
+    assert response.status_code == 500
+    assert "deliver it again" in response.json()["detail"]
+    with shop.context.session() as session:
+        assert session.get(StripeEvent, event["id"]) is None  # rolled back: the retry is not a duplicate
+    assert shop.balance(headers) == 0
+    assert shop.deliver_ok(event)["outcome"] == "granted 10 credits"
+    assert shop.balance(headers) == 10
+
+
+def test_events_luster_does_not_own_are_acknowledged_and_ignored(shop: Shop) -> None:
+    # Another integration on the same Stripe account sells something else.
+    other_shop = stripe.StripeClient(shop.stripe.api_key, base_addresses={"api": shop.stripe.url})
+    foreign = other_shop.v1.checkout.sessions.create(params={
+        "mode": "payment", "success_url": "https://example.com/thanks",
+        "line_items": [{"price_data": {"currency": "usd", "unit_amount": 900, "product_data": {"name": "Mug"}},
+                        "quantity": 1}],
+    })
+    completed = shop.stripe.event("checkout.session.completed", shop.stripe.pay(foreign.id))
+    assert shop.deliver_ok(completed)["outcome"] == "ignored: not a Luster checkout"
+    assert shop.deliver_ok(completed)["outcome"].startswith("duplicate")
+    other = shop.stripe.event("customer.created", {"id": "cus_1", "object": "customer"})
+    assert shop.deliver_ok(other)["outcome"].startswith("ignored")
+    with shop.context.session() as session:
+        assert len(list(session.execute(select(StripeEvent)).scalars())) == 2
+        assert list(session.execute(select(CreditLedger)).scalars()) == []
