@@ -22,7 +22,6 @@ from luster_app.models import Asset, AssetKind, AssetStatus, CreditLedger, Credi
 from luster_app.services.credits import grant_adjustment
 from luster_app.storage.keys import original_key
 from tests.conftest import make_user
-from tests.storage_for_tests import DirectoryStorage
 
 # Settings a test worker runs with: quick polls and retries, a short lease so a dead worker's
 # job is taken over within seconds.
@@ -42,8 +41,7 @@ def worker_settings(settings: Settings, database_url: str, **overrides: Any) -> 
 def worker_context(settings: Settings, database_url: str, engine: Any, **overrides: Any) -> AppContext:
     """A context for an in-process worker on `database_url` with `engine`."""
     worker = worker_settings(settings, database_url, **overrides)
-    storage = DirectoryStorage(worker.luster_data_dir / "storage")
-    return AppContext(worker, db=make_engine(database_url), image_engine=engine, storage=storage)
+    return AppContext(worker, db=make_engine(database_url), image_engine=engine)
 
 
 def png_bytes(image: Image.Image) -> bytes:

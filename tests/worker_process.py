@@ -16,7 +16,6 @@ import sys
 from luster_app.config import Settings
 from luster_app.context import AppContext
 from tests.engines_for_tests import engine_from_spec
-from tests.storage_for_tests import DirectoryStorage
 from worker.worker import Worker
 
 
@@ -28,9 +27,7 @@ def main() -> int:
     args = parser.parse_args()
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
-    context = AppContext(
-        settings, image_engine=engine_from_spec(args.engine), storage=DirectoryStorage(settings.luster_data_dir / "storage")
-    )
+    context = AppContext(settings, image_engine=engine_from_spec(args.engine))
     status = Worker(context, concurrency=args.concurrency, drain=args.drain).run()
     # For the memory benchmark: this process's peak resident set, in KiB (Linux).
     print(f"peak_rss_kib={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}", flush=True)
