@@ -58,24 +58,32 @@ def add_shoot(context: AppContext, user: User, name: str = "12 Harbour Street") 
         return shoot
 
 
-def add_photo(
-    context: AppContext, user: User, image: Image.Image, *, shoot: Shoot | None = None, status: str = AssetStatus.READY
-) -> Asset:
-    """An original photo in storage and its asset row, as a verified upload leaves them."""
+def add_photos(
+    context: AppContext, user: User, images: list[Image.Image], *, shoot: Shoot | None = None, status: str = AssetStatus.READY
+) -> list[Asset]:
+    """Original photos in storage and their asset rows, as verified uploads leave them."""
     shoot = shoot or add_shoot(context, user)
-    data = png_bytes(image)
-    asset_id = uuid.uuid4()
-    key = original_key(user.id, shoot.id, asset_id, "PNG")
-    context.storage.put_bytes(key, data, content_type="image/png")
-    with context.session() as session:
-        asset = Asset(
-            id=asset_id, shoot_id=shoot.id, user_id=user.id, kind=AssetKind.ORIGINAL, storage_key=key,
-            filename=f"photo-{asset_id.hex[:6]}.png", content_type="image/png", bytes=len(data),
-            width=image.width, height=image.height, status=status,
+    assets = []
+    for image in images:
+        data = png_bytes(image)
+        asset_id = uuid.uuid4()
+        key = original_key(user.id, shoot.id, asset_id, "PNG")
+        context.storage.put_bytes(key, data, content_type="image/png")
+        assets.append(
+            Asset(
+                id=asset_id, shoot_id=shoot.id, user_id=user.id, kind=AssetKind.ORIGINAL, storage_key=key,
+                filename=f"photo-{asset_id.hex[:6]}.png", content_type="image/png", bytes=len(data),
+                width=image.width, height=image.height, status=status,
+            )
         )
-        session.add(asset)
+    with context.session() as session:
+        session.add_all(assets)
         session.commit()
-        return asset
+    return assets
+
+
+def add_photo(context: AppContext, user: User, image: Image.Image, **kwargs: Any) -> Asset:
+    return add_photos(context, user, [image], **kwargs)[0]
 
 
 def user_with_credits(context: AppContext, credits: int) -> tuple[User, dict[str, str]]:
