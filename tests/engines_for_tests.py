@@ -43,6 +43,15 @@ class InvertEngine:
         return ImageOps.invert(request.image.convert("RGB"))
 
 
+class NoopEngine(InvertEngine):
+    """Returns the photo as it came: the engine call costs nothing, so only the queue is measured."""
+
+    name = "test-noop"
+
+    def edit(self, request: EngineRequest) -> Image.Image:
+        return request.image
+
+
 class WaitingEngine(InvertEngine):
     """Waits like a remote image API before answering."""
 
@@ -120,10 +129,12 @@ def recorded_calls(calls_dir: Path) -> list[int]:
 
 
 def engine_from_spec(spec: str) -> InvertEngine:
-    """An engine from a command-line spec: `invert`, `wait:SECONDS`, `record:DIR[:SECONDS]`."""
+    """An engine from a command-line spec: `invert`, `noop`, `wait:SECONDS`, `record:DIR[:SECONDS]`."""
     kind, _, rest = spec.partition(":")
     if kind == "invert":
         return InvertEngine()
+    if kind == "noop":
+        return NoopEngine()
     if kind == "wait":
         return WaitingEngine(float(rest))
     if kind == "record":

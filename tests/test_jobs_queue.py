@@ -129,14 +129,17 @@ def test_a_repeated_finish_charges_once(context) -> None:
     [claimed] = _claim(context, "worker-a")
     files = _files(1, "only")
 
-    with context.session() as session:
-        assert finish_success(session=session, job=claimed.job, owner="worker-a", files=files) is FinishOutcome.FINISHED
-    with context.session() as session:
-        assert finish_success(session=session, job=claimed.job, owner="worker-a", files=files) is FinishOutcome.FINISHED
+    assert _finish(context, claimed, "worker-a", files) is FinishOutcome.FINISHED
+    assert _finish(context, claimed, "worker-a", files) is FinishOutcome.FINISHED
 
     assert job_charges(context) == 1
     assert len(outputs_of(context, job.id)) == 1
     assert balance(context, user_id) == 0
+
+
+def _finish(context: AppContext, claimed, owner: str, files: OutputFiles) -> FinishOutcome:
+    with context.session() as session:
+        return finish_success(session=session, job=claimed.job, original=claimed.original, owner=owner, files=files)
 
 
 def _files(version: int, name: str) -> OutputFiles:
@@ -151,17 +154,14 @@ def test_a_version_taken_by_a_concurrent_job_is_refused(context) -> None:
             session=session, user_id=user_id, asset_ids=[job.asset_id], preset="dusk", params={},
             options=JobOptions.for_context(context),
         )
-    first, second = (item.job for item in _claim(context, "worker-a"))
+    first, second = _claim(context, "worker-a")
+    assert first.next_version == second.next_version == 1  # both rendered while no output existed
 
-    with context.session() as session:
-        assert finish_success(session=session, job=first, owner="worker-a", files=_files(1, "first")) is FinishOutcome.FINISHED
-    with context.session() as session:
-        outcome = finish_success(session=session, job=second, owner="worker-a", files=_files(1, "second"))
-    assert outcome is FinishOutcome.VERSION_TAKEN
-    assert outputs_of(context, second.id) == []
-    with context.session() as session:
-        assert finish_success(session=session, job=second, owner="worker-a", files=_files(2, "second")) is FinishOutcome.FINISHED
-    assert [output.version for output in outputs_of(context, second.id)] == [2]
+    assert _finish(context, first, "worker-a", _files(1, "first")) is FinishOutcome.FINISHED
+    assert _finish(context, second, "worker-a", _files(1, "second")) is FinishOutcome.VERSION_TAKEN
+    assert outputs_of(context, second.job.id) == []
+    assert _finish(context, second, "worker-a", _files(2, "second")) is FinishOutcome.FINISHED
+    assert [output.version for output in outputs_of(context, second.job.id)] == [2]
     assert job_charges(context) == 2
 
 

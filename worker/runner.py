@@ -76,14 +76,14 @@ class JobRunner:
         heartbeat = Heartbeat(self._extend_lease(job), interval=self.lease_seconds / 3, name=f"heartbeat-{job.id}")
         with heartbeat:
             try:
-                original = self.db(lambda session: session.get(Asset, job.asset_id))
-                if original is None:
+                if claimed.original is None:
                     raise FileNotFoundError("the original photo was deleted")
-                rendered = render(job, original, storage=self.context.storage, engine=self.context.image_engine, limits=self.limits)
+                engine = self.context.image_engine
+                rendered = render(job, claimed.original, storage=self.context.storage, engine=engine, limits=self.limits)
                 if heartbeat.lost.is_set():
                     log.warning("job %s: lease lost to another worker; discarding this attempt", job.id)
                     return
-                self._store_and_finish(job, original, rendered)
+                self._store_and_finish(claimed, rendered)
             except Exception as exc:  # noqa: BLE001  (every failure is classified, none escapes)
                 if heartbeat.lost.is_set():
                     log.warning("job %s: lease lost to another worker; discarding this attempt", job.id)
@@ -98,11 +98,13 @@ class JobRunner:
 
         return extend
 
-    def _store_and_finish(self, job: Job, original: Asset, rendered: Rendered) -> None:
+    def _store_and_finish(self, claimed: ClaimedJob, rendered: Rendered) -> None:
+        job, original, version = claimed.job, claimed.original, claimed.next_version
         for _ in range(VERSION_TRIES):
-            version = self.db(lambda session: next_output_version(session=session, original_id=original.id))
             files = self._store(job, original, rendered, version)
-            outcome = self.db(lambda session: finish_success(session=session, job=job, owner=self.owner, files=files))  # noqa: B023
+            outcome = self.db(
+                lambda session: finish_success(session=session, job=job, original=original, owner=self.owner, files=files)  # noqa: B023
+            )
             if outcome is FinishOutcome.FINISHED:
                 log.info("job %s succeeded: output v%d", job.id, version)
                 return
@@ -110,6 +112,8 @@ class JobRunner:
             if outcome is FinishOutcome.LEASE_LOST:
                 log.warning("job %s: lease lost to another worker; its output was discarded", job.id)
                 return
+            # Another job on this photo stored that version first: take the next free one.
+            version = self.db(lambda session: next_output_version(session=session, original_id=original.id))
         raise RuntimeError(f"no free output version for photo {original.id} after {VERSION_TRIES} tries")
 
     def _store(self, job: Job, original: Asset, rendered: Rendered, version: int) -> OutputFiles:

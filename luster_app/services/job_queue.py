@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import func, literal, select, union_all, update
+from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from luster_app.db import is_postgres
@@ -35,6 +36,8 @@ class FinishOutcome(enum.Enum):
 @dataclass(frozen=True)
 class ClaimedJob:
     job: Job
+    original: Asset | None  # the photo to edit (None if it was deleted meanwhile)
+    next_version: int  # the output version this attempt should store as, unless another job takes it first
     reclaimed: bool  # taken over from a worker whose lease expired
 
 
@@ -105,16 +108,41 @@ def claim_jobs(*, session: Session, owner: str, limit: int, lease_seconds: float
     )
     try:
         jobs = list(session.execute(claim, execution_options=NO_SYNC).scalars())
-        interrupted = _interrupted(session, [job.id for job in jobs])
+        if not jobs:
+            session.commit()
+            return []
+        interrupted = _interrupted(session, [job.id for job in jobs if job.attempts > 1])
         for job in jobs:
             if job.id in interrupted:
                 add_event(session, job.id, "lease_expired", attempt=job.attempts - 1)
             add_event(session, job.id, "claimed", attempt=job.attempts, worker=owner)
+        originals = _originals_with_next_version(session, {job.asset_id for job in jobs})
         session.commit()
     except BaseException:
         session.rollback()
         raise
-    return [ClaimedJob(job=job, reclaimed=job.id in interrupted) for job in jobs]
+    claimed = []
+    for job in jobs:
+        original, version = originals.get(job.asset_id, (None, 1))
+        claimed.append(ClaimedJob(job=job, original=original, next_version=version, reclaimed=job.id in interrupted))
+    return claimed
+
+
+def _next_version() -> sa.ScalarSelect[int]:
+    """The version the next output of the photo in the enclosing query's `assets` row takes."""
+    output = aliased(Asset)
+    return (
+        select(func.coalesce(func.max(output.version), 0) + 1)
+        .where(output.parent_asset_id == Asset.id, output.kind == AssetKind.OUTPUT)
+        .scalar_subquery()
+    )
+
+
+def _originals_with_next_version(session: Session, asset_ids: set[uuid.UUID]) -> dict[uuid.UUID, tuple[Asset, int]]:
+    """The claimed jobs' photos, each with its next output version: one query, so a claimed
+    job needs no further reads before it runs."""
+    rows = session.execute(select(Asset, _next_version()).where(Asset.id.in_(asset_ids)))
+    return {asset.id: (asset, version) for asset, version in rows}
 
 
 def _interrupted(session: Session, job_ids: list[uuid.UUID]) -> set[uuid.UUID]:
@@ -180,12 +208,12 @@ def release_job(*, session: Session, job_id: uuid.UUID, owner: str) -> bool:
 def next_output_version(*, session: Session, original_id: uuid.UUID) -> int:
     """The version number the next output of this original photo gets (`_v{n}` in its key)."""
     start_transaction(session)
-    version = _next_version(session, original_id)
+    version = session.execute(select(_next_version()).where(Asset.id == original_id)).scalar_one()
     session.commit()
     return version
 
 
-def finish_success(*, session: Session, job: Job, owner: str, files: OutputFiles) -> FinishOutcome:
+def finish_success(*, session: Session, job: Job, original: Asset, owner: str, files: OutputFiles) -> FinishOutcome:
     """In one transaction, if `owner` still holds the lease: `succeeded`, the output and thumbnail
     assets, the ledger row (kind `job`, ref the job id) and one credit taken."""
     start_transaction(session)
@@ -197,12 +225,14 @@ def finish_success(*, session: Session, job: Job, owner: str, files: OutputFiles
         if not session.execute(update(Job).where(*_owned(job.id, owner)).values(**values), execution_options=NO_SYNC).rowcount:
             session.rollback()
             return FinishOutcome.FINISHED if _stored_by_job(session, job.id, files.key) else FinishOutcome.LEASE_LOST
-        # Lock the original so concurrent jobs on the same photo take versions one at a time.
-        original = session.execute(select(Asset).where(Asset.id == job.asset_id).with_for_update()).scalar_one()
-        if _next_version(session, original.id) != files.version:
+        # Lock the original so concurrent jobs on the same photo take versions one at a time; read
+        # the version in a statement of its own, after the lock, so it sees the previous holder's
+        # output (PostgreSQL gives each statement a fresh snapshot, not a blocked one).
+        session.execute(select(Asset.id).where(Asset.id == original.id).with_for_update())
+        if session.execute(select(_next_version()).where(Asset.id == original.id)).scalar_one() != files.version:
             session.rollback()
             return FinishOutcome.VERSION_TAKEN
-        output = _output_assets(job, original, files, session)
+        output = _add_output_assets(session, job, original, files)
         apply_ledger_entry(session=session, user_id=job.user_id, delta=-1, kind=LedgerKind.JOB, ref=str(job.id))
         add_event(session, job.id, "succeeded", attempt=job.attempts, output_asset_id=str(output.id), version=files.version)
         session.commit()
@@ -210,13 +240,6 @@ def finish_success(*, session: Session, job: Job, owner: str, files: OutputFiles
         session.rollback()
         raise
     return FinishOutcome.FINISHED
-
-
-def _next_version(session: Session, original_id: uuid.UUID) -> int:
-    latest = session.execute(
-        select(func.max(Asset.version)).where(Asset.parent_asset_id == original_id, Asset.kind == AssetKind.OUTPUT)
-    ).scalar()
-    return (latest or 0) + 1
 
 
 def _stored_by_job(session: Session, job_id: uuid.UUID, key: str) -> bool:
@@ -227,19 +250,17 @@ def _stored_by_job(session: Session, job_id: uuid.UUID, key: str) -> bool:
     return found is not None
 
 
-def _output_assets(job: Job, original: Asset, files: OutputFiles, session: Session) -> Asset:
+def _add_output_assets(session: Session, job: Job, original: Asset, files: OutputFiles) -> Asset:
+    """The output and its thumbnail, added together (one INSERT for both)."""
     stem = f"{PurePosixPath(original.filename).stem}_{job.preset}_v{files.version}"
     common = {"shoot_id": original.shoot_id, "user_id": original.user_id, "content_type": "image/jpeg", "status": AssetStatus.READY}
     output = Asset(
         kind=AssetKind.OUTPUT, storage_key=files.key, filename=f"{stem}.jpg", bytes=files.size, width=files.width,
         height=files.height, parent_asset_id=original.id, job_id=job.id, version=files.version, **common,
     )
-    session.add(output)
-    session.flush()
-    session.add(
-        Asset(
-            kind=AssetKind.THUMB, storage_key=files.thumb_key, filename=f"{stem}_thumb.jpg", bytes=files.thumb_size,
-            width=files.thumb_width, height=files.thumb_height, parent_asset_id=output.id, job_id=job.id, **common,
-        )
+    thumb = Asset(
+        kind=AssetKind.THUMB, storage_key=files.thumb_key, filename=f"{stem}_thumb.jpg", bytes=files.thumb_size,
+        width=files.thumb_width, height=files.thumb_height, parent_asset_id=output.id, job_id=job.id, **common,
     )
+    session.add_all([output, thumb])
     return output
