@@ -77,7 +77,7 @@ class BenchEnv:
         return AppContext(settings, db=make_engine(settings.database_url), image_engine=InvertEngine())
 
 
-def add_bench_photos(context: AppContext, images: list[Image.Image]) -> tuple[uuid.UUID, list[uuid.UUID]]:
+def add_bench_photos(context: AppContext, images: list[Image.Image | bytes]) -> tuple[uuid.UUID, list[uuid.UUID]]:
     """A photographer with one credit per photo, and the photos uploaded to one shoot."""
     user, _ = user_with_credits(context, len(images))
     photos = add_photos(context, user, images, shoot=add_shoot(context, user))

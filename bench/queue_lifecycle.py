@@ -39,6 +39,8 @@ def bare_loop(url: str, jobs: int, processes: int) -> float:
     with engine.connect() as conn:
         conn.execute(sa.text("DROP TABLE IF EXISTS bare_queue"))
         conn.execute(sa.text(BARE_TABLE))
+        # What a queue table has: an index that finds the next queued row without a scan.
+        conn.execute(sa.text("CREATE INDEX bare_queue_queued ON bare_queue (id) WHERE status = 'queued'"))
         conn.execute(sa.text("INSERT INTO bare_queue (status) SELECT 'queued' FROM generate_series(1, :n)"), {"n": jobs})
     spawn = multiprocessing.get_context("spawn")
     ready = spawn.Barrier(processes + 1)

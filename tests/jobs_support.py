@@ -20,7 +20,7 @@ from luster_app.db import make_engine
 from luster_app.migrations import ROOT
 from luster_app.models import Asset, AssetKind, AssetStatus, CreditLedger, Credits, Job, Shoot, User
 from luster_app.services.credits import grant_adjustment
-from luster_app.storage.keys import original_key
+from luster_app.storage.keys import EXTENSIONS, original_key
 from tests.conftest import make_user
 
 # Settings a test worker runs with: quick polls and retries, a short lease so a dead worker's
@@ -58,22 +58,32 @@ def add_shoot(context: AppContext, user: User, name: str = "12 Harbour Street") 
         return shoot
 
 
+def _encoded(photo: Image.Image | bytes) -> tuple[bytes, str, int, int]:
+    """The file to store, its format and size: an Image becomes a PNG, bytes are kept as they are."""
+    if isinstance(photo, Image.Image):
+        return png_bytes(photo), "PNG", photo.width, photo.height
+    header = Image.open(io.BytesIO(photo))
+    return photo, header.format, header.width, header.height
+
+
 def add_photos(
-    context: AppContext, user: User, images: list[Image.Image], *, shoot: Shoot | None = None, status: str = AssetStatus.READY
+    context: AppContext, user: User, photos: list[Image.Image | bytes], *, shoot: Shoot | None = None,
+    status: str = AssetStatus.READY,
 ) -> list[Asset]:
     """Original photos in storage and their asset rows, as verified uploads leave them."""
     shoot = shoot or add_shoot(context, user)
     assets = []
-    for image in images:
-        data = png_bytes(image)
+    for photo in photos:
+        data, image_format, width, height = _encoded(photo)
         asset_id = uuid.uuid4()
-        key = original_key(user.id, shoot.id, asset_id, "PNG")
-        context.storage.put_bytes(key, data, content_type="image/png")
+        key = original_key(user.id, shoot.id, asset_id, image_format)
+        content_type = f"image/{image_format.lower()}"
+        context.storage.put_bytes(key, data, content_type=content_type)
         assets.append(
             Asset(
                 id=asset_id, shoot_id=shoot.id, user_id=user.id, kind=AssetKind.ORIGINAL, storage_key=key,
-                filename=f"photo-{asset_id.hex[:6]}.png", content_type="image/png", bytes=len(data),
-                width=image.width, height=image.height, status=status,
+                filename=f"photo-{asset_id.hex[:6]}.{EXTENSIONS[image_format]}", content_type=content_type,
+                bytes=len(data), width=width, height=height, status=status,
             )
         )
     with context.session() as session:

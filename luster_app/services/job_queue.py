@@ -15,14 +15,15 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import func, literal, select, union_all, update
+from sqlalchemy import func, insert, literal, select, union_all, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from luster_app.db import is_postgres
 from luster_app.models import Asset, AssetKind, AssetStatus, Job, JobEvent, JobStatus, LedgerKind, UTCDateTime, utcnow
 from luster_app.services.credits import apply_ledger_entry
-from luster_app.services.jobs import add_event, start_transaction
+from luster_app.services.jobs import add_event, add_events, event_row, start_transaction
 
 NO_SYNC = {"synchronize_session": False}
 
@@ -112,10 +113,12 @@ def claim_jobs(*, session: Session, owner: str, limit: int, lease_seconds: float
             session.commit()
             return []
         interrupted = _interrupted(session, [job.id for job in jobs if job.attempts > 1])
+        events = []
         for job in jobs:
             if job.id in interrupted:
-                add_event(session, job.id, "lease_expired", attempt=job.attempts - 1)
-            add_event(session, job.id, "claimed", attempt=job.attempts, worker=owner)
+                events.append(event_row(job.id, "lease_expired", attempt=job.attempts - 1))
+            events.append(event_row(job.id, "claimed", attempt=job.attempts, worker=owner))
+        add_events(session, events)
         originals = _originals_with_next_version(session, {job.asset_id for job in jobs})
         session.commit()
     except BaseException:
@@ -225,16 +228,14 @@ def finish_success(*, session: Session, job: Job, original: Asset, owner: str, f
         if not session.execute(update(Job).where(*_owned(job.id, owner)).values(**values), execution_options=NO_SYNC).rowcount:
             session.rollback()
             return FinishOutcome.FINISHED if _stored_by_job(session, job.id, files.key) else FinishOutcome.LEASE_LOST
-        # Lock the original so concurrent jobs on the same photo take versions one at a time; read
-        # the version in a statement of its own, after the lock, so it sees the previous holder's
-        # output (PostgreSQL gives each statement a fresh snapshot, not a blocked one).
-        session.execute(select(Asset.id).where(Asset.id == original.id).with_for_update())
-        if session.execute(select(_next_version()).where(Asset.id == original.id)).scalar_one() != files.version:
+        try:
+            output_id = _insert_output_assets(session, job, original, files)
+        except IntegrityError:
+            # uq_assets_parent_version: a concurrent job on this photo stored this version first.
             session.rollback()
             return FinishOutcome.VERSION_TAKEN
-        output = _add_output_assets(session, job, original, files)
         apply_ledger_entry(session=session, user_id=job.user_id, delta=-1, kind=LedgerKind.JOB, ref=str(job.id))
-        add_event(session, job.id, "succeeded", attempt=job.attempts, output_asset_id=str(output.id), version=files.version)
+        add_event(session, job.id, "succeeded", attempt=job.attempts, output_asset_id=str(output_id), version=files.version)
         session.commit()
     except BaseException:
         session.rollback()
@@ -250,17 +251,21 @@ def _stored_by_job(session: Session, job_id: uuid.UUID, key: str) -> bool:
     return found is not None
 
 
-def _add_output_assets(session: Session, job: Job, original: Asset, files: OutputFiles) -> Asset:
-    """The output and its thumbnail, added together (one INSERT for both)."""
+def _insert_output_assets(session: Session, job: Job, original: Asset, files: OutputFiles) -> uuid.UUID:
+    """The output and its thumbnail, in one INSERT; returns the output's id."""
     stem = f"{PurePosixPath(original.filename).stem}_{job.preset}_v{files.version}"
-    common = {"shoot_id": original.shoot_id, "user_id": original.user_id, "content_type": "image/jpeg", "status": AssetStatus.READY}
-    output = Asset(
-        kind=AssetKind.OUTPUT, storage_key=files.key, filename=f"{stem}.jpg", bytes=files.size, width=files.width,
-        height=files.height, parent_asset_id=original.id, job_id=job.id, version=files.version, **common,
-    )
-    thumb = Asset(
-        kind=AssetKind.THUMB, storage_key=files.thumb_key, filename=f"{stem}_thumb.jpg", bytes=files.thumb_size,
-        width=files.thumb_width, height=files.thumb_height, parent_asset_id=output.id, job_id=job.id, **common,
-    )
-    session.add_all([output, thumb])
-    return output
+    output_id = uuid.uuid4()
+    common = {
+        "shoot_id": original.shoot_id, "user_id": original.user_id, "content_type": "image/jpeg",
+        "status": AssetStatus.READY, "job_id": job.id, "reject_reason": None, "created_at": utcnow(),
+    }
+    rows = [
+        {**common, "id": output_id, "kind": AssetKind.OUTPUT, "storage_key": files.key, "filename": f"{stem}.jpg",
+         "bytes": files.size, "width": files.width, "height": files.height, "parent_asset_id": original.id,
+         "version": files.version},
+        {**common, "id": uuid.uuid4(), "kind": AssetKind.THUMB, "storage_key": files.thumb_key,
+         "filename": f"{stem}_thumb.jpg", "bytes": files.thumb_size, "width": files.thumb_width,
+         "height": files.thumb_height, "parent_asset_id": output_id, "version": None},
+    ]
+    session.execute(insert(Asset), rows)
+    return output_id

@@ -9,11 +9,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlmodel import Session
 
 from luster_app.db import is_postgres
-from luster_app.models import Asset, AssetKind, AssetStatus, Credits, Job, JobEvent
+from luster_app.models import Asset, AssetKind, AssetStatus, Credits, Job, JobEvent, utcnow
 from luster_app.services.errors import Conflict, Invalid, NotFound, PaymentRequired
 from luster_app.services.ratelimit import check_rate_limit
 from luster_app.services.users import credit_summary
@@ -62,9 +62,21 @@ class JobView:
     outputs: list[OutputView] = field(default_factory=list)
 
 
+def event_row(job_id: uuid.UUID, event_type: str, **detail: Any) -> dict[str, Any]:
+    """One transition or attempt of a job, as a `job_events` row for `add_events`."""
+    return {"job_id": job_id, "at": utcnow(), "type": event_type, "detail": detail}
+
+
+def add_events(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Record events inside the caller's transaction, in one statement (a plain INSERT: events
+    are written on every transition, and need none of the ORM's bookkeeping)."""
+    if rows:
+        session.execute(insert(JobEvent), rows)
+
+
 def add_event(session: Session, job_id: uuid.UUID, event_type: str, **detail: Any) -> None:
     """Record one transition or attempt of a job, inside the caller's transaction."""
-    session.add(JobEvent(job_id=job_id, type=event_type, detail=detail))
+    add_events(session, [event_row(job_id, event_type, **detail)])
 
 
 def start_transaction(session: Session) -> None:
@@ -133,8 +145,7 @@ def _create_jobs(
         ]
         session.add_all(jobs)
         session.flush()
-        for job in jobs:
-            add_event(session, job.id, "created", preset=preset, engine=options.engine)
+        add_events(session, [event_row(job.id, "created", preset=preset, engine=options.engine) for job in jobs])
         session.commit()
     except BaseException:
         session.rollback()
