@@ -77,8 +77,8 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = 1.0  # how often an idle worker looks for due jobs
     worker_grace_seconds: float = 25.0  # on SIGTERM, how long in-flight jobs may take to finish
     worker_cpu_slots: int = 2  # decode/encode steps at once per process (0: one per core)
-    # Megapixels of photos one worker process holds decoded at once (input + output ≈ 6 bytes
-    # a pixel), so memory stays flat however high the concurrency.
+    # Megapixels of photos one worker process holds decoded at once (photo and output: about
+    # 6 MB per megapixel), so memory stays flat however high the concurrency.
     worker_image_budget_megapixels: int = 150
 
     # --- scale-out ---

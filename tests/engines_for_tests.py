@@ -40,7 +40,7 @@ class InvertEngine:
     model = ""
 
     def edit(self, request: EngineRequest) -> Image.Image:
-        return ImageOps.invert(request.image.convert("RGB"))
+        return ImageOps.invert(request.image)  # the worker sends RGB: no conversion copy needed
 
 
 class NoopEngine(InvertEngine):

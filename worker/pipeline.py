@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import threading
 from collections.abc import Iterator
@@ -17,9 +19,27 @@ from luster_app.imaging.encode import THUMB_QUALITY
 from luster_app.models import Asset, Job
 from luster_app.storage.base import Storage
 
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+LARGE_ALLOCATION = 1 << 20
+
 # Assumed size of a photo whose dimensions were never recorded: a large camera frame.
 UNKNOWN_MEGAPIXELS = 24.0
 THUMB_LONG_EDGE = 512
+
+
+def return_photo_memory_to_the_os() -> bool:
+    """Have glibc give every allocation over 1 MiB its own mapping, returned to the OS when freed.
+
+    By default glibc raises that threshold after the first large free and then serves photos
+    from per-thread heaps, where freed photos stay resident; with many job threads the process
+    then grows with concurrency whatever the pixel budget says. Process-wide; False where the
+    C library is not glibc (nothing to tune there).
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, LARGE_ALLOCATION))
+    except (OSError, AttributeError):
+        return False
 
 
 class PixelBudget:

@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from luster_app.context import AppContext
 from luster_app.services.job_queue import ClaimedJob, claim_jobs, release_job
-from worker.pipeline import ImageLimits
+from worker.pipeline import ImageLimits, return_photo_memory_to_the_os
 from worker.retry import RetryPolicy
 from worker.runner import JobRunner
 from worker.signals import graceful_stop
@@ -55,6 +55,7 @@ class Worker:
     def run(self) -> int:
         """Work until stopped (SIGTERM/SIGINT, `stop()`, or drained); returns the exit status."""
         log.info("worker %s: up to %d jobs at once%s", self.owner, self.concurrency, ", until drained" if self.drain else "")
+        return_photo_memory_to_the_os()
         with graceful_stop(self.stop):
             self._work()
             self._wind_down()
