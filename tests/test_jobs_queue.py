@@ -17,6 +17,7 @@ from luster_app.services.job_queue import FinishOutcome, OutputFiles, claim_jobs
 from luster_app.services.jobs import JobOptions, create_batch
 from tests.engines_for_tests import InvertEngine, WaitingEngine, indexed_image
 from tests.jobs_support import add_photo, add_shoot, balance, job_charges, outputs_of, user_with_credits, worker_context
+from worker.heartbeat import LeaseKeeper
 from worker.pipeline import ImageLimits
 from worker.retry import RetryPolicy
 from worker.runner import JobRunner
@@ -59,7 +60,10 @@ def _events(context: AppContext, job_id: uuid.UUID) -> list[str]:
 
 def _runner(context: AppContext, owner: str) -> JobRunner:
     settings = context.settings
-    return JobRunner(context, owner=owner, policy=RetryPolicy.from_settings(settings), limits=ImageLimits.from_settings(settings))
+    return JobRunner(
+        context, owner=owner, policy=RetryPolicy.from_settings(settings), limits=ImageLimits.from_settings(settings),
+        leases=LeaseKeeper(set, interval=60),  # never started: this runner's lease is taken away by hand
+    )
 
 
 def test_concurrent_claimers_take_each_job_exactly_once(context) -> None:

@@ -16,14 +16,13 @@ from luster_app.services.job_queue import (
     ClaimedJob,
     FinishOutcome,
     OutputFiles,
-    extend_lease,
     fail_job,
     finish_success,
     next_output_version,
     schedule_retry,
 )
 from luster_app.storage.keys import output_key, output_thumb_key
-from worker.heartbeat import Heartbeat
+from worker.heartbeat import LeaseKeeper
 from worker.pipeline import ImageLimits, Rendered, render
 from worker.retry import AttemptError, RetryPolicy, classify
 
@@ -42,11 +41,14 @@ def is_connection_error(exc: BaseException) -> bool:
 class JobRunner:
     """Runs claimed jobs for one worker (`owner`); safe to call from many threads at once."""
 
-    def __init__(self, context: AppContext, *, owner: str, policy: RetryPolicy, limits: ImageLimits) -> None:
+    def __init__(
+        self, context: AppContext, *, owner: str, policy: RetryPolicy, limits: ImageLimits, leases: LeaseKeeper
+    ) -> None:
         self.context = context
         self.owner = owner
         self.policy = policy
         self.limits = limits
+        self.leases = leases
         self.lease_seconds = context.settings.job_lease_seconds
 
     def db(self, operation: Callable[[Session], T], *, patience: float | None = None) -> T:
@@ -73,30 +75,22 @@ class JobRunner:
             error = AttemptError("worker_crashed", "Processing this photo was interrupted too many times.", False)
             self._settle_failure(job, error)
             return
-        heartbeat = Heartbeat(self._extend_lease(job), interval=self.lease_seconds / 3, name=f"heartbeat-{job.id}")
-        with heartbeat:
+        with self.leases.keep(job.id) as lease:
             try:
                 if claimed.original is None:
                     raise FileNotFoundError("the original photo was deleted")
                 engine = self.context.image_engine
                 rendered = render(job, claimed.original, storage=self.context.storage, engine=engine, limits=self.limits)
-                if heartbeat.lost.is_set():
+                if lease.lost.is_set():
                     log.warning("job %s: lease lost to another worker; discarding this attempt", job.id)
                     return
                 self._store_and_finish(claimed, rendered)
             except Exception as exc:  # noqa: BLE001  (every failure is classified, none escapes)
-                if heartbeat.lost.is_set():
+                if lease.lost.is_set():
                     log.warning("job %s: lease lost to another worker; discarding this attempt", job.id)
                     return
                 log.info("job %s: attempt %d failed: %s", job.id, job.attempts, exc.__class__.__name__, exc_info=True)
                 self._settle_failure(job, classify(exc))
-
-    def _extend_lease(self, job: Job) -> Callable[[], bool]:
-        def extend() -> bool:
-            with self.context.session() as session:
-                return extend_lease(session=session, job_id=job.id, owner=self.owner, lease_seconds=self.lease_seconds)
-
-        return extend
 
     def _store_and_finish(self, claimed: ClaimedJob, rendered: Rendered) -> None:
         job, original, version = claimed.job, claimed.original, claimed.next_version

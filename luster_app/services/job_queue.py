@@ -171,9 +171,22 @@ def _transition(session: Session, job_id: uuid.UUID, owner: str, values: dict[st
     return owned == 1
 
 
-def extend_lease(*, session: Session, job_id: uuid.UUID, owner: str, lease_seconds: float) -> bool:
-    """The heartbeat: push the lease forward; False when this worker no longer owns the job."""
-    return _transition(session, job_id, owner, {"lease_expires_at": _now(session, lease_seconds)}, None)
+def extend_leases(*, session: Session, owner: str, job_ids: list[uuid.UUID], lease_seconds: float) -> set[uuid.UUID]:
+    """The heartbeat: push forward the leases `owner` still holds among `job_ids`; returns those."""
+    start_transaction(session)
+    extend = (
+        update(Job)
+        .where(Job.id.in_(job_ids), Job.lease_owner == owner, Job.status == JobStatus.PROCESSING)
+        .values(lease_expires_at=_now(session, lease_seconds))
+        .returning(Job.id)
+    )
+    try:
+        held = set(session.execute(extend, execution_options=NO_SYNC).scalars())
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return held
 
 
 def schedule_retry(
