@@ -21,7 +21,7 @@ def run(env: BenchEnv) -> Section:
     with env.database() as url:
         settings = env.settings(url)
         context = env.context(settings)
-        user_id, photo_ids = add_bench_photos(context, [indexed_image(i, size=(640, 480)) for i in range(jobs)])
+        user_id, photo_ids = add_bench_photos(context, [indexed_image(i, size=(320, 240)) for i in range(jobs)])
         with running_workers(settings, f"wait:{ENGINE_SECONDS}", processes=1, concurrency=CONCURRENCY, log_dir=env.scratch):
             queue_jobs(context, user_id, photo_ids, per_batch=jobs)
             wait_until(lambda: settled_jobs(context) == jobs, timeout=600)
@@ -39,7 +39,7 @@ def run(env: BenchEnv) -> Section:
         rows=[(str(jobs), str(CONCURRENCY), str(ENGINE_SECONDS), f"{achieved:.1f}", f"{ideal:.0f}", f"{ratio:.0%}",
                "met" if ratio >= GOAL else "NOT met")],
         notes=[
-            "One worker process; the engine sleeps, then inverts a 640×480 photo, so every job still",
+            "One worker process; the engine sleeps, then inverts a 320×240 photo, so every job still",
             "fetches, decodes, encodes, stores and is charged. Timed by the database from the first claim",
             "to the last finish.",
         ],
