@@ -90,6 +90,14 @@ class Settings(BaseSettings):
         return value.strip().rstrip("/")
 
     @model_validator(mode="after")
+    def _engine_timeout_below_lease(self) -> Settings:
+        # If heartbeats stop (database unreachable), a paid engine call must end before its job's
+        # lease can: otherwise another worker starts the same call while the first still waits.
+        if self.uses_openai and self.openai_timeout_seconds >= self.job_lease_seconds:
+            raise ValueError("OPENAI_TIMEOUT_SECONDS must be below JOB_LEASE_SECONDS")
+        return self
+
+    @model_validator(mode="after")
     def _default_app_url(self) -> Settings:
         if not self.app_url:
             self.app_url = f"http://localhost:{self.port}"
