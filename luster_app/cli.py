@@ -56,12 +56,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run the worker until SIGTERM/SIGINT, or with --drain until no job is due."""
-    import logging
-
     from worker.worker import Worker
 
-    settings = get_settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return Worker(_context(), concurrency=args.concurrency, drain=args.drain).run()
 
 

@@ -58,7 +58,10 @@ class Settings(BaseSettings):
     # --- image engine ---
     openai_api_key: str = ""
     openai_base_url: str = ""
-    openai_image_model: str = "gpt-image-1.5"
+    # The editing-precision model of the current generation (gpt-image-1 was shut down on
+    # 2026-10-23); sizes, qualities and input_fidelity per model: engines/openai_models.py.
+    openai_image_model: str = "gpt-image-2.5-sunburst"
+    openai_image_quality: str = ""  # empty: the model's default in that table ("high")
     openai_timeout_seconds: float = 120.0
 
     # --- payments ---
@@ -88,14 +91,6 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_trailing_slash(cls, value: str) -> str:
         return value.strip().rstrip("/")
-
-    @model_validator(mode="after")
-    def _engine_timeout_below_lease(self) -> Settings:
-        # If heartbeats stop (database unreachable), a paid engine call must end before its job's
-        # lease can: otherwise another worker starts the same call while the first still waits.
-        if self.uses_openai and self.openai_timeout_seconds >= self.job_lease_seconds:
-            raise ValueError("OPENAI_TIMEOUT_SECONDS must be below JOB_LEASE_SECONDS")
-        return self
 
     @model_validator(mode="after")
     def _default_app_url(self) -> Settings:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from luster_app.auth import AuthProvider
     from luster_app.billing import PaymentProvider
     from luster_app.storage import Storage
+    from luster_app.engines import ImageEngine
 
 
 class AppContext:
@@ -52,6 +53,12 @@ class AppContext:
         from luster_app.storage import build_storage
 
         return build_storage(self.settings)
+
+    @functools.cached_property
+    def image_engine(self) -> ImageEngine:
+        from luster_app.engines import build_engine
+
+        return build_engine(self.settings)
 
 
 @functools.cache

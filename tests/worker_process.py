@@ -9,13 +9,13 @@ exactly as for `luster worker`; only the image engine differs (see engines_for_t
 from __future__ import annotations
 
 import argparse
-import logging
 import resource
 import sys
 from pathlib import Path
 
 from luster_app.config import Settings
 from luster_app.context import AppContext
+from luster_app.logging import configure_logging
 from tests.engines_for_tests import engine_from_spec
 from worker.worker import Worker
 
@@ -27,7 +27,7 @@ def main() -> int:
     parser.add_argument("--drain", action="store_true")
     args = parser.parse_args()
     settings = Settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)
     context = AppContext(settings, image_engine=engine_from_spec(args.engine))
     worker = Worker(context, concurrency=args.concurrency, drain=args.drain)
     print("worker ready", flush=True)  # past imports and setup: benchmarks start their clocks now

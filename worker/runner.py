@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from luster_app.context import AppContext
+from luster_app.logging import log_context
 from luster_app.models import Asset, Job
 from luster_app.services.job_queue import (
     ClaimedJob,
@@ -70,27 +71,24 @@ class JobRunner:
     def run(self, claimed: ClaimedJob) -> None:
         """Take the job to `succeeded`, `failed` or back to `queued`; never raises."""
         job = claimed.job
-        if job.attempts > job.max_attempts:
-            # Its workers kept dying mid-job (a crash on this photo?): stop trying.
-            error = AttemptError("worker_crashed", "Processing this photo was interrupted too many times.", False)
-            self._settle_failure(job, error)
-            return
-        with self.leases.keep(job.id) as lease:
+        with log_context(job_id=job.id, user_id=job.user_id), self.leases.keep(job.id) as lease:
+            if job.attempts > job.max_attempts:
+                # Its workers kept dying mid-job (a crash on this photo?): stop trying.
+                self._settle_failure(job, AttemptError("worker_crashed", "Processing this photo was interrupted too many times.", False))
+                return
             try:
                 if claimed.original is None:
                     raise FileNotFoundError("the original photo was deleted")
                 engine = self.context.image_engine
                 rendered = render(job, claimed.original, storage=self.context.storage, engine=engine, limits=self.limits)
-                if lease.lost.is_set():
-                    log.warning("job %s: lease lost to another worker; discarding this attempt", job.id)
-                    return
-                self._store_and_finish(claimed, rendered)
+                if not lease.lost.is_set():
+                    self._store_and_finish(claimed, rendered)
             except Exception as exc:  # noqa: BLE001  (every failure is classified, none escapes)
-                if lease.lost.is_set():
-                    log.warning("job %s: lease lost to another worker; discarding this attempt", job.id)
-                    return
-                log.info("job %s: attempt %d failed: %s", job.id, job.attempts, exc.__class__.__name__, exc_info=True)
-                self._settle_failure(job, classify(exc))
+                if not lease.lost.is_set():
+                    log.info("attempt %d failed: %s", job.attempts, exc.__class__.__name__, exc_info=True)
+                    self._settle_failure(job, classify(exc))
+            if lease.lost.is_set():
+                log.warning("lease lost to another worker: this attempt wrote nothing")
 
     def _store_and_finish(self, claimed: ClaimedJob, rendered: Rendered) -> None:
         job, original, version = claimed.job, claimed.original, claimed.next_version
@@ -100,11 +98,11 @@ class JobRunner:
                 lambda session: finish_success(session=session, job=job, original=original, owner=self.owner, files=files)  # noqa: B023
             )
             if outcome is FinishOutcome.FINISHED:
-                log.info("job %s succeeded: output v%d", job.id, version)
+                log.info("succeeded: output v%d", version)
                 return
             self._delete(files.key, files.thumb_key)
             if outcome is FinishOutcome.LEASE_LOST:
-                log.warning("job %s: lease lost to another worker; its output was discarded", job.id)
+                log.warning("lease lost to another worker: this attempt's output was discarded")
                 return
             # Another job on this photo stored that version first: take the next free one.
             version = self.db(lambda session: next_output_version(session=session, original_id=original.id))
@@ -139,10 +137,10 @@ class JobRunner:
         try:
             if decision.retry:
                 self.db(lambda session: schedule_retry(session=session, delay_seconds=decision.delay_seconds, **common))
-                log.info("job %s: %s; retry in %.1fs", job.id, error.code, decision.delay_seconds)
+                log.info("%s; retry in %.1fs", error.code, decision.delay_seconds)
             else:
                 self.db(lambda session: fail_job(session=session, **common))
-                log.info("job %s failed: %s", job.id, error.code)
+                log.info("failed: %s", error.code)
         except Exception:  # noqa: BLE001
             # The lease runs out and another attempt follows: nothing is lost or charged.
-            log.exception("job %s: could not record the failed attempt", job.id)
+            log.exception("could not record the failed attempt")

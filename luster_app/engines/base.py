@@ -32,11 +32,17 @@ class EngineRequest:
     preset: str
     params: dict[str, Any] = field(default_factory=dict)
     prompt_text: str = ""
+    label: str = ""  # how the photographer knows the photo (its file name), for error messages
 
 
 class ImageEngine(Protocol):
     name: str  # "openai" or "classic"
     model: str  # the model id, or "" for the classic engine
+    presets: frozenset[str]  # the presets this engine can run
+
+    def supports(self, preset: str) -> bool:
+        """Whether `edit` can run this preset (else it raises EngineError "preset_unsupported")."""
+        ...
 
     def edit(self, request: EngineRequest) -> Image.Image:
         """The edited image (RGB) at the request image's size and aspect ratio, or EngineError."""

@@ -14,7 +14,9 @@ from sqlmodel import Session
 
 from luster_app.db import is_postgres
 from luster_app.models import Asset, AssetKind, AssetStatus, Credits, Job, JobEvent, utcnow
+from luster_app.presets import validate_params
 from luster_app.services.errors import Conflict, Invalid, NotFound, PaymentRequired
+from luster_app.services.presets import active_prompt
 from luster_app.services.ratelimit import check_rate_limit
 from luster_app.services.users import credit_summary
 
@@ -171,9 +173,6 @@ def _check_assets(session: Session, user_id: uuid.UUID, asset_ids: list[uuid.UUI
 
 def _resolve_prompt(session: Session, preset: str, params: dict[str, Any]) -> tuple[dict[str, Any], int | None, str]:
     """The validated params (422 if not) and the prompt version and text this job will use."""
-    from luster_app.presets import validate_params
-    from luster_app.services.presets import active_prompt
-
     valid_params = validate_params(preset, params)
     prompt_version_id, prompt_text = active_prompt(session=session, preset=preset, params=valid_params)
     return valid_params, prompt_version_id, prompt_text
