@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import subprocess
@@ -38,10 +39,11 @@ def worker_settings(settings: Settings, database_url: str, **overrides: Any) -> 
     return settings.model_copy(update={"database_url": database_url, **FAST_WORKER, **overrides})
 
 
-def worker_context(settings: Settings, database_url: str, engine: Any, **overrides: Any) -> AppContext:
-    """A context for an in-process worker on `database_url` with `engine`."""
+def worker_context(settings: Settings, database_url: str, engine: Any = None, **overrides: Any) -> AppContext:
+    """A context for an in-process worker on `database_url` with `engine` (None: the configured one)."""
     worker = worker_settings(settings, database_url, **overrides)
-    return AppContext(worker, db=make_engine(database_url), image_engine=engine)
+    providers = {"image_engine": engine} if engine is not None else {}
+    return AppContext(worker, db=make_engine(database_url), **providers)
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -130,14 +132,21 @@ def outputs_of(context: AppContext, job_id: uuid.UUID | str) -> list[Asset]:
 
 
 class WorkerProcess:
-    """`tests/worker_process.py` in a child process: the production Worker with a test engine."""
+    """A worker in a child process: `tests/worker_process.py` (the production Worker with a test
+    engine) or, with no engine spec, `luster worker` itself."""
 
-    def __init__(self, settings: Settings, engine_spec: str, *, concurrency: int = 4, drain: bool = False, log: Path) -> None:
+    def __init__(
+        self, settings: Settings, engine_spec: str | None, *, concurrency: int = 4, drain: bool = False, log: Path
+    ) -> None:
         env = {**os.environ, **_environment(settings), "PYTHONPATH": str(ROOT)}
-        args = [sys.executable, str(ROOT / "tests" / "worker_process.py"), engine_spec, "--concurrency", str(concurrency)]
+        if engine_spec is None:
+            args = [sys.executable, "-m", "luster_app.cli", "worker"]
+        else:
+            args = [sys.executable, str(ROOT / "tests" / "worker_process.py"), engine_spec]
+        args += ["--concurrency", str(concurrency)] + (["--drain"] if drain else [])
         self.log_path = log
         self._log = log.open("ab")
-        self.process = subprocess.Popen(args + (["--drain"] if drain else []), cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
 
     def signal(self, signum: int = signal.SIGTERM) -> None:
         self.process.send_signal(signum)
@@ -160,9 +169,7 @@ class WorkerProcess:
 
 def _environment(settings: Settings) -> dict[str, str]:
     """The settings as the environment variables a child process reads them from."""
-    env = {}
-    for name, value in settings.model_dump().items():
-        if isinstance(value, (dict, list)):
-            continue
-        env[name.upper()] = str(value)
-    return env
+    return {
+        name.upper(): json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+        for name, value in settings.model_dump().items()
+    }

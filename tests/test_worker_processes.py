@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import signal
 import time
 import uuid
@@ -11,12 +12,15 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from PIL import Image
 from sqlalchemy import func, select
 
 from luster_app.context import AppContext
 from luster_app.db import is_postgres
+from luster_app.imaging import has_gps
 from luster_app.models import Asset, AssetKind, Job, JobEvent, utcnow
 from luster_app.services.jobs import JobOptions, create_batch
+from tests.conftest import PHOTOS
 from tests.engines_for_tests import InvertEngine, indexed_image, recorded_calls
 from tests.jobs_support import (
     WorkerProcess,
@@ -25,6 +29,7 @@ from tests.jobs_support import (
     balance,
     job_charges,
     jobs_by_status,
+    outputs_of,
     user_with_credits,
     worker_context,
     worker_settings,
@@ -215,4 +220,28 @@ def test_workers_reconnect_when_the_database_drops_their_connections(settings, p
     assert cuts == 6
     assert set(recorded_calls(calls)) == set(range(200))
     _assert_all_succeeded_and_charged_once(context, balances, 50)
+    context.db.dispose()
+
+
+def test_luster_worker_enhances_a_real_photo_on_the_embedded_defaults(settings, sqlite_url, workers, tmp_path) -> None:
+    """`luster worker --drain` as `luster serve` starts it: SQLite, local storage, the classic engine."""
+    context = worker_context(settings, sqlite_url)
+    user, _ = user_with_credits(context, 2)
+    [photo] = add_photos(context, user, [(PHOTOS / "gps" / "DSCN0010.jpg").read_bytes()])
+    with context.session() as session:
+        [job] = create_batch(
+            session=session, user_id=user.id, asset_ids=[photo.id], preset="sky", params={"style": "clear_blue"},
+            options=JobOptions.for_context(context),
+        )
+    assert job.engine == "classic"
+
+    process = WorkerProcess(context.settings, None, concurrency=2, drain=True, log=tmp_path / "luster-worker.log")
+    workers.append(process)
+    assert process.wait(timeout=300) == 0, process.output()
+
+    [output] = outputs_of(context, job.id)
+    data = context.storage.get_bytes(output.storage_key)
+    assert Image.open(io.BytesIO(data)).size == (640, 480) == (output.width, output.height)
+    assert not has_gps(data)
+    assert balance(context, user.id) == 1
     context.db.dispose()
