@@ -8,6 +8,7 @@ another changes nothing, and a credit moves only in the transaction that stores 
 from __future__ import annotations
 
 import enum
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,7 +16,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import func, insert, literal, select, union_all, update
+from sqlalchemy import bindparam, func, insert, literal, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
@@ -69,16 +70,15 @@ def _owned(job_id: uuid.UUID, owner: str) -> tuple[sa.ColumnElement[bool], ...]:
     return (Job.id == job_id, Job.lease_owner == owner, Job.status == JobStatus.PROCESSING)
 
 
-def claim_jobs(*, session: Session, owner: str, limit: int, lease_seconds: float) -> list[ClaimedJob]:
-    """Lease up to `limit` due jobs to `owner` in one statement, and record each attempt.
-
-    Due means queued with `run_after` passed, or processing with an expired lease (its
-    worker died). On PostgreSQL both sets are picked `FOR UPDATE SKIP LOCKED`, so concurrent
-    workers never wait on or double-claim a row; SQLite runs the same statement under its
-    single write lock, which makes the conditional UPDATE atomic.
-    """
-    start_transaction(session)
-    now = _now(session)
+@functools.cache
+def _claim_statement(postgres: bool) -> sa.Update:
+    """The claim, built once per dialect (it runs for every job): parameters `owner`, `limit`,
+    and the lease (`lease` as an interval on PostgreSQL; `now` and `lease_until` on SQLite)."""
+    if postgres:
+        now, lease_until = func.now(), func.now() + bindparam("lease", type_=sa.Interval())
+    else:
+        now, lease_until = bindparam("now", type_=UTCDateTime()), bindparam("lease_until", type_=UTCDateTime())
+    limit = bindparam("limit", type_=sa.Integer())
     due = (
         select(Job.id)
         .where(Job.status == JobStatus.QUEUED, Job.run_after <= now)
@@ -95,20 +95,36 @@ def claim_jobs(*, session: Session, owner: str, limit: int, lease_seconds: float
         .with_for_update(skip_locked=True)
         .cte("stale")
     )
-    claim = (
+    return (
         update(Job)
         .where(Job.id.in_(union_all(select(due.c.id), select(stale.c.id)).limit(limit)))
         .values(
             status=JobStatus.PROCESSING,
-            lease_owner=owner,
-            lease_expires_at=_now(session, lease_seconds),
+            lease_owner=bindparam("owner"),
+            lease_expires_at=lease_until,
             attempts=Job.attempts + 1,
             started_at=func.coalesce(Job.started_at, now),
         )
         .returning(Job)
     )
+
+
+def claim_jobs(*, session: Session, owner: str, limit: int, lease_seconds: float) -> list[ClaimedJob]:
+    """Lease up to `limit` due jobs to `owner` in one statement, and record each attempt.
+
+    Due means queued with `run_after` passed, or processing with an expired lease (its
+    worker died). On PostgreSQL both sets are picked `FOR UPDATE SKIP LOCKED`, so concurrent
+    workers never wait on or double-claim a row, and leases run on the database's clock, which
+    every worker machine shares; SQLite runs the same statement under its single write lock,
+    which makes the conditional UPDATE atomic.
+    """
+    start_transaction(session)
+    lease = timedelta(seconds=lease_seconds)
+    postgres = is_postgres(session.get_bind())
+    params: dict[str, Any] = {"owner": owner, "limit": limit}
+    params.update({"lease": lease} if postgres else {"now": utcnow(), "lease_until": utcnow() + lease})
     try:
-        jobs = list(session.execute(claim, execution_options=NO_SYNC).scalars())
+        jobs = list(session.execute(_claim_statement(postgres), params, execution_options=NO_SYNC).scalars())
         if not jobs:
             session.commit()
             return []
@@ -131,8 +147,10 @@ def claim_jobs(*, session: Session, owner: str, limit: int, lease_seconds: float
     return claimed
 
 
+@functools.cache
 def _next_version() -> sa.ScalarSelect[int]:
-    """The version the next output of the photo in the enclosing query's `assets` row takes."""
+    """The version the next output of the photo in the enclosing query's `assets` row takes
+    (built once: it is part of every claim)."""
     output = aliased(Asset)
     return (
         select(func.coalesce(func.max(output.version), 0) + 1)
