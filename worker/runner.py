@@ -52,10 +52,10 @@ class JobRunner:
         self.leases = leases
         self.lease_seconds = context.settings.job_lease_seconds
 
-    def db(self, operation: Callable[[Session], T], *, patience: float | None = None) -> T:
-        """Run `operation` in a fresh session, riding out a database restart for up to `patience`
-        seconds (default: half a lease) by reconnecting with backoff."""
-        deadline = time.monotonic() + (self.lease_seconds / 2 if patience is None else patience)
+    def db(self, operation: Callable[[Session], T]) -> T:
+        """Run `operation` in a fresh session, riding out a database restart for up to half a
+        lease by reconnecting with backoff."""
+        deadline = time.monotonic() + self.lease_seconds / 2
         delay = 0.1
         while True:
             try:

@@ -1,4 +1,4 @@
-"""The worker loop: claim due jobs into free slots, run each in its own thread, stop gracefully."""
+"""The worker loop: claim due jobs into free job slots (threads), stop gracefully."""
 
 from __future__ import annotations
 
