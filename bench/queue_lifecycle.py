@@ -4,6 +4,7 @@ no-op engine, against a bare SKIP LOCKED claim-and-complete loop on the same ser
 from __future__ import annotations
 
 import multiprocessing
+import statistics
 import time
 
 import sqlalchemy as sa
@@ -78,24 +79,39 @@ def lifecycle(env: BenchEnv, url: str, jobs: int, processes: int) -> float:
 
 
 def run(env: BenchEnv) -> Section:
-    jobs = 200 if env.quick else 1000
+    jobs, repeats = (200, 1) if env.quick else (1000, 3)
     section = Section(
         title="Queue lifecycle throughput",
         header=("worker processes", "full lifecycle (jobs/s)", "bare SKIP LOCKED loop (jobs/s)", "ratio", f"goal ≥ {GOAL:.0%}"),
     )
     for processes in (1, 2):
-        with env.database() as url:
-            bare = bare_loop(url, jobs, processes)
-        with env.database() as url:
-            full = lifecycle(env, url, jobs, processes)
-        ratio = full / bare
-        section.rows.append((str(processes), f"{full:.0f}", f"{bare:.0f}", f"{ratio:.0%}", "met" if ratio >= GOAL else "NOT met"))
+        bare, full = [], []
+        for _ in range(repeats):  # interleaved, so both see the same machine load
+            with env.database() as url:
+                bare.append(bare_loop(url, jobs, processes))
+            with env.database() as url:
+                full.append(lifecycle(env, url, jobs, processes))
+        ratio = statistics.median(full) / statistics.median(bare)
+        section.rows.append((
+            str(processes), _spread(full), _spread(bare), f"{ratio:.0%}", "met" if ratio >= GOAL else "NOT met",
+        ))
     section.notes = [
-        f"{jobs} jobs per run, no-op engine, {CONCURRENCY} jobs in flight per worker process, PostgreSQL.",
+        f"{jobs} jobs per run, no-op engine, {CONCURRENCY} jobs in flight per worker process, PostgreSQL;",
+        f"median of {repeats} interleaved runs (range in brackets), ratio of the medians.",
         "Full lifecycle: jobs created in shoot-sized batches of 25 (credit check, events), claimed (one",
         "statement), original fetched and decoded, output and thumbnail encoded and stored, finished",
         "(output assets, ledger row, balance) — timed from the first create to the last charge.",
         "Bare loop: `UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED) RETURNING id`, then one",
-        "`UPDATE` to done, autocommit, one connection per process, pre-filled queue.",
+        "`UPDATE` to done, autocommit, one connection per process, pre-filled queue with a partial index.",
+        "Where the difference goes: a job's full lifecycle is about 15 statements through SQLAlchemy",
+        "sessions (each UPDATE-and-commit costs about 0.5 ms of CPU here), the ledger entry's savepoint",
+        "among them, plus three storage operations and two JPEG encodes, against the bare loop's two",
+        "statements; on a 2-CPU machine the worker, PostgreSQL and this benchmark share the cores.",
     ]
     return section
+
+
+def _spread(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.0f}"
+    return f"{statistics.median(values):.0f} ({min(values):.0f}–{max(values):.0f})"
