@@ -1,7 +1,7 @@
 """download links: short-lived browser downloads of outputs and shoot ZIPs
 
 Revision ID: 0008
-Revises: 0002
+Revises: 0006
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from alembic import op
 import luster_app.models
 
 revision: str = "0008"
-down_revision: str | None = "0002"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
