@@ -343,7 +343,7 @@ def test_a_failed_job_says_what_happened_and_what_to_do_next(
     me.page.wait_for_selector("#job-error")
     error = me.page.inner_text("#job-error")
     assert "declutter" in error
-    assert "What to do: Pick another style" in error
+    assert "What to do: Re-run this photo with another preset" in error
     assert me.page.inner_text("#job-status") == "Failed"
     assert me.balance() == "10 credits"  # a failure costs nothing
     me.shot("job-failed")

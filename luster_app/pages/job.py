@@ -15,6 +15,7 @@ from luster_app.context import AppContext
 from luster_app.models import JobStatus
 from luster_app.pages.shoot_view import STATUS_WORDS
 from luster_app.services.errors import NotFound, ServiceError
+from luster_app.services.jobs import get_job_for_user
 from luster_app.services.shoots import get_asset_with_urls
 from luster_app.state import AuthState, app_context
 
@@ -32,16 +33,16 @@ EVENT_WORDS = {
 }
 # What a photographer can do about each kind of failure (the message itself says what happened).
 NEXT_STEPS = {
-    "preset_unsupported": "Pick another style for this photo (Re-run on the shoot page); nothing was charged.",
-    "moderation_blocked": "The AI service would not edit this photo. Try another style, or another photo.",
-    "content_policy_violation": "The AI service would not edit this photo. Try another style, or another photo.",
-    "invalid_image": "Upload the photo again (a fresh export from your camera or phone), then re-run it.",
+    "preset_unsupported": "Re-run this photo with another preset from the shoot page.",
+    "moderation_blocked": "The AI service would not edit this photo. Try another preset, or another photo.",
+    "content_policy_violation": "The AI service would not edit this photo. Try another preset, or another photo.",
+    "invalid_image": "Upload the photo again (a fresh export from your camera or phone), then enhance it.",
     "original_missing": "Upload the photo again, then enhance the new upload.",
-    "engine_quota": "This is on our side: try again later; nothing was charged.",
-    "engine_auth": "This is on our side: try again later; nothing was charged.",
-    "model_not_found": "This is on our side: try again later; nothing was charged.",
+    "engine_quota": "The problem is on our side: try again later.",
+    "engine_auth": "The problem is on our side: try again later.",
+    "model_not_found": "The problem is on our side: try again later.",
 }
-DEFAULT_NEXT_STEP = "Nothing was charged. Re-run the photo from the shoot page; if it fails again, try another style."
+DEFAULT_NEXT_STEP = "Re-run the photo from the shoot page; if it fails again, try another preset."
 
 
 @dataclasses.dataclass
@@ -88,8 +89,6 @@ def _event_detail(detail: dict[str, Any]) -> str:
 
 
 def _job(context: AppContext, user_id: uuid.UUID, job_id: uuid.UUID) -> tuple[JobInfo, list[TimelineRow], list[JobOutput]]:
-    from luster_app.services.jobs import get_job_for_user
-
     with context.session() as session:
         found = get_job_for_user(session=session, user_id=user_id, job_id=job_id)
         job = found.job
@@ -195,7 +194,7 @@ def _summary() -> rx.Component:
                                                      border_radius="var(--radius-2)")),
             rx.data_list.root(
                 rx.data_list.item(rx.data_list.label("Photo"), rx.data_list.value(info.photo)),
-                rx.data_list.item(rx.data_list.label("Style"), rx.data_list.value(info.preset)),
+                rx.data_list.item(rx.data_list.label("Preset"), rx.data_list.value(info.preset)),
                 rx.data_list.item(
                     rx.data_list.label("Status"),
                     rx.data_list.value(rx.badge(info.status_word, id="job-status",

@@ -10,6 +10,7 @@ from typing import Any
 from luster_app.context import AppContext
 from luster_app.models import JobStatus
 from luster_app.services import downloads, gallery, shoots
+from luster_app.services.jobs import JobOptions, create_batch
 from luster_app.services.presets import list_presets
 from luster_app.services.shoots import AssetView
 
@@ -246,8 +247,6 @@ def presets(context: AppContext) -> list[PresetOption]:
 
 
 def enhance(context: AppContext, user_id: uuid.UUID, asset_ids: list[str], preset: str, params: dict[str, Any]) -> int:
-    from luster_app.services.jobs import JobOptions, create_batch
-
     with context.session() as session:
         jobs = create_batch(
             session=session, user_id=user_id, asset_ids=[uuid.UUID(a) for a in asset_ids], preset=preset,
