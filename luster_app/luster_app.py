@@ -7,6 +7,8 @@ from luster_app.api import create_api
 from luster_app.config import get_settings
 from luster_app.context import default_context
 from luster_app.guards import prepare_process
+from luster_app.pages.admin import admin_page
+from luster_app.pages.admin_state import AdminState
 from luster_app.pages.confirm import ConfirmState, confirm_page
 from luster_app.pages.landing import landing
 from luster_app.pages.login import LoginState, login_page, logout_page
@@ -26,3 +28,4 @@ app.add_page(landing, route=routes.LANDING, title="Luster — listing-ready real
 app.add_page(login_page, route=routes.LOGIN, title="Sign in — Luster", on_load=LoginState.load)
 app.add_page(confirm_page, route=routes.CONFIRM, title="Signing in — Luster", on_load=ConfirmState.confirm)
 app.add_page(logout_page, route=routes.LOGOUT, title="Sign out — Luster", on_load=AuthState.sign_out)
+app.add_page(admin_page, route=routes.ADMIN, title="Admin — Luster", on_load=AdminState.load)
