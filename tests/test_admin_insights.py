@@ -16,7 +16,7 @@ from luster_app.db import make_engine
 from luster_app.models import Job, JobStatus, utcnow
 from luster_app.services.jobs import JobOptions, add_events, create_batch, event_row
 from luster_app.services.queue_health import queue_health
-from tests.admin_support import make_admin
+from tests.admin_support import make_admin, queue_job
 from tests.billing_support import Shop, fake_stripe, shop  # noqa: F401  (fixtures)
 from tests.engines_for_tests import indexed_image
 from tests.jobs_support import add_photo, add_photos, user_with_credits
@@ -28,12 +28,6 @@ def app(settings, db_url) -> Iterator[tuple[AppContext, TestClient]]:
     with TestClient(create_api(context)) as client:
         yield context, client
     context.db.dispose()
-
-
-def _queue(client: TestClient, headers: dict[str, str], photo_id) -> str:
-    response = client.post("/api/jobs", json={"asset_id": str(photo_id), "preset": "enhance"}, headers=headers)
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
 
 
 def _job(context: AppContext, job_id: str) -> Job:
@@ -48,16 +42,16 @@ def test_a_new_prompt_version_once_active_is_used_by_new_jobs_while_old_jobs_kee
     versions_url = "/api/admin/presets/enhance/prompt-versions"
     [seeded] = client.get(versions_url, headers=admin_headers).json()
     assert (seeded["version"], seeded["is_active"], seeded["jobs"]) == (1, True, 0)
-    before = _queue(client, headers, add_photo(context, user, indexed_image(1)).id)
+    before = queue_job(client, headers, add_photo(context, user, indexed_image(1)).id)
 
     template = "Brighten this listing photo evenly and keep every object exactly where it is."
     added = client.post(versions_url, json={"template": template}, headers=admin_headers)
     assert added.status_code == 201, added.text
     assert (added.json()["version"], added.json()["is_active"]) == (2, False)
-    still_old = _queue(client, headers, add_photo(context, user, indexed_image(2)).id)
+    still_old = queue_job(client, headers, add_photo(context, user, indexed_image(2)).id)
     activated = client.post(f"{versions_url}/2/activate", headers=admin_headers)
     assert activated.status_code == 200 and activated.json()["is_active"] is True
-    after = _queue(client, headers, add_photo(context, user, indexed_image(3)).id)
+    after = queue_job(client, headers, add_photo(context, user, indexed_image(3)).id)
 
     assert _job(context, after).prompt_version_id == added.json()["id"]
     assert _job(context, after).prompt_text == template

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from luster_app.api import create_api
 from luster_app.context import AppContext
 from luster_app.models import Job, utcnow
 from luster_app.services.job_queue import claim_jobs
-from tests.admin_support import make_admin
+from tests.admin_support import make_admin, queue_job
 from tests.engines_for_tests import FlakyEngine, InvertEngine, RefusingEngine, indexed_image, recorded_calls
 from tests.jobs_support import (
     WorkerProcess,
@@ -24,35 +21,10 @@ from tests.jobs_support import (
     job_charges,
     outputs_of,
     user_with_credits,
-    worker_context,
     worker_settings,
 )
+from tests.test_worker_lifecycle import make_app  # noqa: F401  (fixture: API and in-process workers on SQLite and PostgreSQL)
 from worker.worker import Worker
-
-
-@pytest.fixture
-def make_app(settings, db_url) -> Iterator:
-    """The API and in-process workers with a chosen engine, all on one database (SQLite and PostgreSQL)."""
-    contexts: list[AppContext] = []
-    clients: list[TestClient] = []
-
-    def build(engine=None, **overrides) -> tuple[AppContext, TestClient]:
-        context = worker_context(settings, db_url, engine or InvertEngine(), **overrides)
-        contexts.append(context)
-        clients.append(TestClient(create_api(context)))
-        return context, clients[-1]
-
-    yield build
-    for client in clients:
-        client.close()
-    for context in contexts:
-        context.db.dispose()
-
-
-def _queue(client: TestClient, headers: dict[str, str], photo_id, preset: str = "enhance") -> str:
-    response = client.post("/api/jobs", json={"asset_id": str(photo_id), "preset": preset}, headers=headers)
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
 
 
 def _drain(context: AppContext) -> None:
@@ -64,11 +36,11 @@ def _events(client: TestClient, headers: dict[str, str], job_id: str) -> list[st
 
 
 def test_a_canceled_job_is_never_run_by_a_worker_and_costs_nothing(make_app, tmp_path: Path) -> None:
-    context, client = make_app()
+    context, client = make_app(InvertEngine())
     _, admin_headers = make_admin(context)
     user, headers = user_with_credits(context, 2)
-    kept = _queue(client, headers, add_photo(context, user, indexed_image(1)).id)
-    canceled = _queue(client, headers, add_photo(context, user, indexed_image(2)).id)
+    kept = queue_job(client, headers, add_photo(context, user, indexed_image(1)).id)
+    canceled = queue_job(client, headers, add_photo(context, user, indexed_image(2)).id)
 
     response = client.post(f"/api/admin/jobs/{canceled}/cancel", headers=admin_headers)
 
@@ -94,10 +66,10 @@ def test_a_canceled_job_is_never_run_by_a_worker_and_costs_nothing(make_app, tmp
 
 
 def test_a_job_its_worker_is_processing_cannot_be_canceled(make_app) -> None:
-    context, client = make_app()
+    context, client = make_app(InvertEngine())
     _, admin_headers = make_admin(context)
     user, headers = user_with_credits(context, 1)
-    job_id = _queue(client, headers, add_photo(context, user, indexed_image(1)).id)
+    job_id = queue_job(client, headers, add_photo(context, user, indexed_image(1)).id)
     with context.session() as session:
         [claimed] = claim_jobs(session=session, owner="worker-a", limit=1, lease_seconds=300)
     assert str(claimed.job.id) == job_id
@@ -110,10 +82,10 @@ def test_a_job_its_worker_is_processing_cannot_be_canceled(make_app) -> None:
 
 
 def test_a_finished_or_unknown_job_cannot_be_canceled(make_app) -> None:
-    context, client = make_app()
+    context, client = make_app(InvertEngine())
     _, admin_headers = make_admin(context)
     user, headers = user_with_credits(context, 1)
-    job_id = _queue(client, headers, add_photo(context, user, indexed_image(1)).id)
+    job_id = queue_job(client, headers, add_photo(context, user, indexed_image(1)).id)
     _drain(context)
 
     done = client.post(f"/api/admin/jobs/{job_id}/cancel", headers=admin_headers)
@@ -130,7 +102,7 @@ def test_a_retried_job_runs_again_and_is_charged_once_when_it_succeeds(make_app)
     failing, client = make_app(engine)
     _, admin_headers = make_admin(failing)
     user, headers = user_with_credits(failing, 1)
-    job_id = _queue(client, headers, add_photo(failing, user, indexed_image(1)).id)
+    job_id = queue_job(client, headers, add_photo(failing, user, indexed_image(1)).id)
     _drain(failing)
     assert client.get(f"/api/jobs/{job_id}", headers=headers).json()["status"] == "failed"
 
@@ -159,7 +131,7 @@ def test_a_retry_after_the_last_attempt_gets_more_attempts(make_app) -> None:
     context, client = make_app(engine, job_max_attempts=2)
     _, admin_headers = make_admin(context)
     user, headers = user_with_credits(context, 1)
-    job_id = _queue(client, headers, add_photo(context, user, indexed_image(1)).id)
+    job_id = queue_job(client, headers, add_photo(context, user, indexed_image(1)).id)
     _drain(context)
     failed = client.get(f"/api/jobs/{job_id}", headers=headers).json()
     assert (failed["status"], failed["attempts"], failed["max_attempts"]) == ("failed", 2, 2)
@@ -178,9 +150,9 @@ def test_a_retry_needs_a_credit_the_photographer_has_free(make_app) -> None:
     context, client = make_app(RefusingEngine())
     _, admin_headers = make_admin(context)
     user, headers = user_with_credits(context, 1)
-    failed = _queue(client, headers, add_photo(context, user, indexed_image(1)).id)
+    failed = queue_job(client, headers, add_photo(context, user, indexed_image(1)).id)
     _drain(context)
-    _queue(client, headers, add_photo(context, user, indexed_image(2)).id)  # reserves the only credit
+    queue_job(client, headers, add_photo(context, user, indexed_image(2)).id)  # reserves the only credit
 
     refused = client.post(f"/api/admin/jobs/{failed}/retry", headers=admin_headers)
 
@@ -194,13 +166,13 @@ def test_a_retry_needs_a_credit_the_photographer_has_free(make_app) -> None:
 
 
 def test_jobs_are_filtered_by_status_owner_preset_and_age(make_app) -> None:
-    context, client = make_app()
+    context, client = make_app(InvertEngine())
     _, admin_headers = make_admin(context)
     jo, jo_headers = user_with_credits(context, 3)
     sam, sam_headers = user_with_credits(context, 3)
-    jo_dusk = _queue(client, jo_headers, add_photo(context, jo, indexed_image(1)).id, "dusk")
-    jo_lawn = _queue(client, jo_headers, add_photo(context, jo, indexed_image(2)).id, "lawn")
-    sam_dusk = _queue(client, sam_headers, add_photo(context, sam, indexed_image(3)).id, "dusk")
+    jo_dusk = queue_job(client, jo_headers, add_photo(context, jo, indexed_image(1)).id, "dusk")
+    jo_lawn = queue_job(client, jo_headers, add_photo(context, jo, indexed_image(2)).id, "lawn")
+    sam_dusk = queue_job(client, sam_headers, add_photo(context, sam, indexed_image(3)).id, "dusk")
     client.post(f"/api/admin/jobs/{jo_lawn}/cancel", headers=admin_headers)
     with context.session() as session:  # Sam's job has waited since yesterday
         session.execute(update(Job).where(Job.id == uuid.UUID(sam_dusk)).values(created_at=utcnow() - timedelta(days=1)))
@@ -229,10 +201,10 @@ def test_jobs_are_filtered_by_status_owner_preset_and_age(make_app) -> None:
 
 
 def test_an_admin_sees_any_jobs_timeline_and_whose_it_is(make_app) -> None:
-    context, client = make_app()
+    context, client = make_app(InvertEngine())
     _, admin_headers = make_admin(context)
     user, headers = user_with_credits(context, 1)
-    job_id = _queue(client, headers, add_photo(context, user, indexed_image(1)).id)
+    job_id = queue_job(client, headers, add_photo(context, user, indexed_image(1)).id)
     _drain(context)
 
     seen = client.get(f"/api/admin/jobs/{job_id}", headers=admin_headers).json()
