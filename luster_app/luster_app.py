@@ -8,6 +8,8 @@ from luster_app.config import get_settings
 from luster_app.context import default_context
 from luster_app.guards import prepare_process
 from luster_app.pages.account import account_page
+from luster_app.pages.admin import admin_page
+from luster_app.pages.admin_state import AdminState
 from luster_app.pages.billing import BillingState, billing_cancel_page, billing_page, billing_success_page
 from luster_app.pages.confirm import ConfirmState, confirm_page
 from luster_app.pages.job import JobState, job_page
@@ -45,3 +47,4 @@ app.add_page(billing_cancel_page, route=routes.BILLING_CANCEL, title="Checkout c
              on_load=AuthState.require_sign_in)
 app.add_page(billing_page, route=routes.BILLING, title="Billing — Luster", on_load=BillingState.load)
 app.add_page(account_page, route=routes.ACCOUNT, title="Account — Luster", on_load=AuthState.require_sign_in)
+app.add_page(admin_page, route=routes.ADMIN, title="Admin — Luster", on_load=AdminState.load)
