@@ -88,7 +88,8 @@ def ledger(
     user: CurrentUser,
     session: DbSession,
     limit: int = Query(50, ge=1, le=200),
-    before: int | None = Query(None, description="the last id of the previous page"),
+    # Bounded to the id column's range: a larger number is a client error, not a database one.
+    before: int | None = Query(None, ge=1, le=2**31 - 1, description="the last id of the previous page"),
 ) -> LedgerOut:
     """The caller's credit history, newest first."""
     entries = billing.list_ledger(session=session, user_id=user.id, limit=limit, before_id=before)
