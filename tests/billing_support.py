@@ -40,6 +40,15 @@ def stripe_settings(settings: Settings, fake: FakeStripe, **overrides: Any) -> S
     )
 
 
+class AuthHeaders(dict):
+    """Request headers whose repr hides the bearer token: pytest prints arguments of a failing assertion."""
+
+    def __repr__(self) -> str:
+        return "AuthHeaders(Authorization=Bearer <redacted>)"
+
+    __str__ = __repr__
+
+
 @dataclass
 class Shop:
     """The app under test as a photographer and Stripe see it."""
@@ -49,7 +58,8 @@ class Shop:
     stripe: FakeStripe
 
     def new_user(self) -> tuple[User, dict[str, str]]:
-        return make_user(self.context)
+        user, headers = make_user(self.context)
+        return user, AuthHeaders(headers)
 
     def checkout(self, headers: dict[str, str], pack: str = "starter") -> str:
         """Press "Buy": the checkout session id."""

@@ -67,6 +67,13 @@ def test_unknown_pack_is_refused(shop: Shop) -> None:
     assert "unknown pack" in response.json()["detail"]
 
 
+def test_a_failing_billing_assertion_does_not_print_the_bearer_token(shop: Shop) -> None:
+    _, headers = shop.new_user()
+    token = headers["Authorization"].removeprefix("Bearer ")
+    assert token not in repr(headers) and token not in str(headers)
+    assert shop.balance(headers) == 0  # the headers still authenticate
+
+
 def test_checkout_needs_sign_in(shop: Shop) -> None:
     assert shop.client.post("/api/billing/checkout", json={"pack": "starter"}).status_code == 401
 
@@ -105,6 +112,24 @@ def test_another_users_checkout_is_not_found(shop: Shop) -> None:
     shop.stripe.pay(session_id)
     assert shop.client.get(f"/api/billing/sessions/{session_id}", headers=other).status_code == 404
     assert shop.balance(buyer) == 0 and shop.balance(other) == 0
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/billing/ledger?before=9223372036854775807",
+        "/api/billing/ledger?before=-100000000000000000000000000000",
+        "/api/billing/sessions/cs_test_a%00b",
+        "/api/billing/local-checkout/cs_local_a%00b",
+    ],
+    ids=["huge-before", "huge-negative-before", "nul-session", "nul-local-session"],
+)
+def test_malformed_billing_urls_are_refused_with_4xx_not_500(shop: Shop, path: str) -> None:
+    _, headers = shop.new_user()
+    lenient = TestClient(shop.client.app, raise_server_exceptions=False)
+    response = lenient.get(path, headers=headers)
+    assert 400 <= response.status_code < 500, (response.status_code, response.text)
+    assert "detail" in response.json()
 
 
 def test_ledger_pages_newest_first(shop: Shop) -> None:
@@ -180,4 +205,23 @@ def test_local_provider_refuses_production(settings: Settings, sqlite_url: str) 
     context = AppContext(production, db=make_engine(sqlite_url))
     with pytest.raises(RuntimeError, match="STRIPE_SECRET_KEY"):
         _ = context.payments
+    context.db.dispose()
+
+
+@pytest.mark.parametrize("webhook_secret", ["", "changeme", "secret"])
+def test_production_stripe_refuses_a_missing_or_placeholder_webhook_secret(
+    settings: Settings, sqlite_url: str, fake_stripe: FakeStripe, webhook_secret: str
+) -> None:
+    # Anyone who guesses the secret can sign webhook events, and events move credits.
+    production = stripe_settings(settings, fake_stripe, luster_env="production", stripe_webhook_secret=webhook_secret)
+    context = AppContext(production, db=make_engine(sqlite_url))
+    with pytest.raises(RuntimeError, match="STRIPE_WEBHOOK_SECRET"):
+        _ = context.payments
+    context.db.dispose()
+
+
+def test_production_stripe_starts_with_a_real_webhook_secret(settings: Settings, sqlite_url: str, fake_stripe: FakeStripe) -> None:
+    production = stripe_settings(settings, fake_stripe, luster_env="production")
+    context = AppContext(production, db=make_engine(sqlite_url))
+    assert context.payments.name == "stripe"
     context.db.dispose()

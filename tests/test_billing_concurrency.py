@@ -64,6 +64,21 @@ def test_the_success_page_and_the_webhook_at_the_same_moment_grant_once(pg_shop:
         assert [(e["kind"], e["delta"]) for e in pg_shop.ledger(headers)] == [("purchase", 50)]
 
 
+def test_refund_events_of_one_charge_at_the_same_moment_claw_back_exactly(pg_shop: Shop) -> None:
+    for _ in range(8):
+        _, headers = pg_shop.new_user()
+        session_id = pg_shop.checkout(headers, "starter")  # 10 credits for $12.00
+        pg_shop.deliver_ok(pg_shop.stripe.event("checkout.session.completed", pg_shop.stripe.pay(session_id)))
+        pg_shop.stripe.refund(session_id, 700)
+        first = pg_shop.stripe.event("charge.refunded", pg_shop.stripe.charge(session_id))
+        pg_shop.stripe.refund(session_id, 500)
+        second = pg_shop.stripe.event("charge.refunded", pg_shop.stripe.charge(session_id))
+        responses = at_once(lambda: pg_shop.deliver(first), lambda: pg_shop.deliver(second))
+        assert [r.status_code for r in responses] == [200, 200]
+        assert pg_shop.balance(headers) == 0  # all $12.00 refunded: exactly the 10 credits, not more
+        assert sorted(e["delta"] for e in pg_shop.ledger(headers) if e["kind"] == "refund") == [-5, -5]
+
+
 class Storm:
     """Many purchases and what happened to each at Stripe, as events, with the balance each user must end with."""
 

@@ -38,6 +38,17 @@ def test_a_valid_completed_event_grants_once(shop: Shop) -> None:
     assert recorded.outcome == "granted 50 credits"
 
 
+def test_the_pack_granted_is_the_one_sold_not_the_sessions_metadata(shop: Shop) -> None:
+    _, headers = shop.new_user()
+    session_id = shop.checkout(headers, "starter")
+    # Metadata stays editable at Stripe after checkout (dashboard, API); what was sold for $12.00 is ours to say.
+    shop.stripe.sessions[session_id]["metadata"]["pack"] = "studio"
+    assert shop.deliver_ok(shop.stripe.event("checkout.session.completed", shop.stripe.pay(session_id)))["outcome"] == (
+        "granted 10 credits"
+    )
+    assert shop.balance(headers) == 10
+
+
 def test_a_reserialised_body_is_rejected(shop: Shop) -> None:
     _, headers = shop.new_user()
     session_id = shop.checkout(headers)
@@ -140,6 +151,19 @@ def test_a_full_refund_in_three_uneven_parts_claws_back_the_whole_pack(shop: Sho
     assert sorted(e["delta"] for e in shop.ledger(headers) if e["kind"] == "refund") == [-4, -3, -3]
 
 
+def test_two_refunds_in_the_same_second_claw_back_the_whole_pack(shop: Shop) -> None:
+    session_id, headers, _ = _paid_purchase(shop, "starter")  # 10 credits for $12.00
+    second = int(time.time())
+    # Stripe's `created` has one-second resolution and its ids do not sort by time.
+    shop.stripe.refund(session_id, 700, created=second, refund_id="re_test_zz_first")
+    shop.deliver_ok(shop.stripe.event("charge.refunded", shop.stripe.charge(session_id)))
+    assert shop.balance(headers) == 5
+    shop.stripe.refund(session_id, 500, created=second, refund_id="re_test_aa_second")
+    shop.deliver_ok(shop.stripe.event("charge.refunded", shop.stripe.charge(session_id)))
+    assert shop.balance(headers) == 0  # $12.00 of $12.00 refunded: not one credit left
+    assert sorted(e["delta"] for e in shop.ledger(headers) if e["kind"] == "refund") == [-5, -5]
+
+
 def test_a_refund_that_overtakes_the_purchase_event_still_nets_out(shop: Shop) -> None:
     _, headers = shop.new_user()
     session_id = shop.checkout(headers, "starter")
@@ -165,6 +189,20 @@ def test_a_dispute_lost_then_won_reinstates_once(shop: Shop) -> None:
     assert shop.balance(headers) == 10
     kinds = sorted((e["kind"], e["delta"]) for e in shop.ledger(headers))
     assert kinds == [("dispute", -10), ("dispute_won", 10), ("purchase", 10)]
+
+
+def test_a_partial_refund_then_a_lost_dispute_of_the_rest_claws_back_the_whole_pack(shop: Shop) -> None:
+    session_id, headers, _ = _paid_purchase(shop, "starter")  # 10 credits for $12.00
+    shop.stripe.refund(session_id, 700)
+    shop.deliver_ok(shop.stripe.event("charge.refunded", shop.stripe.charge(session_id)))
+    assert shop.balance(headers) == 5  # $7.00 back: 5.83 credits' worth, rounded in the buyer's favour
+    dispute = shop.stripe.dispute(session_id)  # the remaining $5.00
+    shop.deliver_ok(shop.stripe.event("charge.dispute.created", dispute))
+    shop.deliver_ok(shop.stripe.event("charge.dispute.closed", {**dispute, "status": "lost"}))
+    assert shop.balance(headers) == 0  # every cent is back with the customer, so every credit is gone
+    won = shop.stripe.event("charge.dispute.closed", {**dispute, "status": "won"})
+    assert shop.deliver_ok(won)["outcome"] == "dispute won: credits reinstated"
+    assert shop.balance(headers) == 5  # the bank sided with us: the disputed $5.00 worth comes back
 
 
 def test_a_won_dispute_arriving_before_its_creation_changes_nothing(shop: Shop) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import html
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
@@ -20,6 +20,12 @@ from luster_app.services.stripe_events import handle_stripe_event
 from luster_app.services.users import credit_summary
 
 router = APIRouter(tags=["billing"])
+
+# Stripe's cs_… ids and the local provider's are word characters; anything else (a NUL byte,
+# which PostgreSQL refuses) is a 422 here rather than a 500 from the database.
+SessionId = Annotated[str, Path(max_length=255, pattern=r"^\w+$")]
+# Ledger ids are 32-bit INTEGERs: a bigger cursor would overflow the query parameter on PostgreSQL.
+LedgerCursor = Annotated[int | None, Query(ge=0, le=2**31 - 1, description="the last id of the previous page")]
 
 
 class PackOut(BaseModel):
@@ -88,8 +94,7 @@ def ledger(
     user: CurrentUser,
     session: DbSession,
     limit: int = Query(50, ge=1, le=200),
-    # Bounded to the id column's range: a larger number is a client error, not a database one.
-    before: int | None = Query(None, ge=1, le=2**31 - 1, description="the last id of the previous page"),
+    before: LedgerCursor = None,
 ) -> LedgerOut:
     """The caller's credit history, newest first."""
     entries = billing.list_ledger(session=session, user_id=user.id, limit=limit, before_id=before)
@@ -98,7 +103,7 @@ def ledger(
 
 
 @router.get("/billing/sessions/{session_id}", response_model=CheckoutStatusOut)
-def checkout_session(session_id: str, user: CurrentUser, session: DbSession, context: Ctx) -> CheckoutStatusOut:
+def checkout_session(session_id: SessionId, user: CurrentUser, session: DbSession, context: Ctx) -> CheckoutStatusOut:
     """The success page polls this: it fulfils a paid checkout the webhook has not granted yet."""
     view = billing.checkout_status(session=session, payments=context.payments, user_id=user.id, session_id=session_id)
     summary = credit_summary(session=session, user_id=user.id)
@@ -126,14 +131,14 @@ async def stripe_webhook(request: Request, context: Ctx) -> dict[str, Any]:
 
 
 @router.get("/billing/local-checkout/{session_id}", response_class=HTMLResponse, include_in_schema=False)
-def local_checkout_page(session_id: str, session: DbSession, context: Ctx) -> HTMLResponse:
+def local_checkout_page(session_id: SessionId, session: DbSession, context: Ctx) -> HTMLResponse:
     """The embedded provider's stand-in for Stripe's hosted page: the pack, its price, and "Pay"."""
     view = billing.local_checkout(session=session, payments=context.payments, session_id=session_id)
     return HTMLResponse(_local_checkout_html(view, cancel_url=billing.cancel_url(context.settings.app_url)))
 
 
 @router.post("/billing/local-checkout/{session_id}/pay", include_in_schema=False)
-def local_checkout_pay(session_id: str, session: DbSession, context: Ctx) -> RedirectResponse:
+def local_checkout_pay(session_id: SessionId, session: DbSession, context: Ctx) -> RedirectResponse:
     """"Pay" on the local checkout page: fulfil, then back to the app's success page."""
     billing.pay_local_checkout(session=session, payments=context.payments, session_id=session_id)
     return RedirectResponse(billing.success_url(context.settings.app_url, session_id), status_code=303)

@@ -13,6 +13,7 @@ from luster_app.billing.base import (
     WebhookRejected,
 )
 from luster_app.billing.packs import PACKS, Pack, find_pack, format_money
+from luster_app.config import PLACEHOLDER_SECRETS
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -39,8 +40,9 @@ def build_payments(settings: Settings, db: Engine) -> PaymentProvider:
     if settings.uses_stripe:
         from luster_app.billing.stripe_provider import StripePayments
 
-        if settings.is_production and not settings.stripe_webhook_secret:
-            raise RuntimeError("LUSTER_ENV=production needs STRIPE_WEBHOOK_SECRET: paid credits arrive by webhook")
+        if settings.is_production and settings.stripe_webhook_secret.strip().lower() in PLACEHOLDER_SECRETS:
+            # Whoever knows the secret can sign events that grant and claw back credits.
+            raise RuntimeError("LUSTER_ENV=production needs STRIPE_WEBHOOK_SECRET (whsec_…): paid credits arrive by webhook")
         return StripePayments(settings=settings)
     from luster_app.billing.local import LocalPayments
 

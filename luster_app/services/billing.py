@@ -137,24 +137,25 @@ def fulfil_checkout_session(*, session: Session, payments: PaymentProvider, sess
 def grant_if_paid(*, session: Session, checkout: ProviderCheckout) -> Fulfilment:
     """Fulfilment's core, inside the caller's transaction (it does not commit)."""
     row = session.get(CheckoutSession, checkout.id, populate_existing=True)
-    metadata_pack = find_pack(checkout.metadata.get("pack") or (row.pack_id if row is not None else ""))
+    # Our own record of what was sold wins over metadata, which stays editable at Stripe.
+    sold_pack = find_pack(row.pack_id if row is not None else checkout.metadata.get("pack", ""))
     user_id = row.user_id if row is not None else _checkout_user_id(checkout)
-    if user_id is None or metadata_pack is None or session.get(User, user_id) is None:
+    if user_id is None or sold_pack is None or session.get(User, user_id) is None:
         raise NotOurCheckout("no such checkout")
     if not checkout.is_paid:
         return _record_unpaid(session, row, checkout)
-    credits = _credits_bought(checkout, metadata_pack.id)
+    credits = _credits_bought(checkout, sold_pack.id)
     granted = apply_ledger_entry(
         session=session,
         user_id=user_id,
         delta=credits,
         kind=LedgerKind.PURCHASE,
         ref=checkout.id,
-        note=f"{metadata_pack.name} pack: {credits} credits",
+        note=f"{sold_pack.name} pack: {credits} credits",
     )
     if granted:
         if row is None:  # created elsewhere or its insert was lost: the ledger row is what counts
-            row = CheckoutSession(id=checkout.id, user_id=user_id, pack_id=metadata_pack.id, credits=credits,
+            row = CheckoutSession(id=checkout.id, user_id=user_id, pack_id=sold_pack.id, credits=credits,
                                   amount_total=checkout.amount_total, currency=checkout.currency)
             session.add(row)
         row.credits = credits
@@ -174,13 +175,13 @@ def _checkout_user_id(checkout: ProviderCheckout) -> uuid.UUID | None:
         return None
 
 
-def _credits_bought(checkout: ProviderCheckout, metadata_pack_id: str) -> int:
-    """Credits for the line items; an inline price (no Stripe Price id configured) is the metadata pack."""
+def _credits_bought(checkout: ProviderCheckout, sold_pack_id: str) -> int:
+    """Credits for the line items; an inline price (no Stripe Price id configured) is the pack sold."""
     if not checkout.line_items:
         raise PaymentUnavailable("the payment service returned the checkout without its line items")
     total = 0
     for item in checkout.line_items:
-        pack = find_pack(item.pack_id or metadata_pack_id)
+        pack = find_pack(item.pack_id or sold_pack_id)
         if pack is None:
             raise NotOurCheckout(f"checkout line item {item.price_id!r} is not a Luster pack")
         total += pack.credits * item.quantity

@@ -118,21 +118,30 @@ def _on_charge_refunded(session: Session, payments: PaymentProvider, charge: dic
     if purchase is None:
         return "ignored: no Luster purchase for this charge"
     charged = int(charge.get("amount") or purchase.amount_total)
+    refunds = _refunds_of(payments, charge)
+    # One claw-back of this purchase at a time, so each reads what the ones before it recorded.
+    session.execute(select(CheckoutSession.id).where(CheckoutSession.id == purchase.id).with_for_update())
+    recorded = dict(session.execute(
+        select(CreditLedger.ref, CreditLedger.delta).where(
+            CreditLedger.kind == LedgerKind.REFUND, CreditLedger.ref.in_([refund.id for refund in refunds])
+        )
+    ).tuples().all())
+    # A new refund takes the credits for all the money refunded so far, minus what was really
+    # taken before: the total stays exact even when `created` ties reorder refunds between events.
+    taken = -sum(recorded.values())
+    cumulative = sum(refund.amount for refund in refunds if refund.counts and refund.id in recorded)
     clawed = 0
-    cumulative = 0
-    # Each refund takes back credits for the money refunded up to and including it, minus what
-    # the refunds before it took: the total is exact whatever order the events arrive in.
-    for refund in sorted(_refunds_of(payments, charge), key=lambda r: (r.created, r.id)):
-        if not refund.counts:
+    for refund in sorted(refunds, key=lambda r: (r.created, r.id)):
+        if not refund.counts or refund.id in recorded:
             continue
-        before = purchase.credits * min(cumulative, charged) // charged
         cumulative += refund.amount
-        after = purchase.credits * min(cumulative, charged) // charged
+        share = purchase.credits * min(cumulative, charged) // charged - taken
         note = f"Refund of {format_money(refund.amount, purchase.currency)} on the {_pack_name(purchase)} pack"
-        if after > before and apply_ledger_entry(
-            session=session, user_id=purchase.user_id, delta=-(after - before), kind=LedgerKind.REFUND, ref=refund.id, note=note
+        if share > 0 and apply_ledger_entry(
+            session=session, user_id=purchase.user_id, delta=-share, kind=LedgerKind.REFUND, ref=refund.id, note=note
         ):
-            clawed += after - before
+            taken += share
+            clawed += share
     return f"refund: clawed back {clawed} credits"
 
 
@@ -150,7 +159,9 @@ def _refunds_of(payments: PaymentProvider, charge: dict[str, Any]) -> list[Refun
 def _claw_back_dispute(session: Session, purchase: CheckoutSession, dispute: dict[str, Any]) -> bool:
     """Take back the disputed share of the pack (all of it for a full dispute), once per dispute."""
     disputed = min(int(dispute.get("amount") or purchase.amount_total), purchase.amount_total)
-    credits = purchase.credits * disputed // purchase.amount_total if purchase.amount_total else purchase.credits
+    # Rounded up, where refunds round down: a dispute of whatever was not refunded then takes
+    # exactly the credits the refunds left, so no credit outlives the money going back.
+    credits = -(-purchase.credits * disputed // purchase.amount_total) if purchase.amount_total else purchase.credits
     return apply_ledger_entry(
         session=session,
         user_id=purchase.user_id,

@@ -206,11 +206,14 @@ class FakeStripe:
         with self._lock:
             return self._expanded(self._session(session_id), "")
 
-    def refund(self, session_id: str, amount: int) -> dict[str, Any]:
+    def refund(self, session_id: str, amount: int, *, created: int | None = None, refund_id: str | None = None) -> dict[str, Any]:
+        """A refund of part of the charge; `created` (seconds, like Stripe's) lets two share one second."""
         with self._lock:
             charge_id = self._session(session_id)["_charge"]
-            refund = {"id": _new_id("re"), "object": "refund", "amount": amount, "charge": charge_id,
-                      "created": int(time.time()) + len(self.refunds.get(charge_id, [])),
+            if created is None:
+                created = int(time.time()) + len(self.refunds.get(charge_id, []))
+            refund = {"id": refund_id or _new_id("re"), "object": "refund", "amount": amount, "charge": charge_id,
+                      "created": created,
                       "currency": "usd", "status": "succeeded"}
             self.refunds.setdefault(charge_id, []).append(refund)
             return dict(refund)
@@ -230,9 +233,11 @@ class FakeStripe:
             return json.loads(json.dumps(charge))
 
     def dispute(self, session_id: str, *, status: str = "needs_response", dispute_id: str | None = None) -> dict[str, Any]:
+        """A bank's dispute of the charge: of what was not refunded already, as a cardholder can dispute only that."""
         with self._lock:
             session = self._session(session_id)
-            return {"id": dispute_id or _new_id("dp"), "object": "dispute", "amount": session["amount_total"],
+            refunded = sum(r["amount"] for r in self.refunds.get(session["_charge"], []))
+            return {"id": dispute_id or _new_id("dp"), "object": "dispute", "amount": session["amount_total"] - refunded,
                     "charge": session["_charge"], "payment_intent": session["payment_intent"],
                     "currency": session["currency"], "reason": "fraudulent", "status": status}
 
