@@ -143,13 +143,20 @@ def _to_srgb(image: Image.Image) -> Image.Image:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image_rgb = Image.alpha_composite(background, rgba).convert("RGB")
-    elif image.mode in ("CMYK", "RGB") and icc:
-        image_rgb = image
+    elif image.mode == "RGB" or (image.mode == "CMYK" and icc):
+        image_rgb = image  # no copy: a 24-megapixel photo is 72 MB
     else:
         image_rgb = image.convert("RGB")
     if icc:
         try:
             source_profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            if image_rgb.mode == "RGB" and not image_rgb.readonly:
+                # In place: the photo is not held twice while it is converted.
+                ImageCms.profileToProfile(
+                    image_rgb, source_profile, srgb_profile(),
+                    renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC, inPlace=True,
+                )
+                return image_rgb
             return ImageCms.profileToProfile(
                 image_rgb, source_profile, srgb_profile(),
                 renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC, outputMode="RGB",
