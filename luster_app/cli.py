@@ -1,4 +1,4 @@
-"""The `luster` command: migrate, serve, token, credits."""
+"""The `luster` command: migrate, serve, worker, token, credits."""
 
 from __future__ import annotations
 
@@ -54,6 +54,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 child.kill()
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run the worker until SIGTERM/SIGINT, or with --drain until no job is due."""
+    from worker.worker import Worker
+
+    return Worker(_context(), concurrency=args.concurrency, drain=args.drain).run()
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     from luster_app.auth import AuthConfigError
     from luster_app.auth.local import LocalAuth
@@ -99,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--no-worker", dest="worker", action="store_false")
     serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run jobs: claim, enhance, store, charge")
+    worker.add_argument("--concurrency", type=int, default=None, help="jobs in flight at once (default: WORKER_CONCURRENCY)")
+    worker.add_argument("--drain", action="store_true", help="exit once no job is due")
+    worker.set_defaults(func=cmd_worker)
 
     token = sub.add_parser("token", help="embedded auth only: print a bearer token for EMAIL")
     token.add_argument("email")

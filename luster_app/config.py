@@ -75,6 +75,14 @@ class Settings(BaseSettings):
     job_lease_seconds: int = 300
     job_max_attempts: int = 4
     jobs_per_minute_per_user: int = 120
+    job_retry_base_seconds: float = 10.0  # first retry's wait; doubles per attempt, with jitter
+    job_retry_max_seconds: float = 600.0
+    worker_poll_seconds: float = 1.0  # how often an idle worker looks for due jobs
+    worker_grace_seconds: float = 25.0  # on SIGTERM, how long in-flight jobs may take to finish
+    worker_cpu_slots: int = 2  # decode/encode steps at once per process (0: one per core)
+    # Megapixels of photos one worker process holds decoded at once (photo and output: about
+    # 6 MB per megapixel), so memory stays flat however high the concurrency.
+    worker_image_budget_megapixels: int = 150
 
     # --- scale-out ---
     redis_url: str = ""

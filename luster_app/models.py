@@ -111,6 +111,8 @@ class Shoot(SQLModel, table=True):
 
 class Asset(SQLModel, table=True):
     __tablename__ = "assets"
+    # Output versions of one photo are unique: concurrent jobs on it cannot both store `_v{n}`.
+    __table_args__ = (sa.Index("uq_assets_parent_version", "parent_asset_id", "version", unique=True),)
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     shoot_id: uuid.UUID = Field(foreign_key="shoots.id", index=True)
     user_id: uuid.UUID = Field(foreign_key="users.id", index=True)

@@ -22,6 +22,7 @@ from luster_app.auth.local import LocalAuth, hash_link_token
 from luster_app.config import Settings
 from luster_app.context import AppContext
 from luster_app.db import make_engine
+from luster_app.logging import configure_logging
 from luster_app.migrations import ROOT
 from luster_app.models import Credits, MagicLink, User, utcnow
 from tests.conftest import make_user
@@ -169,6 +170,39 @@ def test_links_per_email_are_rate_limited(mail_client, mail_context, smtp) -> No
     assert ask_for_link(mail_client, "someone-else@example.com").status_code == 202
 
 
+@pytest.mark.parametrize(
+    "variant",
+    ["<flood@example.com>", "flood@example.com(2)", "(x)flood@example.com", '"flood"@example.com',
+     "flood@example.com;x", "flood@example.com,", "=?utf-8?q?flood?=@example.com"],
+)
+def test_spellings_of_the_same_mailbox_cannot_dodge_the_per_email_limit(variant, mail_client, mail_context, smtp) -> None:
+    limit = mail_context.settings.magic_link_limit_per_email
+    for _ in range(limit):
+        assert ask_for_link(mail_client, "flood@example.com").status_code == 202
+    answer = ask_for_link(mail_client, variant)
+    assert smtp.recipients.count("flood@example.com") == limit
+    assert answer.status_code in (422, 429)
+
+
+def test_a_burst_of_concurrent_requests_gets_no_more_links_than_the_limit(mail_client, mail_context, smtp) -> None:
+    limit = mail_context.settings.magic_link_limit_per_email
+    racers = 4 * limit
+    start = threading.Barrier(racers)
+    statuses: list[int] = []
+
+    def ask() -> None:
+        start.wait()
+        statuses.append(ask_for_link(mail_client, "burst@example.com").status_code)
+
+    threads = [threading.Thread(target=ask) for _ in range(racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert smtp.recipients.count("burst@example.com") == limit
+    assert sorted(statuses) == [202] * limit + [429] * (racers - limit)
+
+
 def test_links_per_client_address_are_rate_limited(settings, sqlite_url, smtp) -> None:
     limited = settings.model_copy(update={"smtp_url": smtp.url, "magic_link_limit_per_address": 3})
     with TestClient(create_api(AppContext(limited, db=make_engine(sqlite_url)))) as client:
@@ -205,16 +239,36 @@ def test_refresh_token_keeps_a_user_signed_in(mail_client, smtp) -> None:
     assert mail_client.post("/api/auth/refresh", json={"refresh_token": first["access_token"]}).status_code == 401
 
 
-def test_without_smtp_the_link_is_logged_only_in_development(settings, sqlite_url, caplog) -> None:
-    caplog.set_level(logging.WARNING)
+def test_without_smtp_the_link_is_printed_only_in_development_and_never_logged(settings, sqlite_url, caplog, capfd) -> None:
+    caplog.set_level(logging.DEBUG)
     for env, expect_link in (("development", True), ("test", False)):
         caplog.clear()
         ctx = AppContext(settings.model_copy(update={"luster_env": env}), db=make_engine(sqlite_url))
         with TestClient(create_api(ctx)) as client:
             assert ask_for_link(client, f"{env}@example.com").status_code == 202
-        link_logged = "http://testserver/auth/confirm?token=" in caplog.text
-        assert link_logged is expect_link, f"LUSTER_ENV={env}: link logged={link_logged}"
+        printed = capfd.readouterr()  # consumed, so the link never shows in a test report
+        link_printed = "http://testserver/auth/confirm?token=" in printed.err
+        assert link_printed is expect_link, f"LUSTER_ENV={env}: link printed={link_printed}"
+        assert "token=" not in caplog.text
         assert f"{env}@example.com" in caplog.text
+
+
+def test_without_smtp_a_developer_signs_in_with_the_link_the_server_prints(settings, sqlite_url, capfd) -> None:
+    development = settings.model_copy(update={"luster_env": "development"})
+    root = logging.getLogger()
+    level = root.level
+    handler = configure_logging(development)  # what the app does at startup: redacting handler on stdout
+    try:
+        with TestClient(create_api(AppContext(development, db=make_engine(sqlite_url)))) as client:
+            assert ask_for_link(client, "dev@example.com").status_code == 202
+            printed = capfd.readouterr()  # consumed, so the link never shows in a test report
+            links = [Redacted(link) for link in LINK.findall(printed.out + printed.err) if "token=" in link]
+            assert links, "the server printed no usable sign-in link"
+            token = parse_qs(urlsplit(links[-1]).query)["token"][0]
+            assert confirm(client, Redacted(token)).status_code == 200
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
 
 
 def test_local_provider_refuses_production(settings, sqlite_url) -> None:
@@ -263,6 +317,20 @@ def test_behind_a_trusted_proxy_each_client_address_has_its_own_limit(settings, 
 
     assert run(2) == [202, 202]  # two real clients behind two proxies
     assert run(0) == [202, 429]  # no trusted proxy: a client cannot dodge the limit with the header
+
+
+def test_one_ipv6_network_shares_one_client_address_limit(settings, sqlite_url, smtp) -> None:
+    limited = settings.model_copy(
+        update={"smtp_url": smtp.url, "magic_link_limit_per_address": 1, "trusted_proxy_hops": 1}
+    )
+    with TestClient(create_api(AppContext(limited, db=make_engine(sqlite_url)))) as client:
+        statuses = [
+            client.post("/api/auth/magic-link", json={"email": f"v6-{n}@example.com"},
+                        headers={"X-Forwarded-For": address}).status_code
+            # A home connection gets a whole /64: its addresses are one client, not 2**64.
+            for n, address in enumerate(["2001:db8:1:2::1", "2001:db8:1:2:ffff::9", "2001:db8:1:3::1"])
+        ]
+    assert statuses == [202, 429, 202]
 
 
 def test_unreachable_smtp_server_is_503_and_says_to_retry(settings, sqlite_url) -> None:

@@ -225,6 +225,18 @@ def test_unreachable_jwks_is_503_not_401(sb_settings, sqlite_url) -> None:
     assert answer.status_code == 503
 
 
+def test_jwks_outage_before_any_key_arrived_stays_503(fake, sb_settings, sqlite_url, clock) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    broken = sb_settings.model_copy(update={"supabase_jwks_url": f"http://127.0.0.1:{closed_port}/jwks.json"})
+    context = AppContext(broken, db=make_engine(sqlite_url), auth=SupabaseAuth(settings=broken, clock=clock))
+    token = fake.mint_access_token(sub=str(uuid.uuid4()), email="a@example.com")
+    with TestClient(create_api(context)) as client:
+        # Within the refetch cooldown too: a valid token is never called invalid (which signs browsers out).
+        assert [me(client, token).status_code for _ in range(3)] == [503, 503, 503]
+
+
 # --- magic links and sessions ---
 
 def sign_in(fake: FakeSupabase, client: TestClient, email: str) -> dict:

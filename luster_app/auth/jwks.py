@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 # cooldown when a token names a key we do not know (a rotation, or an attacker's junk).
 MAX_AGE_SECONDS = 600.0
 COOLDOWN_SECONDS = 30.0
+UNAVAILABLE = "Sign-in is unavailable right now; try again in a minute."
 
 
 class JwksCache:
@@ -52,6 +53,10 @@ class JwksCache:
             if (expired or kid not in self._keys) and may_refetch:
                 self._fetch(now)
             key = self._keys.get(kid)
+            never_fetched = self._fetched_at is None
+        if key is None and never_fetched:
+            # No key list yet (the endpoint is down): nobody can be verified, which is an outage, not a bad token.
+            raise AuthUnavailable(UNAVAILABLE)
         if key is None:
             raise AuthError("invalid or expired session: unknown signing key")
         return key
@@ -65,7 +70,7 @@ class JwksCache:
         except (httpx.HTTPError, ValueError) as exc:
             log.warning("could not fetch the JWKS from %s: %s", self.url, exc.__class__.__name__)
             if not self._keys:
-                raise AuthUnavailable("Sign-in is unavailable right now; try again in a minute.") from exc
+                raise AuthUnavailable(UNAVAILABLE) from exc
             return  # keep verifying with the keys we have
         self._keys = keys
         self._fetched_at = now

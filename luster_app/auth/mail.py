@@ -1,10 +1,11 @@
-"""Delivering a local sign-in link: by SMTP when SMTP_URL is set, else to the server log."""
+"""Delivering a local sign-in link: by SMTP when SMTP_URL is set, else (development only) to the console."""
 
 from __future__ import annotations
 
 import logging
 import smtplib
 import ssl
+import sys
 from email.message import EmailMessage
 from email.utils import make_msgid
 from urllib.parse import unquote, urlsplit
@@ -38,7 +39,11 @@ def send_sign_in_link(*, settings: Settings, to: str, link: str, ttl_minutes: in
     """Email the link when SMTP is configured; otherwise log it, and only in development."""
     if not settings.smtp_url:
         if settings.luster_env == "development":
-            log.warning("Sign-in link for %s (SMTP_URL is not set, so it was not emailed): %s", to, link)
+            # Printed, not logged: the log handler rightly redacts tokens, which would leave a useless link.
+            # (Django's console email backend does the same.) Never outside development.
+            print(f"\nSign-in link for {to} (SMTP_URL is not set, so it was not emailed):\n{link}\n",
+                  file=sys.stderr, flush=True)
+            log.warning("SMTP_URL is not set: the sign-in link for %s is printed on the server's console", to)
         else:
             log.warning("SMTP_URL is not set: a sign-in link for %s was created but not delivered", to)
         return

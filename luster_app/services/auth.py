@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
+from email import errors as email_errors
+from email import policy as email_policy
 from urllib.parse import urlsplit
 
 from sqlmodel import Session
@@ -33,9 +36,21 @@ class SignedIn:
 def normalize_email(email: str) -> str:
     """The address lower-cased and trimmed; Invalid (422) when it cannot be an email address."""
     email = (email or "").strip().lower()
-    if len(email) > 320 or not EMAIL_PATTERN.match(email):
+    if len(email) > 320 or not EMAIL_PATTERN.match(email) or _mailbox_read_by_mailer(email) != [email]:
         raise Invalid("Enter a valid email address.")
     return email
+
+
+def _mailbox_read_by_mailer(email: str) -> list[str]:
+    """The addresses a mail header holding `email` delivers to.
+
+    Mail parsers read `<a@b.c>`, `a@b.c(x)`, `"a"@b.c` or `=?utf-8?q?a?=@b.c` as the mailbox a@b.c;
+    accepting such spellings would give one inbox endless rate-limit buckets and look-alike accounts.
+    """
+    try:
+        return [address.addr_spec for address in email_policy.default.header_factory("To", email).addresses]
+    except (email_errors.MessageError, ValueError, IndexError):
+        return []
 
 
 def safe_next_path(value: str | None, *, app_url: str) -> str:
@@ -61,6 +76,19 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
 
 
+def _client_network(address: str) -> str:
+    """Who a client address stands for: an IPv4 address, or the /64 an IPv6 host picks its addresses from."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address or "unknown"
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
 def request_magic_link(
     *, session: Session, auth: AuthProvider, settings: Settings, email: str, client_address: str, next_path: str | None
 ) -> None:
@@ -69,7 +97,7 @@ def request_magic_link(
     # Each limit is committed on its own, so a refused request still counts against the other.
     check_rate_limit(
         session=session,
-        bucket=f"magic-link:address:{client_address or 'unknown'}",
+        bucket=f"magic-link:address:{_client_network(client_address)}",
         limit=settings.magic_link_limit_per_address,
         window_seconds=RATE_WINDOW_SECONDS,
         message="Too many sign-in requests from your network. Wait a few minutes and try again.",

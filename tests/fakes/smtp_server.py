@@ -10,11 +10,13 @@ from aiosmtpd.controller import Controller
 
 
 class _Collect:
-    def __init__(self, inbox: list[Message]) -> None:
+    def __init__(self, inbox: list[Message], recipients: list[str]) -> None:
         self.inbox = inbox
+        self.recipients = recipients
 
     async def handle_DATA(self, server, session, envelope) -> str:  # noqa: ANN001, N802
         self.inbox.append(email.message_from_bytes(envelope.content))
+        self.recipients.extend(envelope.rcpt_tos)
         return "250 OK"
 
 
@@ -23,10 +25,12 @@ class SmtpSink:
 
     def __init__(self) -> None:
         self.inbox: list[Message] = []
+        # The envelope's RCPT TO addresses: the mailboxes a real server would deliver to.
+        self.recipients: list[str] = []
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
-        self._controller = Controller(_Collect(self.inbox), hostname="127.0.0.1", port=self.port)
+        self._controller = Controller(_Collect(self.inbox, self.recipients), hostname="127.0.0.1", port=self.port)
 
     @property
     def url(self) -> str:

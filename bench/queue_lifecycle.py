@@ -1,0 +1,117 @@
+"""Lifecycle throughput: jobs a second through create, claim, events, finish and charge with a
+no-op engine, against a bare SKIP LOCKED claim-and-complete loop on the same server, same run."""
+
+from __future__ import annotations
+
+import multiprocessing
+import statistics
+import time
+
+import sqlalchemy as sa
+
+from bench.common import BenchEnv, Section, add_bench_photos, queue_jobs, running_workers, settled_jobs, wait_until
+from tests.engines_for_tests import indexed_image
+from tests.jobs_support import jobs_by_status
+
+GOAL = 0.25
+CONCURRENCY = 4
+
+BARE_TABLE = "CREATE TABLE bare_queue (id bigserial PRIMARY KEY, status text NOT NULL DEFAULT 'queued', owner text)"
+BARE_CLAIM = sa.text(
+    "UPDATE bare_queue SET status = 'processing', owner = :owner WHERE id = ("
+    " SELECT id FROM bare_queue WHERE status = 'queued' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED"
+    ") RETURNING id"
+)
+BARE_COMPLETE = sa.text("UPDATE bare_queue SET status = 'done' WHERE id = :id")
+
+
+def _bare_worker(url: str, owner: str, ready: multiprocessing.Barrier) -> None:
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        ready.wait()
+        while (row := conn.execute(BARE_CLAIM, {"owner": owner}).first()) is not None:
+            conn.execute(BARE_COMPLETE, {"id": row[0]})
+    engine.dispose()
+
+
+def bare_loop(url: str, jobs: int, processes: int) -> float:
+    """Jobs a second of the bare loop: claim one row (SKIP LOCKED), mark it done; nothing else."""
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text("DROP TABLE IF EXISTS bare_queue"))
+        conn.execute(sa.text(BARE_TABLE))
+        # What a queue table has: an index that finds the next queued row without a scan.
+        conn.execute(sa.text("CREATE INDEX bare_queue_queued ON bare_queue (id) WHERE status = 'queued'"))
+        conn.execute(sa.text("INSERT INTO bare_queue (status) SELECT 'queued' FROM generate_series(1, :n)"), {"n": jobs})
+    spawn = multiprocessing.get_context("spawn")
+    ready = spawn.Barrier(processes + 1)
+    workers = [spawn.Process(target=_bare_worker, args=(url, f"bare-{n}", ready)) for n in range(processes)]
+    for worker in workers:
+        worker.start()
+    ready.wait()
+    started = time.perf_counter()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - started
+    with engine.connect() as conn:
+        done = conn.execute(sa.text("SELECT count(*) FROM bare_queue WHERE status = 'done'")).scalar_one()
+    engine.dispose()
+    if done != jobs:
+        raise RuntimeError(f"bare loop finished {done} of {jobs} jobs")
+    return jobs / elapsed
+
+
+def lifecycle(env: BenchEnv, url: str, jobs: int, processes: int) -> float:
+    """Jobs a second from the first create to the last charge, through real worker processes."""
+    settings = env.settings(url)
+    context = env.context(settings)
+    user_id, photo_ids = add_bench_photos(context, [indexed_image(i) for i in range(jobs)])
+    with running_workers(settings, "noop", processes=processes, concurrency=CONCURRENCY, log_dir=env.scratch):
+        started = time.perf_counter()
+        queue_jobs(context, user_id, photo_ids)
+        wait_until(lambda: settled_jobs(context) == jobs, timeout=600)
+        elapsed = time.perf_counter() - started
+    outcome = jobs_by_status(context)
+    context.db.dispose()
+    if outcome != {"succeeded": jobs}:
+        raise RuntimeError(f"lifecycle run ended with {outcome}")
+    return jobs / elapsed
+
+
+def run(env: BenchEnv) -> Section:
+    jobs, repeats = (200, 1) if env.quick else (1000, 3)
+    section = Section(
+        title="Queue lifecycle throughput",
+        header=("worker processes", "full lifecycle (jobs/s)", "bare SKIP LOCKED loop (jobs/s)", "ratio", f"goal ≥ {GOAL:.0%}"),
+    )
+    for processes in (1, 2):
+        bare, full = [], []
+        for _ in range(repeats):  # interleaved, so both see the same machine load
+            with env.database() as url:
+                bare.append(bare_loop(url, jobs, processes))
+            with env.database() as url:
+                full.append(lifecycle(env, url, jobs, processes))
+        ratio = statistics.median(full) / statistics.median(bare)
+        section.rows.append((
+            str(processes), _spread(full), _spread(bare), f"{ratio:.0%}", "met" if ratio >= GOAL else "NOT met",
+        ))
+    section.notes = [
+        f"{jobs} jobs per run, no-op engine, {CONCURRENCY} jobs in flight per worker process, PostgreSQL;",
+        f"median of {repeats} interleaved runs (range in brackets), ratio of the medians.",
+        "Full lifecycle: jobs created in shoot-sized batches of 25 (credit check, events), claimed (one",
+        "statement), original fetched and decoded, output and thumbnail encoded and stored, finished",
+        "(output assets, ledger row, balance) — timed from the first create to the last charge.",
+        "Bare loop: `UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED) RETURNING id`, then one",
+        "`UPDATE` to done, autocommit, one connection per process, pre-filled queue with a partial index.",
+        "Where the difference goes: a job's full lifecycle is about 15 statements through SQLAlchemy",
+        "sessions (each UPDATE-and-commit costs about 0.5 ms of CPU here), the ledger entry's savepoint",
+        "among them, plus three storage operations and two JPEG encodes, against the bare loop's two",
+        "statements; on a 2-CPU machine the worker, PostgreSQL and this benchmark share the cores.",
+    ]
+    return section
+
+
+def _spread(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.0f}"
+    return f"{statistics.median(values):.0f} ({min(values):.0f}–{max(values):.0f})"

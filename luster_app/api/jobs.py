@@ -1,0 +1,122 @@
+"""Jobs: enhance one photo or a whole shoot, and follow a job to its outputs."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from luster_app.api.deps import Ctx, CurrentUser, DbSession
+from luster_app.context import AppContext
+from luster_app.models import Asset, Job
+from luster_app.services.jobs import MAX_BATCH, JobOptions, JobView, create_batch, create_job, get_job_for_user
+
+router = APIRouter(tags=["jobs"])
+
+
+class JobCreate(BaseModel):
+    asset_id: uuid.UUID
+    preset: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class BatchCreate(BaseModel):
+    asset_ids: list[uuid.UUID] = Field(min_length=1, max_length=MAX_BATCH)
+    preset: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class JobOut(BaseModel):
+    id: uuid.UUID
+    asset_id: uuid.UUID
+    preset: str
+    params: dict[str, Any]
+    engine: str
+    model: str
+    prompt_version_id: int | None
+    status: str
+    attempts: int
+    max_attempts: int
+    error_code: str | None
+    error_message: str | None
+    created_at: datetime
+    run_after: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, job: Job) -> JobOut:
+        return cls.model_validate(job, from_attributes=True)
+
+
+class BatchOut(BaseModel):
+    jobs: list[JobOut]
+
+
+class EventOut(BaseModel):
+    at: datetime
+    type: str
+    detail: dict[str, Any]
+
+
+class OutputOut(BaseModel):
+    asset_id: uuid.UUID
+    version: int | None
+    filename: str
+    width: int | None
+    height: int | None
+    bytes: int
+    url: str
+    thumb_url: str | None
+
+
+class JobDetailOut(JobOut):
+    outputs: list[OutputOut]
+    events: list[EventOut]
+
+
+def _signed(context: AppContext, asset: Asset) -> str:
+    ttl = context.settings.signed_url_ttl_seconds
+    return context.storage.signed_get_url(asset.storage_key, expires_in=ttl, download_name=asset.filename)
+
+
+def _detail(context: AppContext, view: JobView) -> JobDetailOut:
+    outputs = [
+        OutputOut(
+            asset_id=item.output.id, version=item.output.version, filename=item.output.filename, width=item.output.width,
+            height=item.output.height, bytes=item.output.bytes, url=_signed(context, item.output),
+            thumb_url=_signed(context, item.thumb) if item.thumb else None,
+        )
+        for item in view.outputs
+    ]
+    events = [EventOut(at=event.at, type=event.type, detail=event.detail) for event in view.events]
+    return JobDetailOut(**JobOut.of(view.job).model_dump(), outputs=outputs, events=events)
+
+
+@router.post("/jobs", status_code=201, response_model=JobOut)
+def post_job(body: JobCreate, user: CurrentUser, session: DbSession, context: Ctx) -> JobOut:
+    """Queue one photo for enhancement; reserves one available credit (charged only on success)."""
+    job = create_job(
+        session=session, user_id=user.id, asset_id=body.asset_id, preset=body.preset, params=body.params,
+        options=JobOptions.for_context(context),
+    )
+    return JobOut.of(job)
+
+
+@router.post("/jobs/batch", status_code=201, response_model=BatchOut)
+def post_batch(body: BatchCreate, user: CurrentUser, session: DbSession, context: Ctx) -> BatchOut:
+    """Queue many photos with one preset, all or nothing against the available credits."""
+    jobs = create_batch(
+        session=session, user_id=user.id, asset_ids=body.asset_ids, preset=body.preset, params=body.params,
+        options=JobOptions.for_context(context),
+    )
+    return BatchOut(jobs=[JobOut.of(job) for job in jobs])
+
+
+@router.get("/jobs/{job_id}", response_model=JobDetailOut)
+def get_job(job_id: uuid.UUID, user: CurrentUser, session: DbSession, context: Ctx) -> JobDetailOut:
+    """Status, attempts, error, outputs with signed URLs, and the event timeline of the caller's job."""
+    return _detail(context, get_job_for_user(session=session, user_id=user.id, job_id=job_id))

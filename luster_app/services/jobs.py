@@ -1,0 +1,211 @@
+"""Jobs on behalf of a photographer: create one or a batch against their credits, read one back.
+
+The worker's side of a job's life (claim, heartbeat, finish, retry) is in `job_queue.py`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import insert, select, update
+from sqlmodel import Session
+
+from luster_app.db import is_postgres
+from luster_app.models import Asset, AssetKind, AssetStatus, Credits, Job, JobEvent, utcnow
+from luster_app.presets import validate_params
+from luster_app.services.errors import Conflict, Invalid, NotFound, PaymentRequired
+from luster_app.services.presets import active_prompt
+from luster_app.services.ratelimit import check_rate_limit
+from luster_app.services.users import credit_summary
+
+if TYPE_CHECKING:
+    from luster_app.context import AppContext
+
+MAX_BATCH = 500
+BUY_CREDITS = "Buy a credit pack on the Billing page to continue."
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """What every new job gets from the deployment: its engine, attempt limit and rate limit."""
+
+    engine: str
+    model: str
+    max_attempts: int
+    jobs_per_minute: int
+
+    @classmethod
+    def for_context(cls, context: AppContext) -> JobOptions:
+        """The options of this deployment: its image engine and its settings."""
+        settings = context.settings
+        engine = context.image_engine
+        return cls(
+            engine=engine.name, model=engine.model, max_attempts=settings.job_max_attempts,
+            jobs_per_minute=settings.jobs_per_minute_per_user,
+        )
+
+
+@dataclass(frozen=True)
+class OutputView:
+    """One output of a job and its thumbnail."""
+
+    output: Asset
+    thumb: Asset | None
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A job as its owner sees it: the row, its event timeline, its outputs."""
+
+    job: Job
+    events: list[JobEvent] = field(default_factory=list)
+    outputs: list[OutputView] = field(default_factory=list)
+
+
+def event_row(job_id: uuid.UUID, event_type: str, **detail: Any) -> dict[str, Any]:
+    """One transition or attempt of a job, as a `job_events` row for `add_events`."""
+    return {"job_id": job_id, "at": utcnow(), "type": event_type, "detail": detail}
+
+
+def add_events(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Record events inside the caller's transaction, in one statement (a plain INSERT: events
+    are written on every transition, and need none of the ORM's bookkeeping)."""
+    if rows:
+        session.execute(insert(JobEvent), rows)
+
+
+def add_event(session: Session, job_id: uuid.UUID, event_type: str, **detail: Any) -> None:
+    """Record one transition or attempt of a job, inside the caller's transaction."""
+    add_events(session, [event_row(job_id, event_type, **detail)])
+
+
+def start_transaction(session: Session) -> None:
+    """End whatever the session had open, so the next statement starts a fresh transaction.
+
+    On SQLite that statement then takes the write lock first, never upgrading a read snapshot
+    (which SQLite refuses with SQLITE_BUSY instead of waiting).
+    """
+    if session.in_transaction():
+        session.commit()
+
+
+def lock_credits(session: Session, user_id: uuid.UUID) -> None:
+    """Serialise credit decisions for one user until the transaction ends.
+
+    PostgreSQL: a row lock on the user's credits row. SQLite has no row locks; a no-op write
+    takes the database's write lock, which is what BEGIN IMMEDIATE would do.
+    """
+    if is_postgres(session.get_bind()):
+        session.execute(select(Credits.user_id).where(Credits.user_id == user_id).with_for_update())
+    else:
+        session.execute(update(Credits).where(Credits.user_id == user_id).values(balance=Credits.balance))
+
+
+def create_job(
+    *, session: Session, user_id: uuid.UUID, asset_id: uuid.UUID, preset: str, params: dict[str, Any] | None, options: JobOptions
+) -> Job:
+    """Queue one job on the caller's photo, reserving one of their available credits."""
+    return _create_jobs(session=session, user_id=user_id, asset_ids=[asset_id], preset=preset, params=params, options=options)[0]
+
+
+def create_batch(
+    *, session: Session, user_id: uuid.UUID, asset_ids: list[uuid.UUID], preset: str, params: dict[str, Any] | None, options: JobOptions
+) -> list[Job]:
+    """Queue one job per photo, all or nothing: every photo must qualify and every credit be available."""
+    unique_ids = list(dict.fromkeys(asset_ids))
+    if not unique_ids:
+        raise Invalid("Pick at least one photo.")
+    if len(unique_ids) > MAX_BATCH:
+        raise Invalid(f"A batch can hold at most {MAX_BATCH} photos.")
+    return _create_jobs(session=session, user_id=user_id, asset_ids=unique_ids, preset=preset, params=params, options=options)
+
+
+def _create_jobs(
+    *, session: Session, user_id: uuid.UUID, asset_ids: list[uuid.UUID], preset: str, params: dict[str, Any] | None, options: JobOptions
+) -> list[Job]:
+    start_transaction(session)
+    # Its own transaction: a request refused below still counts against the limit.
+    check_rate_limit(
+        session=session, bucket=f"jobs:{user_id}", limit=options.jobs_per_minute, window_seconds=60,
+        message="Too many enhancement requests at once; wait a minute and try again.",
+    )
+    session.commit()
+    try:
+        lock_credits(session, user_id)
+        _check_assets(session, user_id, asset_ids)
+        valid_params, prompt_version_id, prompt_text = _resolve_prompt(session, preset, params or {})
+        _check_available(session, user_id, needed=len(asset_ids))
+        jobs = [
+            Job(
+                user_id=user_id, asset_id=asset_id, preset=preset, params=valid_params,
+                prompt_version_id=prompt_version_id, prompt_text=prompt_text, engine=options.engine,
+                model=options.model, max_attempts=options.max_attempts,
+            )
+            for asset_id in asset_ids
+        ]
+        session.add_all(jobs)
+        session.flush()
+        add_events(session, [event_row(job.id, "created", preset=preset, engine=options.engine) for job in jobs])
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return jobs
+
+
+def _check_assets(session: Session, user_id: uuid.UUID, asset_ids: list[uuid.UUID]) -> None:
+    assets = {
+        asset.id: asset
+        for asset in session.execute(select(Asset).where(Asset.id.in_(asset_ids), Asset.user_id == user_id)).scalars()
+    }
+    for asset_id in asset_ids:
+        asset = assets.get(asset_id)
+        if asset is None:
+            raise NotFound("Photo not found.")
+        if asset.kind != AssetKind.ORIGINAL:
+            raise Invalid(f"{asset.filename} is an enhanced copy; pick the original photo to enhance.")
+        if asset.status != AssetStatus.READY:
+            state = "was rejected" if asset.status == AssetStatus.REJECTED else "has not finished uploading"
+            raise Conflict(f"{asset.filename} {state}; only uploaded, verified photos can be enhanced.")
+
+
+def _resolve_prompt(session: Session, preset: str, params: dict[str, Any]) -> tuple[dict[str, Any], int | None, str]:
+    """The validated params (422 if not) and the prompt version and text this job will use."""
+    valid_params = validate_params(preset, params)
+    prompt_version_id, prompt_text = active_prompt(session=session, preset=preset, params=valid_params)
+    return valid_params, prompt_version_id, prompt_text
+
+
+def _check_available(session: Session, user_id: uuid.UUID, *, needed: int) -> None:
+    available = credit_summary(session=session, user_id=user_id)["available"]
+    if available >= needed:
+        return
+    if needed == 1:
+        raise PaymentRequired(f"You have no credits available. {BUY_CREDITS}")
+    have = max(available, 0)
+    raise PaymentRequired(
+        f"Enhancing {needed} photos needs {needed} credits and you have {have} available. {BUY_CREDITS}"
+    )
+
+
+def get_job_for_user(*, session: Session, user_id: uuid.UUID, job_id: uuid.UUID) -> JobView:
+    """The caller's job with its events (oldest first) and outputs; NotFound for anyone else's."""
+    job = session.execute(select(Job).where(Job.id == job_id, Job.user_id == user_id)).scalar_one_or_none()
+    if job is None:
+        raise NotFound("Job not found.")
+    events = list(session.execute(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)).scalars())
+    outputs = list(
+        session.execute(
+            select(Asset).where(Asset.job_id == job_id, Asset.kind == AssetKind.OUTPUT, Asset.user_id == user_id).order_by(Asset.version)
+        ).scalars()
+    )
+    thumbs = {
+        thumb.parent_asset_id: thumb
+        for thumb in session.execute(
+            select(Asset).where(Asset.parent_asset_id.in_([o.id for o in outputs]), Asset.kind == AssetKind.THUMB)
+        ).scalars()
+    } if outputs else {}
+    return JobView(job=job, events=events, outputs=[OutputView(output=o, thumb=thumbs.get(o.id)) for o in outputs])
+

@@ -1,0 +1,206 @@
+"""The queue's transitions: claiming under concurrency, leases, heartbeats, finishing exactly once."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from luster_app.context import AppContext
+from luster_app.models import Job, JobEvent, utcnow
+from luster_app.services.job_queue import FinishOutcome, OutputFiles, claim_jobs, finish_success, release_job
+from luster_app.services.jobs import JobOptions, create_batch
+from tests.engines_for_tests import InvertEngine, WaitingEngine, indexed_image
+from tests.jobs_support import add_photo, add_shoot, balance, job_charges, outputs_of, user_with_credits, worker_context
+from worker.heartbeat import LeaseKeeper
+from worker.pipeline import ImageLimits
+from worker.retry import RetryPolicy
+from worker.runner import JobRunner
+from worker.worker import Worker
+
+
+@pytest.fixture
+def context(settings, db_url) -> Iterator[AppContext]:
+    ctx = worker_context(settings, db_url, InvertEngine())
+    yield ctx
+    ctx.db.dispose()
+
+
+def _queue_jobs(context: AppContext, count: int, *, spare_credits: int = 0) -> tuple[uuid.UUID, list[Job]]:
+    user, _ = user_with_credits(context, count + spare_credits)
+    shoot = add_shoot(context, user)
+    photos = [add_photo(context, user, indexed_image(i), shoot=shoot).id for i in range(count)]
+    with context.session() as session:
+        jobs = create_batch(
+            session=session, user_id=user.id, asset_ids=photos, preset="enhance", params={}, options=JobOptions.for_context(context)
+        )
+    return user.id, jobs
+
+
+def _claim(context: AppContext, owner: str, limit: int = 10, lease_seconds: float = 60):
+    with context.session() as session:
+        return claim_jobs(session=session, owner=owner, limit=limit, lease_seconds=lease_seconds)
+
+
+def _expire_lease(context: AppContext, job_id: uuid.UUID) -> None:
+    with context.session() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+        session.commit()
+
+
+def _events(context: AppContext, job_id: uuid.UUID) -> list[str]:
+    with context.session() as session:
+        return list(session.execute(select(JobEvent.type).where(JobEvent.job_id == job_id).order_by(JobEvent.id)).scalars())
+
+
+def _runner(context: AppContext, owner: str) -> JobRunner:
+    settings = context.settings
+    return JobRunner(
+        context, owner=owner, policy=RetryPolicy.from_settings(settings), limits=ImageLimits.from_settings(settings),
+        leases=LeaseKeeper(set, interval=60),  # never started: this runner's lease is taken away by hand
+    )
+
+
+def test_concurrent_claimers_take_each_job_exactly_once(context) -> None:
+    _, jobs = _queue_jobs(context, 60)
+    taken: list[uuid.UUID] = []
+    lock = threading.Lock()
+
+    def claimer(owner: str) -> None:
+        while claimed := _claim(context, owner, limit=3):
+            with lock:
+                taken.extend(item.job.id for item in claimed)
+
+    threads = [threading.Thread(target=claimer, args=(f"worker-{n}",)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert Counter(taken) == Counter(job.id for job in jobs)
+    with context.session() as session:
+        assert set(session.execute(select(Job.status)).scalars()) == {"processing"}
+
+
+def test_a_job_not_yet_due_is_not_claimed(context) -> None:
+    _, [job] = _queue_jobs(context, 1)
+    with context.session() as session:
+        session.execute(update(Job).where(Job.id == job.id).values(run_after=utcnow() + timedelta(minutes=5)))
+        session.commit()
+
+    assert _claim(context, "worker-a") == []
+
+
+def test_an_expired_lease_is_taken_over_and_recorded(context) -> None:
+    _, [job] = _queue_jobs(context, 1)
+    [first] = _claim(context, "worker-a")
+    assert _claim(context, "worker-b") == []  # leased: nobody else gets it
+
+    _expire_lease(context, job.id)
+    [second] = _claim(context, "worker-b")
+
+    assert (first.reclaimed, second.reclaimed) == (False, True)
+    assert second.job.attempts == 2
+    assert second.job.lease_owner == "worker-b"
+    assert _events(context, job.id) == ["created", "claimed", "lease_expired", "claimed"]
+
+
+def test_a_worker_that_lost_its_lease_writes_nothing(context) -> None:
+    user_id, [job] = _queue_jobs(context, 1)
+    [stale] = _claim(context, "worker-a")
+    _expire_lease(context, job.id)
+    _claim(context, "worker-b")
+
+    _runner(context, "worker-a").run(stale)  # renders, stores, then finds the lease gone
+
+    assert outputs_of(context, job.id) == []
+    storage_root = context.settings.luster_data_dir / "storage"
+    assert not list(storage_root.rglob("outputs/*"))  # its orphan objects were deleted
+    assert job_charges(context) == 0
+    with context.session() as session:
+        assert session.get(Job, job.id).lease_owner == "worker-b"
+    assert balance(context, user_id) == 1
+
+
+def test_a_repeated_finish_charges_once(context) -> None:
+    """A finish whose commit landed but whose reply was lost is retried: still one charge."""
+    user_id, [job] = _queue_jobs(context, 1)
+    [claimed] = _claim(context, "worker-a")
+    files = _files(1, "only")
+
+    assert _finish(context, claimed, "worker-a", files) is FinishOutcome.FINISHED
+    assert _finish(context, claimed, "worker-a", files) is FinishOutcome.FINISHED
+
+    assert job_charges(context) == 1
+    assert len(outputs_of(context, job.id)) == 1
+    assert balance(context, user_id) == 0
+
+
+def _finish(context: AppContext, claimed, owner: str, files: OutputFiles) -> FinishOutcome:
+    with context.session() as session:
+        return finish_success(session=session, job=claimed.job, original=claimed.original, owner=owner, files=files)
+
+
+def _files(version: int, name: str) -> OutputFiles:
+    return OutputFiles(version=version, key=f"{name}_v{version}.jpg", size=10, width=4, height=3,
+                       thumb_key=f"{name}_v{version}_thumb.jpg", thumb_size=5, thumb_width=2, thumb_height=1)
+
+
+def test_a_version_taken_by_a_concurrent_job_is_refused(context) -> None:
+    user_id, [job] = _queue_jobs(context, 1, spare_credits=1)
+    with context.session() as session:
+        create_batch(
+            session=session, user_id=user_id, asset_ids=[job.asset_id], preset="dusk", params={},
+            options=JobOptions.for_context(context),
+        )
+    first, second = _claim(context, "worker-a")
+    assert first.next_version == second.next_version == 1  # both rendered while no output existed
+
+    assert _finish(context, first, "worker-a", _files(1, "first")) is FinishOutcome.FINISHED
+    assert _finish(context, second, "worker-a", _files(1, "second")) is FinishOutcome.VERSION_TAKEN
+    assert outputs_of(context, second.job.id) == []
+    assert _finish(context, second, "worker-a", _files(2, "second")) is FinishOutcome.FINISHED
+    assert [output.version for output in outputs_of(context, second.job.id)] == [2]
+    assert job_charges(context) == 2
+
+
+def test_release_puts_the_job_back_without_counting_the_attempt(context) -> None:
+    _, [job] = _queue_jobs(context, 1)
+    _claim(context, "worker-a")
+
+    with context.session() as session:
+        assert release_job(session=session, job_id=job.id, owner="worker-a")
+        assert not release_job(session=session, job_id=job.id, owner="worker-a")  # no longer its job
+
+    with context.session() as session:
+        released = session.get(Job, job.id)
+    assert (released.status, released.attempts, released.lease_owner) == ("queued", 0, None)
+    assert _events(context, job.id) == ["created", "claimed", "released"]
+    [again] = _claim(context, "worker-b")
+    assert again.job.attempts == 1
+
+
+def test_the_heartbeat_keeps_a_slow_job_leased(settings, db_url) -> None:
+    """An engine call longer than the lease: the heartbeat extends it, so no rival takes the job."""
+    context = worker_context(settings, db_url, WaitingEngine(4.0), job_lease_seconds=1.5)
+    try:
+        _, [job] = _queue_jobs(context, 1)
+        worker = threading.Thread(target=Worker(context, concurrency=1, drain=True).run)
+        worker.start()
+        while _events(context, job.id)[-1] != "claimed":  # the worker has it; now the rival tries
+            worker.join(0.05)
+        rival_claims = []
+        while worker.is_alive():
+            rival_claims += _claim(context, "rival", lease_seconds=60)
+            worker.join(0.2)
+        assert rival_claims == []
+        with context.session() as session:
+            finished = session.get(Job, job.id)
+        assert (finished.status, finished.attempts) == ("succeeded", 1)
+    finally:
+        context.db.dispose()

@@ -1,0 +1,146 @@
+"""One claimed job from start to end: render, store, finish; or retry, fail, or let go."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import Session
+
+from luster_app.context import AppContext
+from luster_app.logging import log_context
+from luster_app.models import Asset, Job
+from luster_app.services.job_queue import (
+    ClaimedJob,
+    FinishOutcome,
+    OutputFiles,
+    fail_job,
+    finish_success,
+    next_output_version,
+    schedule_retry,
+)
+from luster_app.storage.keys import output_key, output_thumb_key
+from worker.heartbeat import LeaseKeeper
+from worker.pipeline import ImageLimits, Rendered, render
+from worker.retry import AttemptError, RetryPolicy, classify
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Concurrent jobs on one photo can race for a version number; a few tries always settle it.
+VERSION_TRIES = 5
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """A dropped or refused database connection (restart, failover), as opposed to a bad query."""
+    return isinstance(exc, DBAPIError) and (exc.connection_invalidated or exc.__class__.__name__ in ("OperationalError", "InterfaceError"))
+
+
+class JobRunner:
+    """Runs claimed jobs for one worker (`owner`); safe to call from many threads at once."""
+
+    def __init__(
+        self, context: AppContext, *, owner: str, policy: RetryPolicy, limits: ImageLimits, leases: LeaseKeeper
+    ) -> None:
+        self.context = context
+        self.owner = owner
+        self.policy = policy
+        self.limits = limits
+        self.leases = leases
+        self.lease_seconds = context.settings.job_lease_seconds
+
+    def db(self, operation: Callable[[Session], T]) -> T:
+        """Run `operation` in a fresh session, riding out a database restart for up to half a
+        lease by reconnecting with backoff."""
+        deadline = time.monotonic() + self.lease_seconds / 2
+        delay = 0.1
+        while True:
+            try:
+                with self.context.session() as session:
+                    return operation(session)
+            except DBAPIError as exc:
+                if not is_connection_error(exc) or time.monotonic() + delay > deadline:
+                    raise
+                log.warning("database connection lost; reconnecting in %.1fs", delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def run(self, claimed: ClaimedJob) -> None:
+        """Take the job to `succeeded`, `failed` or back to `queued`; never raises."""
+        job = claimed.job
+        with log_context(job_id=job.id, user_id=job.user_id), self.leases.keep(job.id) as lease:
+            if job.attempts > job.max_attempts:
+                # Its workers kept dying mid-job (a crash on this photo?): stop trying.
+                self._settle_failure(job, AttemptError("worker_crashed", "Processing this photo was interrupted too many times.", False))
+                return
+            try:
+                if claimed.original is None:
+                    raise FileNotFoundError("the original photo was deleted")
+                engine = self.context.image_engine
+                rendered = render(job, claimed.original, storage=self.context.storage, engine=engine, limits=self.limits)
+                if not lease.lost.is_set():
+                    self._store_and_finish(claimed, rendered)
+            except Exception as exc:  # noqa: BLE001  (every failure is classified, none escapes)
+                if not lease.lost.is_set():
+                    log.info("attempt %d failed: %s", job.attempts, exc.__class__.__name__, exc_info=True)
+                    self._settle_failure(job, classify(exc))
+            if lease.lost.is_set():
+                log.warning("lease lost to another worker: this attempt wrote nothing")
+
+    def _store_and_finish(self, claimed: ClaimedJob, rendered: Rendered) -> None:
+        job, original, version = claimed.job, claimed.original, claimed.next_version
+        for _ in range(VERSION_TRIES):
+            files = self._store(job, original, rendered, version)
+            outcome = self.db(
+                lambda session: finish_success(session=session, job=job, original=original, owner=self.owner, files=files)  # noqa: B023
+            )
+            if outcome is FinishOutcome.FINISHED:
+                log.info("succeeded: output v%d", version)
+                return
+            self._delete(files.key, files.thumb_key)
+            if outcome is FinishOutcome.LEASE_LOST:
+                log.warning("lease lost to another worker: this attempt's output was discarded")
+                return
+            # Another job on this photo stored that version first: take the next free one.
+            version = self.db(lambda session: next_output_version(session=session, original_id=original.id))
+        raise RuntimeError(f"no free output version for photo {original.id} after {VERSION_TRIES} tries")
+
+    def _store(self, job: Job, original: Asset, rendered: Rendered, version: int) -> OutputFiles:
+        storage = self.context.storage
+        ids = (original.user_id, original.shoot_id, original.id, job.id, version)
+        key, thumb_key = output_key(*ids), output_thumb_key(*ids)
+        try:
+            storage.put_bytes(key, rendered.jpeg, content_type="image/jpeg")
+            storage.put_bytes(thumb_key, rendered.thumb, content_type="image/jpeg")
+        except BaseException:
+            self._delete(key, thumb_key)
+            raise
+        return OutputFiles(
+            version=version, key=key, size=len(rendered.jpeg), width=rendered.width, height=rendered.height,
+            thumb_key=thumb_key, thumb_size=len(rendered.thumb), thumb_width=rendered.thumb_width,
+            thumb_height=rendered.thumb_height,
+        )
+
+    def _delete(self, *keys: str) -> None:
+        for key in keys:
+            try:
+                self.context.storage.delete(key)
+            except Exception:  # noqa: BLE001  (an orphan object costs storage, not correctness)
+                log.warning("could not delete orphan object of a discarded attempt", exc_info=True)
+
+    def _settle_failure(self, job: Job, error: AttemptError) -> None:
+        decision = self.policy.decide(error, attempt=job.attempts, max_attempts=job.max_attempts)
+        common = {"job_id": job.id, "owner": self.owner, "attempt": job.attempts, "error_code": error.code, "error_message": decision.message}
+        try:
+            if decision.retry:
+                self.db(lambda session: schedule_retry(session=session, delay_seconds=decision.delay_seconds, **common))
+                log.info("%s; retry in %.1fs", error.code, decision.delay_seconds)
+            else:
+                self.db(lambda session: fail_job(session=session, **common))
+                log.info("failed: %s", error.code)
+        except Exception:  # noqa: BLE001
+            # The lease runs out and another attempt follows: nothing is lost or charged.
+            log.exception("could not record the failed attempt")

@@ -1,0 +1,147 @@
+"""The worker loop: claim due jobs into free job slots (threads), stop gracefully."""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+import uuid
+
+from sqlalchemy.exc import DBAPIError
+
+from luster_app.context import AppContext
+from luster_app.services.job_queue import ClaimedJob, claim_jobs, extend_leases, release_job
+from worker.heartbeat import LeaseKeeper
+from worker.pipeline import ImageLimits, return_photo_memory_to_the_os
+from worker.retry import RetryPolicy
+from worker.runner import JobRunner
+from worker.signals import graceful_stop
+
+log = logging.getLogger(__name__)
+
+MAX_CLAIM_BACKOFF = 10.0
+
+
+class Worker:
+    """Runs up to `concurrency` jobs at once until stopped, or with `drain` until nothing is due.
+
+    Engine calls wait on the network, so each job slot is a thread; CPU- and memory-heavy image
+    steps are bounded separately (`ImageLimits`). The main thread claims jobs into free slots and
+    handles signals. Slot threads are daemons: after the grace period, jobs still running are
+    released to the queue and the process may exit.
+    """
+
+    def __init__(self, context: AppContext, *, concurrency: int | None = None, drain: bool = False, name: str | None = None) -> None:
+        settings = context.settings
+        self.context = context
+        self.concurrency = max(1, concurrency or settings.worker_concurrency)
+        self.drain = drain
+        self.owner = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.poll_seconds = settings.worker_poll_seconds
+        self.grace_seconds = settings.worker_grace_seconds
+        self.leases = LeaseKeeper(self._extend_leases, interval=settings.job_lease_seconds / 3)
+        self.runner = JobRunner(
+            context, owner=self.owner, policy=RetryPolicy.from_settings(settings),
+            limits=ImageLimits.from_settings(settings), leases=self.leases,
+        )
+        self._stop = threading.Event()
+        self._wakeup = threading.Event()
+        self._lock = threading.Lock()
+        self._in_flight: set[uuid.UUID] = set()
+        self._slots: queue.SimpleQueue[ClaimedJob | None] = queue.SimpleQueue()
+
+    def stop(self) -> None:
+        """Stop claiming; jobs in flight get the grace period to finish."""
+        self._stop.set()
+        self._wakeup.set()
+
+    def run(self) -> int:
+        """Work until stopped (SIGTERM/SIGINT, `stop()`, or drained); returns the exit status."""
+        log.info("worker %s: up to %d jobs at once%s", self.owner, self.concurrency, ", until drained" if self.drain else "")
+        return_photo_memory_to_the_os()
+        slots = [threading.Thread(target=self._serve, name=f"job-slot-{n}", daemon=True) for n in range(self.concurrency)]
+        for slot in slots:
+            slot.start()
+        self.leases.start()
+        try:
+            with graceful_stop(self.stop):
+                self._work()
+                self._wind_down()
+        finally:
+            self.leases.stop()
+            for _ in slots:
+                self._slots.put(None)  # each slot thread ends once its job (if any) is done
+        return 0
+
+    def _work(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            free = self.concurrency - self._running()
+            claimed: list[ClaimedJob] = []
+            if free > 0:
+                try:
+                    claimed = self._claim(free)
+                    failures = 0
+                except DBAPIError:
+                    failures += 1
+                    backoff = min(MAX_CLAIM_BACKOFF, 0.2 * 2**failures)
+                    log.warning("worker %s: database unavailable; trying again in %.1fs", self.owner, backoff, exc_info=failures == 1)
+                    self._stop.wait(backoff)
+                    continue
+            for item in claimed:
+                self._start(item)
+            if self.drain and not claimed and not self._running():
+                log.info("worker %s: no job is due; drained", self.owner)
+                return
+            # Sleep until a job ends (a slot frees up), a stop, or the next poll for due jobs.
+            self._wakeup.wait(self.poll_seconds)
+            self._wakeup.clear()
+
+    def _claim(self, limit: int) -> list[ClaimedJob]:
+        lease = self.context.settings.job_lease_seconds
+        with self.context.session() as session:
+            return claim_jobs(session=session, owner=self.owner, limit=limit, lease_seconds=lease)
+
+    def _extend_leases(self, job_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        lease = self.context.settings.job_lease_seconds
+        with self.context.session() as session:
+            return extend_leases(session=session, owner=self.owner, job_ids=job_ids, lease_seconds=lease)
+
+    def _running(self) -> int:
+        with self._lock:
+            return len(self._in_flight)
+
+    def _start(self, claimed: ClaimedJob) -> None:
+        with self._lock:
+            self._in_flight.add(claimed.job.id)
+        self._slots.put(claimed)
+
+    def _serve(self) -> None:
+        """A job slot: run claimed jobs one after another until told to stop."""
+        while (claimed := self._slots.get()) is not None:
+            try:
+                self.runner.run(claimed)
+            finally:
+                with self._lock:
+                    self._in_flight.discard(claimed.job.id)
+                self._wakeup.set()
+
+    def _wind_down(self) -> None:
+        """Give jobs in flight the grace period, then hand the unfinished ones back to the queue."""
+        deadline = time.monotonic() + self.grace_seconds
+        if running := self._running():
+            log.info("worker %s: waiting up to %.0fs for %d job(s) in flight", self.owner, self.grace_seconds, running)
+        while self._running() and (left := deadline - time.monotonic()) > 0:
+            self._wakeup.wait(left)
+            self._wakeup.clear()
+        with self._lock:
+            unfinished = list(self._in_flight)
+        for job_id in unfinished:
+            try:
+                released = self.runner.db(lambda session: release_job(session=session, job_id=job_id, owner=self.owner))  # noqa: B023
+                log.info("worker %s: job %s %s", self.owner, job_id, "released to the queue" if released else "already settled")
+            except Exception:  # noqa: BLE001
+                log.exception("worker %s: could not release job %s; its lease will expire", self.owner, job_id)
