@@ -37,15 +37,15 @@ class Tenant:
     ready_asset_id: str
     pending_asset_id: str
     checkout_session_id: str
+    job_id: str
     storage_keys: list[str] = field(default_factory=list)
-    extra_ids: list[str] = field(default_factory=list)  # ids added by later steps (jobs, outputs)
 
     @property
     def secrets(self) -> list[str]:
         """Strings that identify this tenant's data: none may reach another user."""
         return [
             str(self.user.id), self.user.email, self.shoot_id, self.ready_asset_id, self.pending_asset_id,
-            self.checkout_session_id, *self.storage_keys, *self.extra_ids,
+            self.checkout_session_id, self.job_id, *self.storage_keys,
         ]
 
 
@@ -69,7 +69,8 @@ def leaked(body: bytes | str, victim: Tenant) -> list[str]:
 
 
 def add_tenant(backend: Backend, label: str) -> Tenant:
-    """A photographer with 5 credits, a shoot with one ready photo and one pending upload, and an open checkout."""
+    """A photographer with 5 credits, a shoot with one ready photo (and a job queued on it) and one
+    pending upload, and an open checkout."""
     user, headers = make_user(backend.context, email=f"{label}-{uuid.uuid4().hex[:8]}@example.com")
     with backend.context.session() as session:
         grant_adjustment(session=session, user_id=user.id, delta=5, reason=f"{label} trial credits")
@@ -84,6 +85,8 @@ def add_tenant(backend: Backend, label: str) -> Tenant:
     assert pending.status_code == 200, pending.text
     checkout = backend.client.post("/api/billing/checkout", json={"pack": "starter"}, headers=headers)
     assert checkout.status_code == 200, checkout.text
+    job = backend.client.post("/api/jobs", json={"asset_id": ready.asset_id, "preset": "enhance"}, headers=headers)
+    assert job.status_code == 201, job.text
     with backend.context.session() as session:
         keys = session.execute(select(Asset.storage_key).where(Asset.user_id == user.id)).scalars().all()
     return Tenant(
@@ -93,6 +96,7 @@ def add_tenant(backend: Backend, label: str) -> Tenant:
         ready_asset_id=ready.asset_id,
         pending_asset_id=pending.json()["asset_id"],
         checkout_session_id=checkout.json()["session_id"],
+        job_id=job.json()["id"],
         storage_keys=list(keys),
     )
 

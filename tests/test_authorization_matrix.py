@@ -34,7 +34,12 @@ def probe(method: str, url: str, **kwargs: Any) -> Callable[[TwoTenants], Probe]
 
     def build(tenants: TwoTenants) -> Probe:
         ids = vars(tenants.victim)
-        fill = lambda value: value.format(**ids) if isinstance(value, str) else value  # noqa: E731
+
+        def fill(value: Any) -> Any:
+            if isinstance(value, list):
+                return [fill(item) for item in value]
+            return value.format(**ids) if isinstance(value, str) else value
+
         body = {key: fill(value) for key, value in kwargs.get("json", {}).items()}
         return Probe(method, fill(url), {**kwargs, "json": body} if "json" in kwargs else kwargs)
 
@@ -50,6 +55,9 @@ OTHERS_OBJECT = {
     ),
     ("POST", "/api/uploads/{asset_id}/complete"): probe("POST", "/api/uploads/{ready_asset_id}/complete"),
     ("GET", "/api/billing/sessions/{session_id}"): probe("GET", "/api/billing/sessions/{checkout_session_id}"),
+    ("POST", "/api/jobs"): probe("POST", "/api/jobs", json={"asset_id": "{ready_asset_id}", "preset": "enhance"}),
+    ("POST", "/api/jobs/batch"): probe("POST", "/api/jobs/batch", json={"asset_ids": ["{ready_asset_id}"], "preset": "enhance"}),
+    ("GET", "/api/jobs/{job_id}"): probe("GET", "/api/jobs/{job_id}"),
 }
 # Routes about the caller alone: Alice's answer is about Alice.
 OWN_DATA = {
@@ -120,6 +128,7 @@ def bobs_view(tenants: TwoTenants) -> dict[str, Any]:
         "photos": sorted((a["id"], a["status"]) for s in shoots for a in get(f"/api/shoots/{s['id']}/assets")),
         "ledger": [(e["id"], e["delta"]) for e in get("/api/billing/ledger", limit=200)["entries"]],
         "checkout": get(f"/api/billing/sessions/{bob.checkout_session_id}")["status"],
+        "job": get(f"/api/jobs/{bob.job_id}")["status"],
     }
 
 

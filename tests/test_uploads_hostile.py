@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import random
 import struct
+import uuid
 from collections.abc import Callable
 
 import pytest
+from sqlalchemy import select
 
+from luster_app.context import AppContext
+from luster_app.models import Asset, AssetKind
+from luster_app.services.credits import grant_adjustment
 from tests.conftest import PHOTOS, make_user
+from tests.engines_for_tests import InvertEngine
 from tests.fixtures_storage import Backend, new_shoot, upload
+from worker.worker import Worker
 
 HEIC = (PHOTOS / "heic" / "IMG_5195.HEIC").read_bytes()
 JPEG = (PHOTOS / "gps" / "DSCN0010.jpg").read_bytes()
@@ -121,3 +128,31 @@ def test_an_intact_iphone_heic_still_passes_the_box_check(backend: Backend) -> N
     result = upload(backend, headers, new_shoot(backend, headers), HEIC, filename="IMG_5195.HEIC")
     assert result.complete.status_code == 200
     assert (result.complete.json()["width"], result.complete.json()["height"]) == (2566, 3313)
+
+
+def test_the_worker_fails_hostile_originals_swapped_in_after_upload_and_keeps_serving(backend: Backend) -> None:
+    """Storage is not the upload check: if an accepted photo's object is later replaced by a hostile
+    file, its job fails with a reason and no charge, and the next photo's job still succeeds."""
+    user, headers = make_user(backend.context)
+    with backend.context.session() as session:
+        grant_adjustment(session=session, user_id=user.id, delta=len(HOSTILE) + 1, reason="test credits")
+    shoot_id = new_shoot(backend, headers)
+    photos = [upload(backend, headers, shoot_id, JPEG, filename=f"photo-{n}.jpg", allow_duplicate=True) for n in range(len(HOSTILE) + 1)]
+    assert all(photo.complete.status_code == 200 for photo in photos)
+    *tampered, intact = photos
+    with backend.context.session() as session:
+        keys = dict(session.execute(select(Asset.id, Asset.storage_key).where(Asset.kind == AssetKind.ORIGINAL)).all())
+    for photo, (_, make, _) in zip(tampered, HOSTILE, strict=True):
+        backend.storage.put_bytes(keys[uuid.UUID(photo.asset_id)], make(), content_type="image/jpeg")
+    job_ids = [
+        backend.client.post("/api/jobs", json={"asset_id": photo.asset_id, "preset": "enhance"}, headers=headers).json()["id"]
+        for photo in photos
+    ]
+
+    worker_context = AppContext(backend.context.settings, db=backend.context.db, image_engine=InvertEngine())
+    assert Worker(worker_context, concurrency=2, drain=True).run() == 0
+
+    jobs = [backend.client.get(f"/api/jobs/{job_id}", headers=headers).json() for job_id in job_ids]
+    assert [(job["status"], job["error_code"]) for job in jobs[:-1]] == [("failed", "unreadable_image")] * len(HOSTILE)
+    assert jobs[-1]["status"] == "succeeded" and len(jobs[-1]["outputs"]) == 1
+    assert backend.client.get("/api/me", headers=headers).json()["credits"]["balance"] == len(HOSTILE)
