@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw
 from bench.common import BenchEnv, Section
 from luster_app.config import Settings
 from luster_app.context import AppContext
-from tests.browser_support import chromium, served_app
+from luster_app.services.users import ensure_user
 
 PHOTOS = 200
 # Resolves once every thumbnail of the page is in the document and decoded.
@@ -80,6 +80,8 @@ def _time_until_shown(browser: Any, url: str, token: str, *, page_url: str | Non
 def run(env: BenchEnv) -> Section:
     if importlib.util.find_spec("luster_app.pages.shoot") is None:
         raise RuntimeError("the web app's shoot page is not in this build yet")
+    from tests.browser_support import chromium, served_app  # arrives with the web app
+
     data = env.scratch / f"browser-{uuid.uuid4().hex[:6]}"
     data.mkdir()
     rounds = 1 if env.quick else 3
@@ -111,8 +113,6 @@ def run(env: BenchEnv) -> Section:
 
 
 def _token(context: AppContext) -> str:
-    from luster_app.services.users import ensure_user
-
     with context.session() as session:
         user = ensure_user(session=session, user_id=uuid.uuid4(), email=f"bench-{uuid.uuid4().hex[:6]}@example.com")
     return context.auth.issue_access_token(user_id=user.id, email=user.email)
