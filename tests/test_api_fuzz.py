@@ -56,6 +56,7 @@ def test_fuzzed_requests_get_no_server_error_and_nothing_of_another_user(
         max_examples=EXAMPLES_PER_OPERATION,
         deadline=None,
         database=None,
+        derandomize=True,  # the same examples on every run: a CI failure reproduces on any machine
         phases=[Phase.explicit, Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
