@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import statistics
 import tempfile
 import time
 import uuid
@@ -39,6 +40,13 @@ class Section:
         lines = [f"## {self.title}", "", "| " + " | ".join(self.header) + " |", "|" + " --- |" * len(self.header)]
         lines += ["| " + " | ".join(row) + " |" for row in self.rows]
         return "\n".join(lines + [""] + self.notes + [""])
+
+
+def spread(values: list[float]) -> str:
+    """The median of repeated measurements, with their range when there are several."""
+    if len(values) == 1:
+        return f"{values[0]:.0f}"
+    return f"{statistics.median(values):.0f} ({min(values):.0f}–{max(values):.0f})"
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import statistics
+
 from sqlalchemy import func, select
 
-from bench.common import BenchEnv, Section, add_bench_photos, queue_jobs, running_workers, settled_jobs, wait_until
+from bench.common import BenchEnv, Section, add_bench_photos, queue_jobs, running_workers, settled_jobs, spread, wait_until
 from luster_app.models import Job
 from tests.engines_for_tests import indexed_image
 from tests.jobs_support import jobs_by_status
@@ -15,9 +17,8 @@ CONCURRENCY = 16
 ENGINE_SECONDS = 0.5
 
 
-def run(env: BenchEnv) -> Section:
-    jobs = 64 if env.quick else 200
-    ideal = CONCURRENCY / ENGINE_SECONDS
+def achieved_rate(env: BenchEnv, jobs: int) -> float:
+    """Jobs a second one worker achieves, timed by the database from first claim to last finish."""
     with env.database() as url:
         settings = env.settings(url)
         context = env.context(settings)
@@ -31,16 +32,22 @@ def run(env: BenchEnv) -> Section:
         context.db.dispose()
     if outcome != {"succeeded": jobs}:
         raise RuntimeError(f"I/O overlap run ended with {outcome}")
-    achieved = jobs / (last_finish - first_claim).total_seconds()
-    ratio = achieved / ideal
+    return jobs / (last_finish - first_claim).total_seconds()
+
+
+def run(env: BenchEnv) -> Section:
+    jobs, repeats = (64, 1) if env.quick else (200, 3)
+    ideal = CONCURRENCY / ENGINE_SECONDS
+    achieved = [achieved_rate(env, jobs) for _ in range(repeats)]
+    ratio = statistics.median(achieved) / ideal
     return Section(
         title="I/O overlap",
         header=("jobs", "concurrency", "engine wait (s)", "achieved (jobs/s)", "ideal (jobs/s)", "ratio", f"goal ≥ {GOAL:.0%}"),
-        rows=[(str(jobs), str(CONCURRENCY), str(ENGINE_SECONDS), f"{achieved:.1f}", f"{ideal:.0f}", f"{ratio:.0%}",
+        rows=[(str(jobs), str(CONCURRENCY), str(ENGINE_SECONDS), spread(achieved), f"{ideal:.0f}", f"{ratio:.0%}",
                "met" if ratio >= GOAL else "NOT met")],
         notes=[
             "One worker process; the engine sleeps, then inverts a 320×240 photo, so every job still",
             "fetches, decodes, encodes, stores and is charged. Timed by the database from the first claim",
-            "to the last finish.",
+            f"to the last finish; median of {repeats} runs (range in brackets).",
         ],
     )

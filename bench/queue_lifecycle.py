@@ -9,7 +9,7 @@ import time
 
 import sqlalchemy as sa
 
-from bench.common import BenchEnv, Section, add_bench_photos, queue_jobs, running_workers, settled_jobs, wait_until
+from bench.common import BenchEnv, Section, add_bench_photos, queue_jobs, running_workers, settled_jobs, spread, wait_until
 from tests.engines_for_tests import indexed_image
 from tests.jobs_support import jobs_by_status
 
@@ -93,7 +93,7 @@ def run(env: BenchEnv) -> Section:
                 full.append(lifecycle(env, url, jobs, processes))
         ratio = statistics.median(full) / statistics.median(bare)
         section.rows.append((
-            str(processes), _spread(full), _spread(bare), f"{ratio:.0%}", "met" if ratio >= GOAL else "NOT met",
+            str(processes), spread(full), spread(bare), f"{ratio:.0%}", "met" if ratio >= GOAL else "NOT met",
         ))
     section.notes = [
         f"{jobs} jobs per run, no-op engine, {CONCURRENCY} jobs in flight per worker process, PostgreSQL;",
@@ -110,8 +110,3 @@ def run(env: BenchEnv) -> Section:
     ]
     return section
 
-
-def _spread(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.0f}"
-    return f"{statistics.median(values):.0f} ({min(values):.0f}–{max(values):.0f})"

@@ -61,10 +61,7 @@ def _command_cases() -> list[pytest.param]:
     cases = []
     for where, command in DEPLOY_COMMANDS.items():
         for argv in _luster_commands(command):
-            # `luster worker` arrives with the jobs issue; until then this case is expected to fail.
-            pending = argv[1:2] == ["worker"] and not _parses(["worker"])
-            marks = [pytest.mark.xfail(reason="`luster worker` is not merged yet", strict=True)] if pending else []
-            cases.append(pytest.param(argv, id=f"{where}: {shlex.join(argv)}", marks=marks))
+            cases.append(pytest.param(argv, id=f"{where}: {shlex.join(argv)}"))
     return cases
 
 

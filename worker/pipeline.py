@@ -116,7 +116,9 @@ def render(job: Job, original: Asset, *, storage: Storage, engine: ImageEngine, 
         with limits.cpu:
             image = load_normalised(data, max_pixels=limits.max_pixels)
         del data
-        request = EngineRequest(image=image, preset=job.preset, params=job.params, prompt_text=job.prompt_text)
+        request = EngineRequest(
+            image=image, preset=job.preset, params=job.params, prompt_text=job.prompt_text, label=original.filename
+        )
         del image
         if getattr(engine, "cpu_bound", False):
             with limits.cpu:

@@ -136,6 +136,8 @@ class ClassicEngine:
 
     name = "classic"
     model = ""
+    # It computes on this machine: the worker runs it inside its bounded CPU slots.
+    cpu_bound = True
     presets = frozenset(EDITS)
 
     def supports(self, preset: str) -> bool:
