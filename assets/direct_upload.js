@@ -70,4 +70,121 @@
     await send(file, presign.upload, onProgress);
     return complete(apiBase, presign.asset_id, token);
   };
+
+  /*
+   * The shoot page's upload queue. Reflex starts it with rx.call_script and follows it by
+   * awaiting changed() in a call_script callback loop; rows are plain JSON for the page state:
+   * {key, name, size, loaded, state: queued|uploading|checking|done|failed|duplicate, error}.
+   */
+  const PARALLEL = 3;
+  const rows = [];
+  const files = new Map();
+  let version = 0;
+  let seen = -1;
+  let token = "";
+  let shootId = "";
+
+  function update(row, changes) {
+    Object.assign(row, changes);
+    version += 1;
+  }
+
+  async function presign(row, allowDuplicate) {
+    const file = files.get(row.key);
+    const response = await fetch("/api/uploads/presign", {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({
+        shoot_id: shootId, filename: file.name, content_type: file.type, size: file.size, allow_duplicate: allowDuplicate,
+      }),
+    });
+    const answer = await response.json().catch(() => ({}));
+    if (!response.ok) throw failure(answer.detail || `The upload could not start (${response.status}).`, response.status);
+    return answer;
+  }
+
+  async function run(row) {
+    const file = files.get(row.key);
+    update(row, { state: "uploading", loaded: 0, error: "" });
+    try {
+      const answer = await presign(row, row.allowDuplicate);
+      const onProgress = (loaded) => update(row, { loaded: Math.min(loaded, row.size) });
+      await send(file, answer.upload, onProgress);
+      update(row, { state: "checking", loaded: row.size });
+      await complete("", answer.asset_id, token);
+      update(row, { state: "done" });
+      files.delete(row.key);
+    } catch (error) {
+      update(row, { state: error.status === 409 ? "duplicate" : "failed", error: error.message });
+    }
+    pump();
+  }
+
+  function pump() {
+    const running = rows.filter((row) => row.state === "uploading" || row.state === "checking").length;
+    rows.filter((row) => row.state === "queued").slice(0, Math.max(0, PARALLEL - running)).forEach(run);
+  }
+
+  function snapshot() {
+    return rows.map(({ key, name, size, loaded, state, error }) => ({ key, name, size, loaded, state, error }));
+  }
+
+  global.lusterUploads = {
+    /* Queue the files chosen in the <input type=file> with this id (or dropped onto its zone). */
+    start({ inputId, shoot, bearer }) {
+      token = bearer;
+      shootId = shoot;
+      const input = document.getElementById(inputId);
+      Array.from((input && input.files) || []).forEach((file) => {
+        const key = `${Date.now()}-${rows.length}`;
+        files.set(key, file);
+        rows.push({ key, name: file.name, size: file.size, loaded: 0, state: "queued", error: "", allowDuplicate: false });
+      });
+      if (input) input.value = ""; // choosing the same file again must fire "change" again
+      version += 1;
+      pump();
+      return snapshot();
+    },
+    /* Upload a file the server said is already in the shoot, because the photographer insists. */
+    insist({ key, bearer }) {
+      token = bearer;
+      const row = rows.find((r) => r.key === key && r.state === "duplicate");
+      if (row) update(row, { state: "queued", allowDuplicate: true });
+      pump();
+      return snapshot();
+    },
+    /* Forget finished and failed rows. */
+    clear() {
+      for (let i = rows.length - 1; i >= 0; i -= 1) {
+        if (["done", "failed", "duplicate"].includes(rows[i].state)) files.delete(rows.splice(i, 1)[0].key);
+      }
+      version += 1;
+      return snapshot();
+    },
+    /* Resolves with the rows once something changed (checked a few times a second). */
+    changed() {
+      return new Promise((resolve) => {
+        const check = () => {
+          if (version !== seen) {
+            seen = version;
+            resolve(snapshot());
+          } else setTimeout(check, 250);
+        };
+        setTimeout(check, 250);
+      });
+    },
+  };
+
+  /* Files dropped on an element marked data-upload-input="<input id>" go to that input. */
+  document.addEventListener("dragover", (event) => {
+    if (event.target.closest && event.target.closest("[data-upload-input]")) event.preventDefault();
+  });
+  document.addEventListener("drop", (event) => {
+    const zone = event.target.closest && event.target.closest("[data-upload-input]");
+    const input = zone && document.getElementById(zone.dataset.uploadInput);
+    if (!input || !event.dataTransfer || !event.dataTransfer.files.length) return;
+    event.preventDefault();
+    input.files = event.dataTransfer.files;
+    input.dispatchEvent(new Event("change", { bubbles: true }));
+  });
 })(window);

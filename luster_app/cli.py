@@ -1,4 +1,4 @@
-"""The `luster` command: migrate, serve, worker, token, credits."""
+"""The `luster` command: migrate, serve, worker, token, credits, admin."""
 
 from __future__ import annotations
 
@@ -96,6 +96,21 @@ def cmd_credits_grant(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_admin(args: argparse.Namespace) -> int:
+    """Make a signed-up user an admin (grant) or a plain user again (revoke)."""
+    from luster_app.services.admin import set_admin
+    from luster_app.services.errors import NotFound
+
+    with _context().session() as session:
+        try:
+            user = set_admin(session=session, email=args.email, is_admin=args.admin_command == "grant")
+        except NotFound as exc:
+            print(exc, file=sys.stderr)
+            return 1
+    print(f"{user.email} is {'now' if user.is_admin else 'no longer'} an admin")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="luster", description="Luster: listing-ready real-estate photos.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -122,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     grant.add_argument("n", type=int)
     grant.add_argument("--reason", default="manual adjustment")
     grant.set_defaults(func=cmd_credits_grant)
+
+    admin = sub.add_parser("admin", help="who may use the admin console").add_subparsers(dest="admin_command", required=True)
+    for action, text in (("grant", "make the user with EMAIL an admin"), ("revoke", "take admin away from EMAIL")):
+        admin_action = admin.add_parser(action, help=text)
+        admin_action.add_argument("email")
+        admin_action.set_defaults(func=cmd_admin)
     return parser
 
 

@@ -227,3 +227,16 @@ class RateLimitHit(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     bucket: str = Field(max_length=400)
     at: datetime = _created_at()
+
+
+class DownloadLink(SQLModel, table=True):
+    """A short-lived browser download (one output, or a shoot's outputs as a ZIP), made after an
+    ownership check; only the token's hash is stored."""
+
+    __tablename__ = "download_links"
+    token_hash: str = Field(primary_key=True, max_length=128)
+    user_id: uuid.UUID = Field(foreign_key="users.id", index=True)
+    shoot_id: uuid.UUID | None = Field(default=None, foreign_key="shoots.id")
+    asset_id: uuid.UUID | None = Field(default=None, foreign_key="assets.id")
+    created_at: datetime = _created_at()
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

@@ -33,6 +33,7 @@ from luster_app.config import get_settings
 from luster_app.context import AppContext, default_context
 from luster_app.models import User
 from luster_app.services import auth as auth_service
+from luster_app.services.users import credit_summary
 
 _SECURE = get_settings().app_url.startswith("https://")
 _SESSION_MAX_AGE = get_settings().refresh_ttl_seconds
@@ -58,6 +59,9 @@ class AuthState(rx.State):
     signed_in: bool = False
     email: str = ""
     auth_problem: str = ""
+    # For display (the navbar, billing); refreshed by page loads and credit-changing actions.
+    credits_balance: int = 0
+    credits_available: int = 0
 
     def _signed_in_user(self) -> User | None:
         """The verified user of this browser, refreshing its tokens if needed; None when signed out."""
@@ -78,6 +82,12 @@ class AuthState(rx.State):
             self._remember_session(result.tokens)
         self.signed_in, self.email, self.auth_problem = True, result.user.email, ""
         return result.user
+
+    def _load_credits(self, user: User) -> None:
+        """Refresh the displayed balance and available credits of `user`."""
+        with app_context().session() as session:
+            summary = credit_summary(session=session, user_id=user.id)
+        self.credits_balance, self.credits_available = summary["balance"], summary["available"]
 
     def _remember_session(self, tokens: AuthSession) -> None:
         self.access_token = tokens.access_token
@@ -104,13 +114,17 @@ class AuthState(rx.State):
     @rx.event
     def require_sign_in(self):
         """on_load for pages that need a signed-in user: signed-out visitors go to sign in first."""
-        if self._signed_in_user() is None:
+        user = self._signed_in_user()
+        if user is None:
             return self._sign_in_first()
+        self._load_credits(user)
 
     @rx.event
     def load_user(self):
         """on_load for public pages that show who is signed in (the navbar); sends nobody anywhere."""
-        self._signed_in_user()
+        user = self._signed_in_user()
+        if user is not None:
+            self._load_credits(user)
 
     @rx.event
     def sign_out(self):

@@ -12,7 +12,7 @@ from luster_app.services.errors import RateLimited, ServiceError
 
 def create_api(context: AppContext | None = None) -> FastAPI:
     """The API app; `context` None means the process default, built on the first request."""
-    from luster_app.api import auth, billing, files, health, jobs, me, presets, shoots, uploads
+    from luster_app.api import admin, auth, billing, downloads, files, health, jobs, me, presets, shoots, uploads
 
     api = FastAPI(
         title="Luster API",
@@ -29,7 +29,7 @@ def create_api(context: AppContext | None = None) -> FastAPI:
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
         return JSONResponse({"detail": str(exc)}, status_code=exc.status_code, headers=headers)
 
-    routers = (health, me, auth, shoots, uploads, files, presets, billing, jobs)
+    routers = (health, me, auth, shoots, uploads, files, presets, billing, jobs, downloads, admin)
     for module in routers:
         api.include_router(module.router, prefix="/api")
     return api

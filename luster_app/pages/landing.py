@@ -4,6 +4,7 @@ import reflex as rx
 
 from luster_app import routes
 from luster_app.components.shell import page_shell
+from luster_app.state import AuthState
 
 STEPS = [
     ("Upload the shoot", "Drop a listing's photos from your desktop, or pick them from your phone's camera roll."),
@@ -30,5 +31,9 @@ def landing() -> rx.Component:
             spacing="4",
             width="100%",
         ),
-        rx.link(rx.button("Sign in with your email", size="3"), href=routes.LOGIN, id="landing-sign-in"),
+        rx.cond(
+            AuthState.signed_in,
+            rx.link(rx.button("Go to your shoots", size="3"), href=routes.SHOOTS, id="landing-shoots"),
+            rx.link(rx.button("Sign in with your email", size="3"), href=routes.LOGIN, id="landing-sign-in"),
+        ),
     )

@@ -117,6 +117,9 @@ def presign_upload(
     ):
         raise Conflict(f"{filename} ({megabytes(size)}) is already in this shoot.")
 
+    # End the reads before writing: SQLite cannot turn a read snapshot into a write once another
+    # upload has written meanwhile ("database is locked" at once); a fresh write waits its turn.
+    session.commit()
     asset_id = uuid.uuid4()
     key = original_key(user_id, shoot.id, asset_id, image_format)
     signed_type = FORMAT_CONTENT_TYPES[image_format]

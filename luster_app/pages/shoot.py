@@ -1,0 +1,363 @@
+"""/shoots/[shoot_id]: upload a listing's photos, enhance them, follow the jobs, compare and download."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import reflex as rx
+
+from luster_app import routes
+from luster_app.components import compare, enhance_panel, photo_grid, shoot_header, upload_zone
+from luster_app.components.shell import error_callout, loading, page_shell
+from luster_app.models import JobStatus, User
+from luster_app.pages import shoot_view as view
+from luster_app.services.errors import NotFound, PaymentRequired, ServiceError
+from luster_app.state import AuthState, app_context
+
+POLL_SECONDS = 2
+# A page left open does not poll forever: about an hour of a job that never finishes.
+MAX_POLLS = 1800
+UPLOAD_INPUT_ID = "upload-input"
+
+
+class ShootState(AuthState):
+    """One shoot: its photos and their jobs, the upload queue, the selection, the enhance form."""
+
+    shoot_id: str = ""
+    info: view.ShootInfo = view.ShootInfo(name="", address="", disclose=True)
+    photos: list[view.PhotoCard] = []
+    loaded: bool = False
+    missing: bool = False
+    error: str = ""
+    notice: str = ""
+    payment_needed: str = ""
+    uploads: list[view.UploadRow] = []
+    following_uploads: bool = False
+    selected: list[str] = []
+    presets: list[view.PresetOption] = []
+    preset: str = "enhance"
+    values: dict[str, str] = {}
+    numbers: dict[str, float] = {}  # the sliders' values, as numbers
+    enhance_open: bool = False
+    rerun_id: str = ""
+    enhancing: bool = False
+    compare_open: bool = False
+    compare_before: str = ""
+    compare_after: str = ""
+    compare_name: str = ""
+    showing_original: bool = False
+    _watching: bool = False
+
+    # --- derived view data ---
+
+    @rx.var
+    def in_flight(self) -> int:
+        return sum(1 for photo in self.photos if photo.job_status in JobStatus.ACTIVE)
+
+    @rx.var
+    def ready_ids(self) -> list[str]:
+        return [photo.id for photo in self.photos if photo.upload_status == "ready"]
+
+    @rx.var
+    def has_outputs(self) -> bool:
+        return any(photo.outputs for photo in self.photos)
+
+    @rx.var
+    def targets(self) -> list[str]:
+        """The photos the enhance dialog is about: one being re-run, or the selection."""
+        return [self.rerun_id] if self.rerun_id else self.selected
+
+    @rx.var
+    def chosen(self) -> view.PresetOption:
+        found = [p for p in self.presets if p.name == self.preset]
+        return found[0] if found else view.PresetOption("", "", "", False, False, [])
+
+    @rx.var
+    def uploads_active(self) -> bool:
+        return any(row.state in ("queued", "uploading", "checking") for row in self.uploads)
+
+    # --- loading and refreshing ---
+
+    def _user_and_shoot(self) -> tuple[User | None, uuid.UUID | None]:
+        user = self._signed_in_user()
+        try:
+            return user, uuid.UUID(self.router.url.path.rstrip("/").rsplit("/", 1)[-1])
+        except ValueError:
+            return user, None
+
+    @rx.event
+    async def load(self):
+        """Open the shoot: its details, photos and the presets on offer."""
+        user, shoot_id = self._user_and_shoot()
+        if user is None:
+            yield self._sign_in_first()
+            return
+        self._load_credits(user)
+        if str(shoot_id) != self.shoot_id:
+            self.loaded, self.photos, self.selected, self.uploads = False, [], [], []
+        self.missing, self.error, self.notice, self.payment_needed = False, "", "", ""
+        self.following_uploads = False  # a reload ended whatever the browser was uploading
+        yield
+        context = app_context()
+        try:
+            if shoot_id is None:
+                raise NotFound("shoot not found")
+            self.info = await asyncio.to_thread(view.shoot_info, context, user.id, shoot_id)
+            self.shoot_id = str(shoot_id)
+            self.photos = await asyncio.to_thread(view.photo_cards, context, user.id, shoot_id)
+            self.presets = await asyncio.to_thread(view.presets, context)
+        except NotFound:
+            self.missing = True
+        except ServiceError as exc:
+            self.error = str(exc)
+        self.loaded = True
+        if not self.values:
+            self._reset_values()
+        if self.in_flight:
+            yield ShootState.watch_jobs
+
+    async def _refresh(self, user: User) -> None:
+        context = app_context()
+        cards = await asyncio.to_thread(view.photo_cards, context, user.id, uuid.UUID(self.shoot_id))
+        self.photos = view.keep_fresh_urls(self.photos, cards, ttl_seconds=context.settings.signed_url_ttl_seconds)
+        self._load_credits(user)
+
+    @rx.event(background=True)
+    async def watch_jobs(self):
+        """While any photo's job is queued or processing, refresh the grid every few seconds."""
+        async with self:
+            if self._watching:
+                return
+            self._watching = True
+            shoot_id = self.shoot_id
+        context = app_context()
+        try:
+            for _ in range(MAX_POLLS):
+                await asyncio.sleep(POLL_SECONDS)
+                async with self:
+                    user = self._signed_in_user()
+                    if user is None or self.shoot_id != shoot_id or self.router.url.path.rstrip("/") != routes.shoot(shoot_id):
+                        return
+                # The database is read without holding the state, so the page stays responsive meanwhile.
+                cards = await asyncio.to_thread(view.photo_cards, context, user.id, uuid.UUID(shoot_id))
+                async with self:
+                    if self.shoot_id != shoot_id:
+                        return
+                    ttl = context.settings.signed_url_ttl_seconds
+                    self.photos = view.keep_fresh_urls(self.photos, cards, ttl_seconds=ttl)
+                    self._load_credits(user)
+                    if not self.in_flight:
+                        self.notice = ""  # "queued for …" is over: every badge now says how it went
+                        return
+        finally:
+            async with self:
+                self._watching = False
+
+    # --- uploads (the bytes go from the browser to storage through assets/direct_upload.js) ---
+
+    @rx.event
+    def files_chosen(self, _value: str = ""):
+        """Files were picked or dropped: hand them to the browser's upload queue, with a fresh token."""
+        if self._signed_in_user() is None:
+            return self._sign_in_first()
+        config = {"inputId": UPLOAD_INPUT_ID, "shoot": self.shoot_id, "bearer": self.access_token}
+        return rx.call_script(f"lusterUploads.start({json.dumps(config)})", callback=ShootState.uploads_changed)
+
+    @rx.event
+    def insist(self, key: str):
+        """Upload a file that is already in the shoot anyway."""
+        if self._signed_in_user() is None:
+            return self._sign_in_first()
+        config = {"key": key, "bearer": self.access_token}
+        return rx.call_script(f"lusterUploads.insist({json.dumps(config)})", callback=ShootState.uploads_changed)
+
+    @rx.event
+    def clear_uploads(self):
+        return rx.call_script("lusterUploads.clear()", callback=ShootState.uploads_changed)
+
+    async def _track_uploads(self, snapshot: list[dict[str, Any]] | None):
+        rows = view.upload_rows(snapshot or [])
+        newly_done = sum(r.state == "done" for r in rows) > sum(r.state == "done" for r in self.uploads)
+        self.uploads = rows
+        if newly_done:
+            user = self._signed_in_user()
+            if user is None:
+                return self._sign_in_first()
+            await self._refresh(user)
+        if self.uploads_active and not self.following_uploads:
+            # One follower at a time: it asks the browser again each time the queue moves.
+            self.following_uploads = True
+            return rx.call_script("lusterUploads.changed()", callback=ShootState.uploads_followed)
+        return None
+
+    @rx.event
+    async def uploads_changed(self, snapshot: list[dict[str, Any]]):
+        """The browser's queue moved: show it, add finished photos to the grid, and keep following."""
+        return await self._track_uploads(snapshot)
+
+    @rx.event
+    async def uploads_followed(self, snapshot: list[dict[str, Any]]):
+        self.following_uploads = False
+        return await self._track_uploads(snapshot)
+
+    # --- selection and enhancing ---
+
+    @rx.event
+    def toggle_selected(self, asset_id: str):
+        self.selected = [a for a in self.selected if a != asset_id] if asset_id in self.selected else [*self.selected, asset_id]
+
+    @rx.event
+    def select_all(self):
+        self.selected = list(self.ready_ids)
+
+    @rx.event
+    def clear_selection(self):
+        self.selected = []
+
+    def _reset_values(self) -> None:
+        fields = self.chosen.fields
+        self.values = {field.name: field.default for field in fields}
+        self.numbers = {field.name: float(field.default) for field in fields if field.kind == "slider"}
+
+    @rx.event
+    def choose_preset(self, name: str):
+        self.preset = name
+        self._reset_values()
+
+    @rx.event
+    def set_value(self, name: str, value: Any):
+        if isinstance(value, list):  # a slider reports a list of thumbs
+            value = float(value[0]) if value else 0.0
+            self.numbers = {**self.numbers, name: value}
+            value = round(value, 2)
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        self.values = {**self.values, name: str(value)}
+
+    @rx.event
+    def open_enhance(self):
+        self.rerun_id, self.enhance_open, self.payment_needed, self.error = "", True, "", ""
+
+    @rx.event
+    def open_rerun(self, asset_id: str):
+        self.rerun_id, self.enhance_open, self.payment_needed, self.error = asset_id, True, "", ""
+
+    @rx.event
+    def set_enhance_open(self, is_open: bool):
+        self.enhance_open = is_open
+
+    @rx.event
+    async def confirm_enhance(self):
+        """Queue the jobs (one credit each, charged on success); a 402 says how to get credits."""
+        user = self._signed_in_user()
+        if user is None:
+            yield self._sign_in_first()
+            return
+        targets, preset = list(self.targets), self.preset
+        params = view.param_values(self.chosen.fields, self.values)
+        self.enhancing = True
+        yield
+        try:
+            count = await asyncio.to_thread(view.enhance, app_context(), user.id, targets, preset, params)
+        except PaymentRequired as exc:
+            self.payment_needed = str(exc)
+            return
+        except ServiceError as exc:
+            self.error = str(exc)
+            return
+        finally:
+            self.enhancing, self.enhance_open = False, False
+        self.notice = f"{count} photo{'s' if count != 1 else ''} queued for {self.chosen.title}."
+        self.selected, self.rerun_id = [], ""
+        await self._refresh(user)
+        yield ShootState.watch_jobs
+
+    # --- compare, downloads, options ---
+
+    @rx.event
+    async def open_compare(self, asset_id: str):
+        """Before and after at full size: the original (as a browser can show it) and the newest output."""
+        user = self._signed_in_user()
+        if user is None:
+            yield self._sign_in_first()
+            return
+        photo = next((p for p in self.photos if p.id == asset_id), None)
+        if photo is None or not photo.outputs:
+            return
+        self.compare_name, self.compare_after, self.compare_before = photo.filename, photo.latest_output_url, ""
+        self.showing_original, self.compare_open = False, True
+        yield
+        try:
+            self.compare_before = await asyncio.to_thread(view.display_url, app_context(), user.id, uuid.UUID(asset_id))
+        except ServiceError as exc:
+            self.compare_open, self.error = False, str(exc)
+
+    @rx.event
+    def toggle_original(self):
+        self.showing_original = not self.showing_original
+
+    @rx.event
+    def set_compare_open(self, is_open: bool):
+        self.compare_open = is_open
+
+    async def _download(self, **target: uuid.UUID):
+        user = self._signed_in_user()
+        if user is None:
+            return self._sign_in_first()
+        try:
+            link = await asyncio.to_thread(view.download_link, app_context(), user.id, **target)
+        except ServiceError as exc:
+            self.error = str(exc)
+            return None
+        return rx.download(url=link.path, filename=link.filename)
+
+    @rx.event
+    async def download_output(self, output_id: str):
+        """Download one enhanced photo (captioned if the shoot asks for it)."""
+        return await self._download(asset_id=uuid.UUID(output_id))
+
+    @rx.event
+    async def download_all(self):
+        """Download every enhanced photo of the shoot as one ZIP."""
+        return await self._download(shoot_id=uuid.UUID(self.shoot_id))
+
+    @rx.event
+    async def set_disclose(self, disclose: bool):
+        """The AB 723 option: caption scene-altering photos "Digitally altered" when downloaded."""
+        user = self._signed_in_user()
+        if user is None:
+            return self._sign_in_first()
+        await asyncio.to_thread(view.set_disclose, app_context(), user.id, uuid.UUID(self.shoot_id), disclose)
+        self.info = view.ShootInfo(name=self.info.name, address=self.info.address, disclose=disclose)
+        return None
+
+
+def shoot_page() -> rx.Component:
+    """The shoot: header, uploads, enhance controls, the photo grid, and the compare dialog."""
+    return page_shell(
+        rx.cond(
+            ShootState.missing,
+            rx.vstack(
+                error_callout("This shoot does not exist, or it belongs to another account.", id="shoot-missing"),
+                rx.link(rx.button("Back to your shoots"), href=routes.SHOOTS),
+            ),
+            rx.cond(
+                ShootState.loaded,
+                rx.vstack(
+                    shoot_header.shoot_header(ShootState),
+                    shoot_header.messages(ShootState),
+                    upload_zone.upload_zone(ShootState, UPLOAD_INPUT_ID),
+                    enhance_panel.enhance_bar(ShootState),
+                    photo_grid.photo_grid(ShootState),
+                    enhance_panel.enhance_dialog(ShootState),
+                    compare.compare_dialog(ShootState),
+                    spacing="5",
+                    width="100%",
+                ),
+                loading("Opening the shoot…"),
+            ),
+        ),
+    )

@@ -1,0 +1,272 @@
+"""The shoot page's calls to the core (plain functions, no Reflex) and the view data its state holds."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from typing import Any
+
+from luster_app.context import AppContext
+from luster_app.models import JobStatus
+from luster_app.services import downloads, gallery, shoots
+from luster_app.services.jobs import JobOptions, create_batch
+from luster_app.services.presets import list_presets
+from luster_app.services.shoots import AssetView
+
+STATUS_WORDS = {
+    JobStatus.QUEUED: "Queued",
+    JobStatus.PROCESSING: "Processing",
+    JobStatus.SUCCEEDED: "Succeeded",
+    JobStatus.FAILED: "Failed",
+    JobStatus.CANCELED: "Canceled",
+}
+
+
+@dataclasses.dataclass
+class OutputCard:
+    id: str
+    label: str
+    url: str
+    thumb_url: str
+    job_id: str
+    altered: bool
+
+
+@dataclasses.dataclass
+class PhotoCard:
+    id: str
+    filename: str
+    upload_status: str  # pending, ready, rejected
+    reject_reason: str
+    thumb_url: str
+    dimensions: str
+    job_id: str
+    job_status: str  # "" (never enhanced), queued, processing, succeeded, failed
+    job_status_word: str
+    job_preset: str
+    job_error: str
+    outputs: list[OutputCard]
+    latest_output_id: str
+    latest_output_url: str
+    urls_issued_at: float
+
+
+@dataclasses.dataclass
+class UploadRow:
+    key: str
+    name: str
+    state: str  # queued, uploading, checking, done, failed, duplicate
+    error: str
+    percent: int
+
+
+@dataclasses.dataclass
+class Choice:
+    value: str
+    label: str
+
+
+@dataclasses.dataclass
+class ParamField:
+    name: str
+    title: str
+    hint: str
+    kind: str  # slider, switch, choice
+    minimum: float
+    maximum: float
+    step: float
+    default: str
+    options: list[Choice]
+
+
+@dataclasses.dataclass
+class PresetOption:
+    name: str
+    title: str
+    description: str
+    available: bool
+    altering: bool
+    fields: list[ParamField]
+
+
+@dataclasses.dataclass
+class ShootInfo:
+    name: str
+    address: str
+    disclose: bool
+
+
+def shoot_info(context: AppContext, user_id: uuid.UUID, shoot_id: uuid.UUID) -> ShootInfo:
+    with context.session() as session:
+        shoot = shoots.get_shoot(session=session, user_id=user_id, shoot_id=shoot_id)
+        return ShootInfo(name=shoot.name, address=shoot.address or "", disclose=shoot.disclose_alterations)
+
+
+def photo_cards(context: AppContext, user_id: uuid.UUID, shoot_id: uuid.UUID) -> list[PhotoCard]:
+    """The shoot's photos, each with its latest job and its outputs (newest last)."""
+    with context.session() as session:
+        assets = shoots.list_assets_with_urls(
+            session=session, storage=context.storage, settings=context.settings, user_id=user_id, shoot_id=shoot_id
+        )
+        jobs = gallery.jobs_of_shoot(session=session, user_id=user_id, shoot_id=shoot_id)
+    latest = {job.asset_id: job for job in jobs}  # oldest first, so the newest job per photo wins
+    presets = {job.id: job.preset for job in jobs}
+    issued = time.time()
+    # Uploads still on their way or refused show in the upload list, with their progress or reason.
+    return [_card(asset, latest.get(asset.id), presets, issued) for asset in assets if asset.status == "ready"]
+
+
+def _card(asset: AssetView, job: gallery.JobBrief | None, presets: dict[uuid.UUID, str], issued: float) -> PhotoCard:
+    outputs = [
+        OutputCard(
+            id=str(output.id),
+            label=f"{presets.get(output.job_id, 'output').title()} · v{output.version or 1}",
+            url=output.url,
+            thumb_url=output.thumb_url or output.url,
+            job_id=str(output.job_id or ""),
+            altered=presets.get(output.job_id) in gallery.SCENE_ALTERING_PRESETS,
+        )
+        for output in sorted(asset.outputs, key=lambda o: (o.created_at, o.version or 0))
+    ]
+    status = job.status if job else ""
+    return PhotoCard(
+        id=str(asset.id),
+        filename=asset.filename,
+        upload_status=asset.status,
+        reject_reason=asset.reject_reason or "",
+        thumb_url=(outputs[-1].thumb_url if outputs else asset.thumb_url) or "",
+        dimensions=f"{asset.width} × {asset.height}" if asset.width and asset.height else "",
+        job_id=str(job.id) if job else "",
+        job_status=status,
+        job_status_word=STATUS_WORDS.get(status, ""),
+        job_preset=job.preset if job else "",
+        job_error=(job.error_message or "") if job and status == JobStatus.FAILED else "",
+        outputs=outputs,
+        latest_output_id=outputs[-1].id if outputs else "",
+        latest_output_url=outputs[-1].url if outputs else "",
+        urls_issued_at=issued,
+    )
+
+
+def keep_fresh_urls(old: list[PhotoCard], new: list[PhotoCard], *, ttl_seconds: int) -> list[PhotoCard]:
+    """`new`, reusing `old`'s signed URLs while they are young, so a refresh does not reload every image."""
+    previous = {card.id: card for card in old}
+    result = []
+    for card in new:
+        before = previous.get(card.id)
+        if before is None or card.urls_issued_at - before.urls_issued_at > ttl_seconds / 2:
+            result.append(card)
+            continue
+        old_outputs = {output.id: output for output in before.outputs}
+        outputs = [
+            dataclasses.replace(o, url=old_outputs[o.id].url, thumb_url=old_outputs[o.id].thumb_url)
+            if o.id in old_outputs else o
+            for o in card.outputs
+        ]
+        same_cover = (before.latest_output_id == card.latest_output_id) and bool(before.thumb_url) == bool(card.thumb_url)
+        result.append(
+            dataclasses.replace(
+                card,
+                outputs=outputs,
+                thumb_url=before.thumb_url if same_cover else card.thumb_url,
+                latest_output_url=outputs[-1].url if outputs else "",
+                urls_issued_at=before.urls_issued_at,
+            )
+        )
+    return result
+
+
+def upload_rows(snapshot: list[dict[str, Any]]) -> list[UploadRow]:
+    """The browser's upload queue as rows to show."""
+    return [
+        UploadRow(
+            key=str(row.get("key", "")),
+            name=str(row.get("name", "")),
+            state=str(row.get("state", "")),
+            error=str(row.get("error", "")),
+            percent=int(100 * int(row.get("loaded") or 0) / max(1, int(row.get("size") or 1))),
+        )
+        for row in snapshot
+    ]
+
+
+def preset_options(presets: list[dict[str, Any]]) -> list[PresetOption]:
+    """Presets as the picker offers them, with controls for each parameter."""
+    return [
+        PresetOption(
+            name=preset["name"],
+            title=preset["title"],
+            description=preset["description"],
+            available=bool(preset.get("available", True)),
+            altering=preset["name"] in gallery.SCENE_ALTERING_PRESETS,
+            fields=_fields(preset.get("params_schema") or {}),
+        )
+        for preset in presets
+    ]
+
+
+def _fields(schema: dict[str, Any]) -> list[ParamField]:
+    fields = []
+    for name, prop in (schema.get("properties") or {}).items():
+        common = {"name": name, "title": prop.get("title", name.replace("_", " ").title()),
+                  "hint": prop.get("description", ""), "minimum": 0.0, "maximum": 1.0, "step": 0.05, "options": []}
+        default = prop.get("default")
+        if "enum" in prop:
+            options = [Choice(value=str(v), label=str(v).replace("_", " ").capitalize()) for v in prop["enum"]]
+            fields.append(ParamField(**{**common, "kind": "choice", "default": str(default or prop["enum"][0]),
+                                        "options": options}))
+        elif prop.get("type") == "boolean":
+            fields.append(ParamField(**common, kind="switch", default="true" if default else "false"))
+        elif prop.get("type") in ("number", "integer"):
+            integer = prop["type"] == "integer"
+            fields.append(ParamField(**{**common, "kind": "slider", "minimum": float(prop.get("minimum", 0)),
+                                        "maximum": float(prop.get("maximum", 1)), "step": 1.0 if integer else 0.05,
+                                        "default": str(default if default is not None else prop.get("minimum", 0))}))
+    return fields
+
+
+def param_values(fields: list[ParamField], values: dict[str, str]) -> dict[str, Any]:
+    """The chosen values typed as the preset's schema expects them."""
+    typed: dict[str, Any] = {}
+    for field in fields:
+        raw = values.get(field.name, field.default)
+        if field.kind == "switch":
+            typed[field.name] = raw == "true"
+        elif field.kind == "slider":
+            number = float(raw)
+            typed[field.name] = int(number) if field.step == 1.0 else round(number, 2)
+        else:
+            typed[field.name] = raw
+    return typed
+
+
+def presets(context: AppContext) -> list[PresetOption]:
+    with context.session() as session:
+        return preset_options(list_presets(session=session, engine=context.image_engine.name))
+
+
+def enhance(context: AppContext, user_id: uuid.UUID, asset_ids: list[str], preset: str, params: dict[str, Any]) -> int:
+    with context.session() as session:
+        jobs = create_batch(
+            session=session, user_id=user_id, asset_ids=[uuid.UUID(a) for a in asset_ids], preset=preset,
+            params=params, options=JobOptions.for_context(context),
+        )
+    return len(jobs)
+
+
+def download_link(context: AppContext, user_id: uuid.UUID, **target: uuid.UUID) -> downloads.BrowserDownload:
+    with context.session() as session:
+        return downloads.create_download_link(session=session, user_id=user_id, **target)
+
+
+def set_disclose(context: AppContext, user_id: uuid.UUID, shoot_id: uuid.UUID, disclose: bool) -> None:
+    with context.session() as session:
+        gallery.set_disclose_alterations(session=session, user_id=user_id, shoot_id=shoot_id, disclose=disclose)
+
+
+def display_url(context: AppContext, user_id: uuid.UUID, asset_id: uuid.UUID) -> str:
+    with context.session() as session:
+        return gallery.display_url(
+            session=session, storage=context.storage, settings=context.settings, user_id=user_id, asset_id=asset_id
+        )

@@ -1,0 +1,213 @@
+"""Downloads of finished photos: one output, or every output of a shoot as a ZIP streamed as it is written.
+
+Scene-altering outputs of a shoot with the "Digitally altered" option on get the caption drawn in
+at download time, so the stored output stays clean and the option can change later. Browsers
+download through short-lived links made after an ownership check (`create_download_link`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import secrets
+import uuid
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import PurePosixPath
+
+from sqlalchemy import delete, select
+from sqlmodel import Session
+
+from luster_app.imaging import encode_jpeg, load_normalised
+from luster_app.imaging.caption import add_caption
+from luster_app.models import Asset, AssetKind, AssetStatus, DownloadLink, Job, Shoot, utcnow
+from luster_app.services.errors import Forbidden, Invalid, NotFound
+from luster_app.services.gallery import SCENE_ALTERING_PRESETS
+from luster_app.services.shoots import get_shoot
+from luster_app.storage import Storage
+
+DOWNLOAD_LINK_SECONDS = 300
+CHUNK_BYTES = 1 << 20
+LINK_EXPIRED = "This download link has expired; press Download again on the shoot page."
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """One output to hand over: where it is stored, its file name, and whether it gets the caption."""
+
+    asset_id: uuid.UUID
+    storage_key: str
+    filename: str
+    captioned: bool
+
+
+@dataclass(frozen=True)
+class BrowserDownload:
+    """A site-relative link a browser opens to download, and the file name it saves as."""
+
+    path: str
+    filename: str
+
+
+@dataclass(frozen=True)
+class LinkTarget:
+    """What a download link opens: one output (`asset_id`) or a shoot's ZIP (`shoot_id`), for `user_id`."""
+
+    user_id: uuid.UUID
+    shoot_id: uuid.UUID | None
+    asset_id: uuid.UUID | None
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_download_link(
+    *, session: Session, user_id: uuid.UUID, shoot_id: uuid.UUID | None = None, asset_id: uuid.UUID | None = None
+) -> BrowserDownload:
+    """A link, valid for a few minutes, that downloads the user's output or shoot ZIP (NotFound if not theirs)."""
+    if (shoot_id is None) == (asset_id is None):
+        raise Invalid("A download is of one photo or of one shoot.")
+    if shoot_id is not None:
+        filename = zip_filename(get_shoot(session=session, user_id=user_id, shoot_id=shoot_id))
+    else:
+        filename = _owned_output(session, user_id, asset_id).filename
+    # End the read before writing: SQLite cannot turn a read snapshot into a write once another
+    # connection has written; a transaction that starts with its write waits its turn instead.
+    session.commit()
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    # Expired links of this user go as new ones are made, so the table stays small.
+    session.execute(delete(DownloadLink).where(DownloadLink.user_id == user_id, DownloadLink.expires_at < now))
+    session.add(
+        DownloadLink(token_hash=_hash(token), user_id=user_id, shoot_id=shoot_id, asset_id=asset_id,
+                     expires_at=now + timedelta(seconds=DOWNLOAD_LINK_SECONDS))
+    )
+    session.commit()
+    return BrowserDownload(path=f"/api/downloads?token={token}", filename=filename)
+
+
+def resolve_download_link(*, session: Session, token: str) -> LinkTarget:
+    """What a download link opens; Forbidden once it has expired or if it never existed."""
+    link = session.get(DownloadLink, _hash(token))
+    if link is None or link.expires_at < utcnow():
+        raise Forbidden(LINK_EXPIRED)
+    return LinkTarget(user_id=link.user_id, shoot_id=link.shoot_id, asset_id=link.asset_id)
+
+
+def _owned_output(session: Session, user_id: uuid.UUID, asset_id: uuid.UUID | None) -> Asset:
+    output = session.execute(
+        select(Asset).where(
+            Asset.id == asset_id, Asset.user_id == user_id, Asset.kind == AssetKind.OUTPUT,
+            Asset.status == AssetStatus.READY,
+        )
+    ).scalars().first()
+    if output is None:
+        raise NotFound("enhanced photo not found")
+    return output
+
+
+def _output_files(session: Session, shoot: Shoot, outputs: list[Asset]) -> list[OutputFile]:
+    job_ids = {output.job_id for output in outputs if output.job_id is not None}
+    presets = dict(session.execute(select(Job.id, Job.preset).where(Job.id.in_(job_ids))).all()) if job_ids else {}
+    return [
+        OutputFile(
+            asset_id=output.id,
+            storage_key=output.storage_key,
+            filename=output.filename,
+            captioned=shoot.disclose_alterations and presets.get(output.job_id) in SCENE_ALTERING_PRESETS,
+        )
+        for output in outputs
+    ]
+
+
+def output_file(*, session: Session, user_id: uuid.UUID, asset_id: uuid.UUID) -> OutputFile:
+    """The user's output as it should be downloaded (NotFound for anyone else's)."""
+    output = _owned_output(session, user_id, asset_id)
+    shoot = get_shoot(session=session, user_id=user_id, shoot_id=output.shoot_id)
+    return _output_files(session, shoot, [output])[0]
+
+
+def shoot_output_files(*, session: Session, user_id: uuid.UUID, shoot_id: uuid.UUID) -> tuple[Shoot, list[OutputFile]]:
+    """The shoot and every ready output of it, oldest first (NotFound for another user's shoot)."""
+    shoot = get_shoot(session=session, user_id=user_id, shoot_id=shoot_id)
+    outputs = list(
+        session.execute(
+            select(Asset)
+            .where(Asset.shoot_id == shoot_id, Asset.user_id == user_id, Asset.kind == AssetKind.OUTPUT,
+                   Asset.status == AssetStatus.READY)
+            .order_by(Asset.created_at, Asset.id)
+        ).scalars()
+    )
+    return shoot, _output_files(session, shoot, outputs)
+
+
+def captioned_bytes(*, storage: Storage, file: OutputFile, max_pixels: int) -> bytes:
+    """The output with the "Digitally altered" caption drawn in (same size, no metadata)."""
+    image = load_normalised(storage.get_bytes(file.storage_key), max_pixels=max_pixels)
+    return encode_jpeg(add_caption(image))
+
+
+def output_chunks(*, storage: Storage, file: OutputFile, max_pixels: int) -> Iterator[bytes]:
+    """The output's bytes as they should be downloaded: captioned if it must be, else as stored."""
+    if file.captioned:
+        yield captioned_bytes(storage=storage, file=file, max_pixels=max_pixels)
+        return
+    with storage.open_read(file.storage_key) as stream:
+        while chunk := stream.read(CHUNK_BYTES):
+            yield chunk
+
+
+class _ChunkSink(io.RawIOBase):
+    """A write-only, unseekable file: zipfile writes into it, the response takes what was written."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._chunks: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self._chunks.append(bytes(data))
+        return len(data)
+
+    def take(self) -> bytes:
+        data = b"".join(self._chunks)
+        self._chunks.clear()
+        return data
+
+
+def zip_chunks(*, storage: Storage, files: list[OutputFile], max_pixels: int) -> Iterator[bytes]:
+    """A ZIP of `files`, produced piece by piece: at most one photo's bytes are held at a time."""
+    sink = _ChunkSink()
+    names: set[str] = set()
+    # Photos are already compressed: storing them keeps the ZIP fast to make and to open.
+    with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_STORED) as archive:
+        for file in files:
+            info = zipfile.ZipInfo(_unique_name(file.filename, names), date_time=utcnow().timetuple()[:6])
+            with archive.open(info, mode="w") as entry:
+                for chunk in output_chunks(storage=storage, file=file, max_pixels=max_pixels):
+                    entry.write(chunk)
+                    yield sink.take()
+            yield sink.take()
+    yield sink.take()
+
+
+def _unique_name(filename: str, taken: set[str]) -> str:
+    path = PurePosixPath(filename)
+    name, n = filename, 1
+    while name in taken:
+        n += 1
+        name = f"{path.stem} ({n}){path.suffix}"
+    taken.add(name)
+    return name
+
+
+def zip_filename(shoot: Shoot) -> str:
+    """`12 Oak Street.zip` from the shoot's name, safe as a file name."""
+    stem = re.sub(r'[\\/:*?"<>|\x00-\x1f]+', " ", shoot.name).strip(" .") or "shoot"
+    return f"{stem[:100]}.zip"

@@ -1,0 +1,127 @@
+"""What the shoot pages show beyond the photos themselves: where each photo's jobs stand, and shoot options."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlmodel import Session
+
+from luster_app.config import Settings
+from luster_app.imaging import encode_jpeg, load_normalised
+from luster_app.models import Asset, AssetKind, AssetStatus, Job, JobStatus, Shoot
+from luster_app.services.errors import NotFound
+from luster_app.services.shoots import get_shoot
+from luster_app.storage import Storage
+from luster_app.storage.keys import asset_prefix
+
+# Presets that change what the scene looks like (not just exposure and colour): California's
+# AB 723 requires such listing photos to be disclosed as digitally altered.
+SCENE_ALTERING_PRESETS = frozenset({"sky", "dusk", "lawn", "declutter"})
+# What every browser shows in an <img>; HEIC is not among them outside Safari.
+BROWSER_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
+
+
+@dataclass(frozen=True)
+class JobBrief:
+    """A job as the shoot page lists it."""
+
+    id: uuid.UUID
+    asset_id: uuid.UUID
+    preset: str
+    status: str
+    error_message: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ShootProgress:
+    """How many of a shoot's photos have their latest job in each state."""
+
+    in_progress: int = 0
+    succeeded: int = 0
+    failed: int = 0
+
+    @property
+    def summary(self) -> str:
+        parts = []
+        if self.in_progress:
+            parts.append(f"{self.in_progress} in progress")
+        if self.succeeded:
+            parts.append(f"{self.succeeded} enhanced")
+        if self.failed:
+            parts.append(f"{self.failed} failed")
+        return " · ".join(parts) or "Nothing enhanced yet"
+
+
+def jobs_of_shoot(*, session: Session, user_id: uuid.UUID, shoot_id: uuid.UUID) -> list[JobBrief]:
+    """Every job on the shoot's photos, oldest first (the last one per photo is its current state)."""
+    get_shoot(session=session, user_id=user_id, shoot_id=shoot_id)
+    rows = session.execute(
+        select(Job)
+        .join(Asset, Asset.id == Job.asset_id)
+        .where(Job.user_id == user_id, Asset.user_id == user_id, Asset.shoot_id == shoot_id)
+        .order_by(Job.created_at, Job.id)
+    ).scalars()
+    return [
+        JobBrief(id=job.id, asset_id=job.asset_id, preset=job.preset, status=job.status,
+                 error_message=job.error_message, created_at=job.created_at)
+        for job in rows
+    ]
+
+
+def progress_by_shoot(*, session: Session, user_id: uuid.UUID) -> dict[uuid.UUID, ShootProgress]:
+    """For each of the user's shoots with jobs, how its photos' latest jobs stand."""
+    rows = session.execute(
+        select(Asset.shoot_id, Job.asset_id, Job.status)
+        .join(Asset, Asset.id == Job.asset_id)
+        .where(Job.user_id == user_id, Asset.user_id == user_id)
+        .order_by(Job.created_at, Job.id)
+    ).all()
+    latest: dict[uuid.UUID, tuple[uuid.UUID, str]] = {}
+    for shoot_id, asset_id, status in rows:
+        latest[asset_id] = (shoot_id, status)  # later rows are newer jobs
+    counts: dict[uuid.UUID, Counter[str]] = {}
+    for shoot_id, status in latest.values():
+        counts.setdefault(shoot_id, Counter())[status] += 1
+    return {
+        shoot_id: ShootProgress(
+            in_progress=sum(c[s] for s in JobStatus.ACTIVE),
+            succeeded=c[JobStatus.SUCCEEDED],
+            failed=c[JobStatus.FAILED],
+        )
+        for shoot_id, c in counts.items()
+    }
+
+
+def set_disclose_alterations(*, session: Session, user_id: uuid.UUID, shoot_id: uuid.UUID, disclose: bool) -> None:
+    """Turn the shoot's "Digitally altered" caption on scene-altering downloads on or off."""
+    get_shoot(session=session, user_id=user_id, shoot_id=shoot_id)
+    session.commit()  # a fresh transaction that starts with its write (SQLite cannot upgrade a read)
+    session.execute(
+        update(Shoot).where(Shoot.id == shoot_id, Shoot.user_id == user_id).values(disclose_alterations=disclose)
+    )
+    session.commit()
+
+
+def display_url(*, session: Session, storage: Storage, settings: Settings, user_id: uuid.UUID, asset_id: uuid.UUID) -> str:
+    """A signed URL of the user's original photo in a form any browser shows at full size: the
+    original itself, or (for HEIC) an upright, metadata-free JPEG copy made once and kept beside it."""
+    original = session.execute(
+        select(Asset).where(Asset.id == asset_id, Asset.user_id == user_id, Asset.kind == AssetKind.ORIGINAL,
+                            Asset.status == AssetStatus.READY)
+    ).scalars().first()
+    if original is None:
+        raise NotFound("photo not found")
+    session.commit()  # no transaction held open while decoding
+    ttl = settings.signed_url_ttl_seconds
+    if original.content_type in BROWSER_IMAGE_TYPES:
+        return storage.signed_get_url(original.storage_key, expires_in=ttl)
+    key = f"{asset_prefix(original.user_id, original.shoot_id, original.id)}/display.jpg"
+    if storage.head(key) is None:
+        image = load_normalised(storage.get_bytes(original.storage_key), max_pixels=settings.max_image_pixels)
+        storage.put_bytes(key, encode_jpeg(image), content_type="image/jpeg")
+    return storage.signed_get_url(key, expires_in=ttl)

@@ -1,0 +1,169 @@
+"""Downloads: one output or a shoot's ZIP, streamed; "Digitally altered" on scene-altering outputs (AB 723)."""
+
+from __future__ import annotations
+
+import io
+import uuid
+import zipfile
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from sqlalchemy import update
+
+from luster_app.context import AppContext
+from luster_app.imaging import encode_jpeg, has_gps, load_normalised
+from luster_app.models import Asset, AssetKind, AssetStatus, DownloadLink, Job, JobStatus, utcnow
+from luster_app.services import downloads, gallery
+from luster_app.services.errors import Forbidden, NotFound
+from luster_app.services.shoots import create_shoot
+from luster_app.services.uploads import complete_upload, presign_upload
+from luster_app.storage.keys import output_key
+from tests.conftest import PHOTOS, make_user
+
+PHOTO = PHOTOS / "gps" / "DSCN0010.jpg"
+
+
+def _upload(context: AppContext, user_id: uuid.UUID, shoot_id: uuid.UUID) -> Asset:
+    data = PHOTO.read_bytes()
+    with context.session() as session:
+        presigned = presign_upload(session=session, storage=context.storage, settings=context.settings, user_id=user_id,
+                                   shoot_id=shoot_id, filename=PHOTO.name, content_type="image/jpeg", size=len(data))
+        context.storage.put_bytes(_key_of(context, presigned.asset_id), data, content_type="image/jpeg")
+        return complete_upload(session=session, storage=context.storage, settings=context.settings, user_id=user_id,
+                               asset_id=presigned.asset_id)
+
+
+def _key_of(context: AppContext, asset_id: uuid.UUID) -> str:
+    with context.session() as session:
+        return session.get(Asset, asset_id).storage_key
+
+
+def _output(context: AppContext, original: Asset, preset: str, version: int) -> Asset:
+    """What the worker leaves behind for a succeeded job: the job row and its output in storage."""
+    pixels = load_normalised(PHOTO.read_bytes(), max_pixels=context.settings.max_image_pixels)
+    data = encode_jpeg(pixels)
+    with context.session() as session:
+        job = Job(user_id=original.user_id, asset_id=original.id, preset=preset, engine="classic",
+                  status=JobStatus.SUCCEEDED)
+        session.add(job)
+        session.flush()
+        key = output_key(original.user_id, original.shoot_id, original.id, job.id, version)
+        context.storage.put_bytes(key, data, content_type="image/jpeg")
+        output = Asset(shoot_id=original.shoot_id, user_id=original.user_id, kind=AssetKind.OUTPUT, storage_key=key,
+                       filename=f"DSCN0010_{preset}_v{version}.jpg", content_type="image/jpeg", bytes=len(data),
+                       width=pixels.width, height=pixels.height, status=AssetStatus.READY,
+                       parent_asset_id=original.id, job_id=job.id, version=version)
+        session.add(output)
+        session.commit()
+        session.refresh(output)
+        return output
+
+
+@pytest.fixture
+def shoot_with_outputs(context: AppContext):  # noqa: ANN201
+    user, headers = make_user(context)
+    with context.session() as session:
+        shoot_id = create_shoot(session=session, user_id=user.id, name="12 Oak Street").id
+    original = _upload(context, user.id, shoot_id)
+    enhanced = _output(context, original, "enhance", 1)
+    sky = _output(context, original, "sky", 2)
+    return user, headers, shoot_id, enhanced, sky
+
+
+def _zip(response) -> dict[str, bytes]:  # noqa: ANN001
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def test_shoot_zip_holds_every_output_with_scene_altering_ones_captioned(client: TestClient, context: AppContext,
+                                                                        shoot_with_outputs) -> None:  # noqa: ANN001
+    _, headers, shoot_id, enhanced, sky = shoot_with_outputs
+    response = client.get(f"/api/shoots/{shoot_id}/outputs.zip", headers=headers)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/zip"
+    assert 'filename="12 Oak Street.zip"' in response.headers["content-disposition"]
+    files = _zip(response)
+    assert set(files) == {enhanced.filename, sky.filename}
+    # Exposure and colour only: handed over exactly as stored.
+    assert files[enhanced.filename] == context.storage.get_bytes(enhanced.storage_key)
+    # A new sky: the same photo at the same size, with the caption burnt into its bottom-left corner.
+    stored = Image.open(io.BytesIO(context.storage.get_bytes(sky.storage_key))).convert("L")
+    captioned = Image.open(io.BytesIO(files[sky.filename])).convert("L")
+    assert captioned.size == stored.size
+    corner = (0, stored.height * 9 // 10, stored.width // 3, stored.height)
+    top = (0, 0, stored.width // 3, stored.height // 10)
+    assert _difference(captioned.crop(corner), stored.crop(corner)) > 10
+    assert _difference(captioned.crop(top), stored.crop(top)) < 2
+    assert not has_gps(files[sky.filename])
+
+
+def _difference(a: Image.Image, b: Image.Image) -> float:
+    pixels = list(zip(a.getdata(), b.getdata(), strict=True))
+    return sum(abs(x - y) for x, y in pixels) / len(pixels)
+
+
+def test_without_the_disclosure_option_outputs_download_as_stored(client: TestClient, context: AppContext,
+                                                                 shoot_with_outputs) -> None:  # noqa: ANN001
+    user, headers, shoot_id, _, sky = shoot_with_outputs
+    with context.session() as session:
+        gallery.set_disclose_alterations(session=session, user_id=user.id, shoot_id=shoot_id, disclose=False)
+    files = _zip(client.get(f"/api/shoots/{shoot_id}/outputs.zip", headers=headers))
+    assert files[sky.filename] == context.storage.get_bytes(sky.storage_key)
+
+
+def test_one_output_downloads_from_storage_or_captioned(client: TestClient, context: AppContext,
+                                                       shoot_with_outputs) -> None:  # noqa: ANN001
+    _, headers, _, enhanced, sky = shoot_with_outputs
+    plain = client.get(f"/api/outputs/{enhanced.id}/download", headers=headers, follow_redirects=False)
+    assert plain.status_code == 307  # straight from storage through its own signed URL
+    fetched = client.get(plain.headers["location"])
+    assert fetched.content == context.storage.get_bytes(enhanced.storage_key)
+    assert enhanced.filename in fetched.headers["content-disposition"]
+
+    captioned = client.get(f"/api/outputs/{sky.id}/download", headers=headers)
+    assert captioned.status_code == 200
+    assert f'filename="{sky.filename}"' in captioned.headers["content-disposition"]
+    assert captioned.content != context.storage.get_bytes(sky.storage_key)
+    assert Image.open(io.BytesIO(captioned.content)).size == (sky.width, sky.height)
+
+
+def test_another_users_outputs_are_not_found(client: TestClient, context: AppContext, shoot_with_outputs) -> None:  # noqa: ANN001
+    _, _, shoot_id, enhanced, _ = shoot_with_outputs
+    stranger, stranger_headers = make_user(context)
+    assert client.get(f"/api/shoots/{shoot_id}/outputs.zip", headers=stranger_headers).status_code == 404
+    assert client.get(f"/api/outputs/{enhanced.id}/download", headers=stranger_headers).status_code == 404
+    assert client.get(f"/api/shoots/{shoot_id}/outputs.zip").status_code == 401
+    with context.session() as session, pytest.raises(NotFound):
+        downloads.create_download_link(session=session, user_id=stranger.id, shoot_id=shoot_id)
+
+
+def test_a_browser_link_downloads_until_it_expires(client: TestClient, context: AppContext, shoot_with_outputs) -> None:  # noqa: ANN001
+    user, _, shoot_id, enhanced, sky = shoot_with_outputs
+    with context.session() as session:
+        link = downloads.create_download_link(session=session, user_id=user.id, shoot_id=shoot_id)
+    assert link.filename == "12 Oak Street.zip"
+    assert set(_zip(client.get(link.path))) == {enhanced.filename, sky.filename}
+
+    with context.session() as session:
+        session.execute(update(DownloadLink).values(expires_at=utcnow() - timedelta(seconds=1)))
+        session.commit()
+    expired = client.get(link.path)
+    assert expired.status_code == 403
+    assert "expired" in expired.json()["detail"]
+    with context.session() as session, pytest.raises(Forbidden):
+        downloads.resolve_download_link(session=session, token="not-a-link-we-made-at-all")
+
+
+def test_the_zip_is_written_while_it_streams(context: AppContext, shoot_with_outputs) -> None:  # noqa: ANN001
+    user, _, shoot_id, enhanced, _ = shoot_with_outputs
+    with context.session() as session:
+        _, files = downloads.shoot_output_files(session=session, user_id=user.id, shoot_id=shoot_id)
+    pieces = [piece for piece in downloads.zip_chunks(storage=context.storage, files=files, max_pixels=10**8) if piece]
+    whole = b"".join(pieces)
+    # Each photo leaves as it is read: no piece holds more than one photo (two photos are in it).
+    assert len(pieces) >= 3
+    assert max(map(len, pieces)) < 0.6 * len(whole)
+    assert enhanced.bytes < 0.6 * len(whole)
+    assert zipfile.ZipFile(io.BytesIO(whole)).testzip() is None
