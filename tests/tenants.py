@@ -19,10 +19,12 @@ from luster_app.api import create_api
 from luster_app.config import Settings
 from luster_app.context import AppContext
 from luster_app.db import make_engine
-from luster_app.models import Asset, AssetKind, User
+from luster_app.models import Asset, User
 from luster_app.services.credits import grant_adjustment
 from tests.conftest import PHOTOS, make_user
+from tests.engines_for_tests import InvertEngine
 from tests.fixtures_storage import Backend, new_shoot, upload
+from worker.worker import Worker
 
 JPEG = (PHOTOS / "gps" / "DSCN0010.jpg").read_bytes()
 
@@ -38,6 +40,7 @@ class Tenant:
     pending_asset_id: str
     checkout_session_id: str
     job_id: str
+    output_id: str
     storage_keys: list[str] = field(default_factory=list)
 
     @property
@@ -45,7 +48,7 @@ class Tenant:
         """Strings that identify this tenant's data: none may reach another user."""
         return [
             str(self.user.id), self.user.email, self.shoot_id, self.ready_asset_id, self.pending_asset_id,
-            self.checkout_session_id, self.job_id, *self.storage_keys,
+            self.checkout_session_id, self.job_id, self.output_id, *self.storage_keys,
         ]
 
 
@@ -69,8 +72,8 @@ def leaked(body: bytes | str, victim: Tenant) -> list[str]:
 
 
 def add_tenant(backend: Backend, label: str) -> Tenant:
-    """A photographer with 5 credits, a shoot with one ready photo (and a job queued on it) and one
-    pending upload, and an open checkout."""
+    """A photographer with 5 credits, a shoot with one ready photo enhanced by a finished job and
+    one pending upload, and an open checkout."""
     user, headers = make_user(backend.context, email=f"{label}-{uuid.uuid4().hex[:8]}@example.com")
     with backend.context.session() as session:
         grant_adjustment(session=session, user_id=user.id, delta=5, reason=f"{label} trial credits")
@@ -87,6 +90,9 @@ def add_tenant(backend: Backend, label: str) -> Tenant:
     assert checkout.status_code == 200, checkout.text
     job = backend.client.post("/api/jobs", json={"asset_id": ready.asset_id, "preset": "enhance"}, headers=headers)
     assert job.status_code == 201, job.text
+    worker_context = AppContext(backend.context.settings, db=backend.context.db, image_engine=InvertEngine())
+    assert Worker(worker_context, concurrency=1, drain=True).run() == 0
+    [output] = backend.client.get(f"/api/jobs/{job.json()['id']}", headers=headers).json()["outputs"]
     with backend.context.session() as session:
         keys = session.execute(select(Asset.storage_key).where(Asset.user_id == user.id)).scalars().all()
     return Tenant(
@@ -97,15 +103,9 @@ def add_tenant(backend: Backend, label: str) -> Tenant:
         pending_asset_id=pending.json()["asset_id"],
         checkout_session_id=checkout.json()["session_id"],
         job_id=job.json()["id"],
+        output_id=output["asset_id"],
         storage_keys=list(keys),
     )
-
-
-def thumb_key(context: AppContext, asset_id: str) -> str:
-    with context.session() as session:
-        return session.execute(
-            select(Asset.storage_key).where(Asset.parent_asset_id == uuid.UUID(asset_id), Asset.kind == AssetKind.THUMB)
-        ).scalar_one()
 
 
 def open_two_tenants(settings: Settings, db_url: str) -> Iterator[TwoTenants]:
