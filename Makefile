@@ -39,7 +39,7 @@ run: setup frontend
 
 test: setup frontend
 	$(BIN)/python tests/ensure_services.py
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=80 $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python -m bench

@@ -9,21 +9,24 @@ some runs only those and prints them; a full run also rewrites docs/BENCHMARKS.m
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import platform
 import sys
 import tempfile
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
-from bench.common import DEFAULT_SERVER, BenchEnv
+from bench.common import DEFAULT_SERVER, BenchEnv, Section
 from luster_app.config import Settings
 from luster_app.migrations import ROOT
 
-BENCHMARKS = ["queue_lifecycle", "io_overlap", "worker_memory"]
+BENCHMARKS = ["queue_lifecycle", "io_overlap", "worker_memory", "image_pipeline", "api_load", "browser_thumbnails"]
 REPORT = ROOT / "docs" / "BENCHMARKS.md"
 
 
@@ -39,9 +42,38 @@ def _machine(server_url: str) -> str:
         server = conn.execute(sa.text("SHOW server_version")).scalar_one()
     engine.dispose()
     return (
-        f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"PostgreSQL {server} on the same machine"
+        f"{_cpu_model()} ({platform.machine()}, {os.cpu_count()} CPUs), {_memory_gib():.0f} GiB memory, "
+        f"Python {platform.python_version()}, PostgreSQL {server} on the same machine"
     )
+
+
+def _proc_field(path: str, name: str) -> str | None:
+    """The value of `name:` in a /proc file (Linux), or None."""
+    with contextlib.suppress(OSError):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(name):
+                return line.split(":", 1)[1].strip()
+    return None
+
+
+def _cpu_model() -> str:
+    return _proc_field("/proc/cpuinfo", "model name") or platform.processor() or "unknown CPU"
+
+
+def _memory_gib() -> float:
+    total = _proc_field("/proc/meminfo", "MemTotal")
+    return int(total.split()[0]) / 1024 / 1024 if total else 0.0
+
+
+def _run(name: str, env: BenchEnv) -> Section:
+    """One benchmark's section; one that cannot run here says why instead of stopping the others."""
+    try:
+        return importlib.import_module(f"bench.{name}").run(env)
+    except (Exception, pytest.skip.Exception) as exc:  # noqa: BLE001  (reported in the document and on stderr)
+        traceback.print_exc()
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return Section(title=name.replace("_", " ").capitalize(), header=("not measured",), rows=[(reason,)],
+                       notes=["This benchmark could not run on this machine in this run."])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         env = BenchEnv(server_url=server, scratch=Path(scratch), quick=args.quick)
         for name in args.names or BENCHMARKS:
             print(f"running {name} …", file=sys.stderr, flush=True)
-            section = importlib.import_module(f"bench.{name}").run(env)
+            section = _run(name, env)
             print(section.markdown(), flush=True)
             sections.append(section)
     if not args.names:

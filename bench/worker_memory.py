@@ -3,33 +3,14 @@ concurrency; it should stay under 1.5 GB and flat (the pixel budget bounds decod
 
 from __future__ import annotations
 
-import io
 import re
 
-import numpy as np
-from PIL import Image
-
 from bench.common import BenchEnv, Section, add_bench_photos, queue_jobs
+from bench.photos import CAMERA_SIZE, camera_jpeg
 from tests.jobs_support import WorkerProcess, jobs_by_status
 
 GOAL_MIB = 1536
-WIDTH, HEIGHT = 6000, 4000  # 24 megapixels, a full-frame camera's JPEG
 ENGINE_SECONDS = 0.5
-
-
-def camera_jpeg() -> bytes:
-    """A 24-megapixel JPEG with a camera photo's detail: gradients plus sensor-like noise."""
-    rng = np.random.default_rng(7)
-    x = np.arange(WIDTH, dtype=np.float32)[None, :]
-    y = np.arange(HEIGHT, dtype=np.float32)[:, None]
-    pixels = np.empty((HEIGHT, WIDTH, 3), dtype=np.uint8)
-    for channel, gradient in enumerate((120 + 80 * np.sin(x / 700) + 0 * y, 110 + 60 * np.cos(y / 500) + 0 * x,
-                                        100 + 50 * np.sin((x + y) / 900))):
-        noise = rng.integers(-14, 15, size=(HEIGHT, WIDTH), dtype=np.int16)
-        pixels[..., channel] = np.clip(gradient + noise, 0, 255).astype(np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "JPEG", quality=92)
-    return buffer.getvalue()
 
 
 def peak_rss_mib(env: BenchEnv, photo: bytes, *, jobs: int, concurrency: int) -> float:
@@ -65,7 +46,7 @@ def run(env: BenchEnv) -> Section:
         peak = peak_rss_mib(env, photo, jobs=jobs, concurrency=concurrency)
         section.rows.append((str(concurrency), str(jobs), f"{peak:.0f}", "met" if peak < GOAL_MIB else "NOT met"))
     section.notes = [
-        f"One worker process, {WIDTH}×{HEIGHT} JPEG originals ({len(photo) / 1e6:.1f} MB), an engine that waits",
+        f"One worker process, {CAMERA_SIZE[0]}×{CAMERA_SIZE[1]} camera JPEG originals ({len(photo) / 1e6:.1f} MB), an engine that waits",
         f"{ENGINE_SECONDS} s and returns a full-resolution edit; default settings (WORKER_IMAGE_BUDGET_MEGAPIXELS,",
         "WORKER_CPU_SLOTS). Peak RSS is the worker process's own high-water mark (VmHWM).",
     ]

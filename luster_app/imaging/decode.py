@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import struct
 from typing import BinaryIO
 
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
@@ -53,6 +54,35 @@ def _as_stream(source: bytes | BinaryIO) -> BinaryIO:
     return io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
 
 
+def _heif_boxes_complete(stream: BinaryIO) -> bool:
+    """True if every top-level box of a HEIF file ends within the file.
+
+    libheif decodes a grid photo whose tile data was cut off without an error, filling the
+    missing tiles with green; the container's own box sizes tell that bytes are missing.
+    """
+    end = stream.seek(0, io.SEEK_END)
+    position = 0
+    try:
+        while position < end:
+            stream.seek(position)
+            header = stream.read(16)
+            if len(header) < 8:
+                return False
+            size, header_size = struct.unpack(">I", header[:4])[0], 8
+            if size == 1:  # a 64-bit size follows the type
+                if len(header) < 16:
+                    return False
+                size, header_size = struct.unpack(">Q", header[8:16])[0], 16
+            elif size == 0:  # the last box runs to the end of the file
+                return True
+            if size < header_size or position + size > end:
+                return False
+            position += size
+        return True
+    finally:
+        stream.seek(0)
+
+
 def open_image(source: bytes | BinaryIO, *, max_pixels: int) -> Image.Image:
     """Open (not decode) an allowed image, refusing decompression bombs by the header's size."""
     stream = _as_stream(source)
@@ -64,6 +94,8 @@ def open_image(source: bytes | BinaryIO, *, max_pixels: int) -> Image.Image:
     if image_format is None:
         raise ImageRejected("Not a photo: upload JPEG, HEIC, PNG or WebP files.")
     if image_format == "HEIF":
+        if not _heif_boxes_complete(stream):
+            raise ImageRejected("The file is truncated or damaged.")
         _register_heif()
     try:
         image = Image.open(stream, formats=[image_format])
@@ -111,13 +143,20 @@ def _to_srgb(image: Image.Image) -> Image.Image:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image_rgb = Image.alpha_composite(background, rgba).convert("RGB")
-    elif image.mode in ("CMYK", "RGB") and icc:
-        image_rgb = image
+    elif image.mode == "RGB" or (image.mode == "CMYK" and icc):
+        image_rgb = image  # no copy: a 24-megapixel photo is 72 MB
     else:
         image_rgb = image.convert("RGB")
     if icc:
         try:
             source_profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            if image_rgb.mode == "RGB" and not image_rgb.readonly:
+                # In place: the photo is not held twice while it is converted.
+                ImageCms.profileToProfile(
+                    image_rgb, source_profile, srgb_profile(),
+                    renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC, inPlace=True,
+                )
+                return image_rgb
             return ImageCms.profileToProfile(
                 image_rgb, source_profile, srgb_profile(),
                 renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC, outputMode="RGB",

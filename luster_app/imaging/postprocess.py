@@ -42,7 +42,7 @@ def fit_within(size: tuple[int, int], canvas: tuple[int, int]) -> tuple[int, int
 def pad_to_canvas(image: Image.Image, canvas: tuple[int, int]) -> tuple[Image.Image, Image.Image, Box]:
     """(padded canvas image, the scaled photo alone, where the photo sits on the canvas)."""
     content_size = fit_within(image.size, canvas)
-    content = image.convert("RGB").resize(content_size, Image.Resampling.LANCZOS)
+    content = (image if image.mode == "RGB" else image.convert("RGB")).resize(content_size, Image.Resampling.LANCZOS)
     left = (canvas[0] - content_size[0]) // 2
     top = (canvas[1] - content_size[1]) // 2
     pad = ((top, canvas[1] - content_size[1] - top), (left, canvas[0] - content_size[0] - left), (0, 0))

@@ -1,0 +1,194 @@
+"""API under load: 50 concurrent clients on POST /api/uploads/presign and POST /api/jobs, against
+the app's own GET /api/health in the same run, on SQLite and on PostgreSQL.
+
+The API runs in its own granian process on a free port, as in production; the clients are one
+asyncio process with 50 connections. p50/p99 latency and requests a second per endpoint, and
+each write endpoint's throughput as a share of /api/health's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from PIL import Image
+
+from bench.common import BenchEnv, Section
+from luster_app.config import Settings
+from luster_app.context import AppContext
+from luster_app.db import make_engine
+from luster_app.migrations import ROOT, upgrade
+from luster_app.services.credits import grant_adjustment
+from luster_app.services.users import ensure_user
+
+CLIENTS = 50
+# Settings the server process gets from its environment (the rest are defaults).
+SERVER_SETTINGS = ("database_url", "luster_data_dir", "app_url", "luster_env", "log_level", "jobs_per_minute_per_user")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def served(settings: Settings, log: Path) -> Iterator[str]:
+    """The API app in a granian process (one worker) on a free port; its base URL."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    settings = settings.model_copy(update={"app_url": url})
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.update({name.upper(): str(getattr(settings, name)) for name in SERVER_SETTINGS})
+    granian = Path(sys.executable).parent / "granian"
+    with log.open("w") as output:
+        server = subprocess.Popen(
+            [str(granian), "--interface", "asgi", "--factory", "--host", "127.0.0.1", "--port", str(port),
+             "--no-access-log", "--log-level", "warning", "luster_app.api:create_api"],
+            cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
+                    break
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the API server did not start:\n{log.read_text()[-2000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@dataclass(frozen=True)
+class Load:
+    """Latency (seconds) and status of every request, and the wall time they took, 50 clients at once."""
+
+    latencies: list[float]
+    statuses: list[int]
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return len(self.latencies) / self.seconds
+
+    def percentile(self, share: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+    def unexpected(self, expected: int) -> str:
+        """How many answers were not `expected`, and which statuses they were."""
+        others = Counter(status for status in self.statuses if status != expected)
+        if not others:
+            return "0"
+        share = sum(others.values()) / len(self.statuses)
+        return f"{share:.0%} (" + ", ".join(f"{n}× {status}" for status, n in others.most_common()) + ")"
+
+
+async def _drive(url: str, requests: int, send: Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]) -> Load:
+    """`requests` requests from CLIENTS concurrent clients, each taking the next number when free."""
+    numbers = iter(range(requests))
+    latencies: list[float] = []
+    statuses: list[int] = []
+    limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as http:
+
+        async def client() -> None:
+            for number in numbers:
+                started = time.perf_counter()
+                response = await send(http, number)
+                latencies.append(time.perf_counter() - started)
+                statuses.append(response.status_code)
+
+        await send(http, requests)  # one request first: connections and caches are warm for all
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(CLIENTS)))
+        return Load(latencies, statuses, time.perf_counter() - started)
+
+
+def _jpeg() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (640, 480), (90, 140, 200)).save(buffer, "JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def _photographer(settings: Settings) -> tuple[dict[str, str], uuid.UUID]:
+    """A signed-in user with plenty of credits; the Authorization header and their id."""
+    context = AppContext(settings, db=make_engine(settings.database_url))
+    with context.session() as session:
+        user = ensure_user(session=session, user_id=uuid.uuid4(), email=f"load-{uuid.uuid4().hex[:8]}@example.com")
+        grant_adjustment(session=session, user_id=user.id, delta=1_000_000, reason="load test")
+    token = context.auth.issue_access_token(user_id=user.id, email=user.email)
+    context.db.dispose()
+    return {"Authorization": f"Bearer {token}"}, user.id
+
+
+def _ready_photo(url: str, headers: dict[str, str], shoot_id: str) -> str:
+    """A photo uploaded through presign, the local storage's signed PUT, and complete."""
+    presign = httpx.post(f"{url}/api/uploads/presign", headers=headers, json={
+        "shoot_id": shoot_id, "filename": "front.jpg", "content_type": "image/jpeg", "size": len(_jpeg())}).json()
+    upload = presign["upload"]
+    httpx.put(upload["url"], content=_jpeg(), headers=upload["headers"]).raise_for_status()
+    httpx.post(f"{url}/api/uploads/{presign['asset_id']}/complete", headers=headers).raise_for_status()
+    return presign["asset_id"]
+
+
+def _endpoints(url: str, headers: dict[str, str]) -> dict[str, tuple[Callable[..., Awaitable[httpx.Response]], int]]:
+    shoot_id = httpx.post(f"{url}/api/shoots", headers=headers, json={"name": "Load test listing"}).json()["id"]
+    photo_id = _ready_photo(url, headers, shoot_id)
+    return {
+        "GET /api/health": (lambda http, n: http.get("/api/health"), 200),
+        "POST /api/uploads/presign": (lambda http, n: http.post("/api/uploads/presign", headers=headers, json={
+            "shoot_id": shoot_id, "filename": f"IMG_{n:06d}.jpg", "content_type": "image/jpeg", "size": 2_000_000}), 200),
+        "POST /api/jobs": (lambda http, n: http.post("/api/jobs", headers=headers, json={
+            "asset_id": photo_id, "preset": "enhance", "params": {}}), 201),
+    }
+
+
+def _measure(env: BenchEnv, database: str, settings: Settings, requests: int) -> list[tuple[str, ...]]:
+    upgrade(settings.database_url)
+    headers, _ = _photographer(settings)
+    rows = []
+    with served(settings, env.scratch / f"api-{database}.log") as url:
+        endpoints = _endpoints(url, headers)
+        loads = {name: asyncio.run(_drive(url, requests, send)) for name, (send, _) in endpoints.items()}
+    health = loads["GET /api/health"].per_second
+    for name, load in loads.items():
+        rows.append((database, name, str(requests), f"{load.percentile(0.5) * 1000:.0f}", f"{load.percentile(0.99) * 1000:.0f}",
+                     f"{load.per_second:.0f}", f"{load.per_second / health:.2f}", load.unexpected(endpoints[name][1])))
+    return rows
+
+
+def run(env: BenchEnv) -> Section:
+    requests = 500 if env.quick else 3000
+    rows = []
+    sqlite_settings = env.settings(f"sqlite:///{env.scratch / f'load-{uuid.uuid4().hex[:6]}.db'}")
+    rows += _measure(env, "SQLite", sqlite_settings, requests)
+    with env.database() as url:
+        rows += _measure(env, "PostgreSQL", env.settings(url), requests)
+    return Section(
+        title="API under load",
+        header=("database", "endpoint", "requests", "p50 (ms)", "p99 (ms)", "requests/s", "vs /api/health", "errors"),
+        rows=rows,
+        notes=[
+            f"{CLIENTS} concurrent clients (one asyncio process, keep-alive connections) against one granian worker",
+            "serving the API app, on the same machine. Each presign creates a pending photo (a new file name each",
+            "time, so none is a duplicate); each job is queued against available credits (no worker runs, so",
+            "every job stays reserved and each create counts the reservations). `errors` counts answers other than",
+            "the endpoint's success status (200, or 201 for a job); latency and rate include them.",
+        ],
+    )

@@ -1,0 +1,124 @@
+"""Two photographers with real data in one app, and what would betray one to the other.
+
+Used by the authorisation matrix and the API fuzzer: each tenant has a shoot with a ready photo
+and a pending upload, credits in the ledger and an open checkout; `secrets` lists the strings
+that must never appear in an answer to the other tenant.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from luster_app.api import create_api
+from luster_app.config import Settings
+from luster_app.context import AppContext
+from luster_app.db import make_engine
+from luster_app.models import Asset, User
+from luster_app.services.credits import grant_adjustment
+from tests.conftest import PHOTOS, make_user
+from tests.engines_for_tests import InvertEngine
+from tests.fixtures_storage import Backend, new_shoot, upload
+from worker.worker import Worker
+
+JPEG = (PHOTOS / "gps" / "DSCN0010.jpg").read_bytes()
+
+
+@dataclass
+class Tenant:
+    """A signed-in photographer and the ids of what they own."""
+
+    user: User
+    headers: dict[str, str]
+    shoot_id: str
+    ready_asset_id: str
+    pending_asset_id: str
+    checkout_session_id: str
+    job_id: str
+    output_id: str
+    storage_keys: list[str] = field(default_factory=list)
+
+    @property
+    def secrets(self) -> list[str]:
+        """Strings that identify this tenant's data: none may reach another user."""
+        return [
+            str(self.user.id), self.user.email, self.shoot_id, self.ready_asset_id, self.pending_asset_id,
+            self.checkout_session_id, self.job_id, self.output_id, *self.storage_keys,
+        ]
+
+
+@dataclass
+class TwoTenants:
+    """The app on local storage with two photographers in it."""
+
+    backend: Backend
+    caller: Tenant
+    victim: Tenant
+
+    @property
+    def client(self) -> TestClient:
+        return self.backend.client
+
+
+def leaked(body: bytes | str, victim: Tenant) -> list[str]:
+    """Which of the victim's identifying strings appear in a response body."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    return [secret for secret in victim.secrets if secret.lower() in text.lower()]
+
+
+def add_tenant(backend: Backend, label: str) -> Tenant:
+    """A photographer with 5 credits, a shoot with one ready photo enhanced by a finished job and
+    one pending upload, and an open checkout."""
+    user, headers = make_user(backend.context, email=f"{label}-{uuid.uuid4().hex[:8]}@example.com")
+    with backend.context.session() as session:
+        grant_adjustment(session=session, user_id=user.id, delta=5, reason=f"{label} trial credits")
+    shoot_id = new_shoot(backend, headers, name=f"{label}'s listing {uuid.uuid4().hex[:8]}")
+    ready = upload(backend, headers, shoot_id, JPEG, filename=f"{label}-front.jpg")
+    assert ready.complete is not None and ready.complete.status_code == 200, ready.presign.text
+    pending = backend.client.post(
+        "/api/uploads/presign",
+        json={"shoot_id": shoot_id, "filename": f"{label}-back.jpg", "content_type": "image/jpeg", "size": 1234},
+        headers=headers,
+    )
+    assert pending.status_code == 200, pending.text
+    checkout = backend.client.post("/api/billing/checkout", json={"pack": "starter"}, headers=headers)
+    assert checkout.status_code == 200, checkout.text
+    job = backend.client.post("/api/jobs", json={"asset_id": ready.asset_id, "preset": "enhance"}, headers=headers)
+    assert job.status_code == 201, job.text
+    worker_context = AppContext(backend.context.settings, db=backend.context.db, image_engine=InvertEngine())
+    assert Worker(worker_context, concurrency=1, drain=True).run() == 0
+    [output] = backend.client.get(f"/api/jobs/{job.json()['id']}", headers=headers).json()["outputs"]
+    with backend.context.session() as session:
+        keys = session.execute(select(Asset.storage_key).where(Asset.user_id == user.id)).scalars().all()
+    return Tenant(
+        user=user,
+        headers=headers,
+        shoot_id=shoot_id,
+        ready_asset_id=ready.asset_id,
+        pending_asset_id=pending.json()["asset_id"],
+        checkout_session_id=checkout.json()["session_id"],
+        job_id=job.json()["id"],
+        output_id=output["asset_id"],
+        storage_keys=list(keys),
+    )
+
+
+def open_two_tenants(settings: Settings, db_url: str) -> Iterator[TwoTenants]:
+    context = AppContext(settings, db=make_engine(db_url))
+    try:
+        with TestClient(create_api(context)) as client:
+            backend = Backend(name="local", context=context, client=client)
+            yield TwoTenants(backend=backend, caller=add_tenant(backend, "alice"), victim=add_tenant(backend, "bob"))
+    finally:
+        context.db.dispose()
+
+
+@pytest.fixture
+def two_tenants(settings: Settings, db_url: str) -> Iterator[TwoTenants]:
+    """Alice (the caller) and Bob (whose data she must never reach), on SQLite and PostgreSQL."""
+    yield from open_two_tenants(settings, db_url)
