@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import socket
-import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from luster_app.migrations import ROOT
-from tests.conftest import unavailable
+from tests.browser_support import chromium, served_app
 from tests.fakes.smtp_server import SmtpSink
 from tests.redacted import Redacted
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
 LINK = re.compile(r"https?://\S+")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -39,69 +24,15 @@ def smtp() -> Iterator[SmtpSink]:
 
 @pytest.fixture(scope="module")
 def app_url(smtp: SmtpSink, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The whole app (`reflex run --env prod --single-port`) on a free port, with local auth and SMTP."""
-    if not CHROMIUM.exists():
-        unavailable("Chromium is not installed at /usr/bin/chromium")
-    bin_dirs = [ROOT / ".tools" / "node_modules" / ".bin", ROOT / ".venv" / "bin"]
-    if not (bin_dirs[0] / "bun").exists():
-        unavailable("bun is not installed in .tools (run `make setup`)")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    data = tmp_path_factory.mktemp("browser-data")
-    env = {
-        **os.environ,
-        "PATH": os.pathsep.join([*map(str, bin_dirs), os.environ.get("PATH", "")]),
-        "REFLEX_USE_SYSTEM_BUN": "1",
-        "PYTHONPATH": str(ROOT),
-        "PORT": str(port),
-        "APP_URL": url,
-        "LUSTER_ENV": "test",
-        "LUSTER_DATA_DIR": str(data),
-        "DATABASE_URL": "",
-        "SUPABASE_URL": "",
-        "SMTP_URL": smtp.url,
-    }
-    subprocess.run([str(bin_dirs[1] / "luster"), "migrate"], cwd=ROOT, env=env, check=True, capture_output=True)
-    log_path = data / "server.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [str(bin_dirs[1] / "reflex"), "run", "--env", "prod", "--single-port", "--backend-port", str(port),
-             "--frontend-port", str(port), "--loglevel", "warning"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    try:
-        _wait_until_serving(f"{url}/login", server, log_path)
+    """The whole app on a free port, with local auth sending its links through the SMTP sink."""
+    with served_app(tmp_path_factory.mktemp("browser-data"), SMTP_URL=smtp.url) as url:
         yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-
-
-def _wait_until_serving(url: str, server: subprocess.Popen, log_path: Path) -> None:
-    # Building the frontend takes a while on a busy machine; this waits for readiness, it asserts no speed.
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"the app exited while starting:\n{log_path.read_text()[-3000:]}")
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except OSError:
-            time.sleep(1)
-    pytest.fail(f"the app did not start:\n{log_path.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def test_browser_signs_in_by_email_link_comes_back_and_signs_out(app_url, smtp, browser) -> None:

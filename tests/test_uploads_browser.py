@@ -17,12 +17,12 @@ import pytest
 from luster_app.config import Settings
 from luster_app.migrations import ROOT
 from tests.conftest import PHOTOS, make_user, unavailable
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS
 from tests.fixtures_storage import Backend, build_backend, free_port, new_shoot
 
 pytestmark = pytest.mark.browser
 
 S3_SETTINGS = ("s3_endpoint", "s3_bucket", "s3_region", "s3_access_key_id", "s3_secret_access_key", "s3_upload_method")
-CHROMIUM = Path("/usr/bin/chromium")
 PAGE = f"""<!doctype html><html><body><input type="file" id="photo">
 <script>{(ROOT / "assets" / "direct_upload.js").read_text()}</script></body></html>"""
 
@@ -115,7 +115,9 @@ def page(site: Backend):  # noqa: ANN201
     with sync_playwright() as playwright:
         # Page and S3 server are both on loopback here; Chromium's Local Network Access checks
         # (a permission prompt) are about public pages reaching private hosts, not this setup.
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-features=LocalNetworkAccessChecks"])
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, "--disable-features=LocalNetworkAccessChecks"]
+        )
         page = browser.new_page()
         # The test page comes from the API's origin; everything else is the real server.
         page.route(f"{origin}/", lambda route: route.fulfill(status=200, body=PAGE, content_type="text/html"))
