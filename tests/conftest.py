@@ -20,7 +20,7 @@ from luster_app.migrations import ROOT, upgrade
 from luster_app.models import User
 from luster_app.services.users import ensure_user
 
-pytest_plugins = ["tests.fixtures_storage"]
+pytest_plugins = ["tests.fixtures_storage", "tests.fixtures_postgres"]
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -29,7 +29,7 @@ PHOTOS = (ROOT.parent / "shared" / "testdata" / "photos").resolve()
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if "pg_url" in getattr(item, "fixturenames", ()):
+        if {"pg_url", "restartable_pg"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.postgres)
 
 
