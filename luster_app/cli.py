@@ -56,9 +56,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run the worker until SIGTERM/SIGINT, or with --drain until no job is due."""
+    from luster_app.context import AppContext
     from worker.worker import Worker
 
-    return Worker(_context(), concurrency=args.concurrency, drain=args.drain).run()
+    return Worker(AppContext.for_worker(get_settings()), concurrency=args.concurrency, drain=args.drain).run()
 
 
 def cmd_token(args: argparse.Namespace) -> int:

@@ -33,6 +33,14 @@ class AppContext:
         for name, provider in providers.items():
             setattr(self, name, provider)
 
+    @classmethod
+    def for_worker(cls, settings: Settings, **providers: Any) -> AppContext:
+        """The worker's context. Its database connections skip the pre-ping round trip (a
+        worker opens a session per step, several per job): the worker already retries a step
+        whose connection turns out dead (`JobRunner.db`, the claim loop's backoff), and
+        SQLAlchemy then replaces every pooled connection older than the failure."""
+        return cls(settings, db=make_engine(settings.database_url_or_default, pre_ping=False), **providers)
+
     def session(self) -> Session:
         return new_session(self.db)
 

@@ -7,8 +7,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
-    """An engine for `url`; SQLite gets WAL and a busy timeout so the app and worker can share it."""
+def make_engine(url: str, *, pool_size: int = 10, pre_ping: bool = True) -> Engine:
+    """An engine for `url`; SQLite gets WAL and a busy timeout so the app and worker can share it.
+
+    `pre_ping` tests each pooled PostgreSQL connection before use (one round trip), so a
+    request after a database restart gets a live connection instead of an error.
+    """
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -27,8 +31,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             conn.exec_driver_sql("BEGIN")
 
         return engine
-    # pool_pre_ping lets the app and worker survive a PostgreSQL restart.
-    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
+    return create_engine(url, pool_pre_ping=pre_ping, pool_size=pool_size, max_overflow=pool_size)
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -28,7 +28,7 @@ def main() -> int:
     args = parser.parse_args()
     settings = Settings()
     configure_logging(settings)
-    context = AppContext(settings, image_engine=engine_from_spec(args.engine))
+    context = AppContext.for_worker(settings, image_engine=engine_from_spec(args.engine))
     worker = Worker(context, concurrency=args.concurrency, drain=args.drain)
     print("worker ready", flush=True)  # past imports and setup: benchmarks start their clocks now
     status = worker.run()

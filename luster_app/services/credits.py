@@ -2,16 +2,56 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
+from typing import Any
 
-from sqlalchemy import update
+import sqlalchemy as sa
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.base import Executable
 from sqlmodel import Session
 
 from luster_app.models import CreditLedger, Credits, utcnow
 
-# Both dialects speak INSERT … ON CONFLICT DO NOTHING, which needs no savepoint.
-_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+LEDGER_COLUMNS = ("user_id", "delta", "kind", "ref", "note", "created_at")
+
+
+def ledger_entry_postgres(rows: sa.Select[Any]) -> tuple[sa.CTE, sa.CTE]:
+    """PostgreSQL: record `rows` (columns LEDGER_COLUMNS) in the ledger and move each balance by
+    what was recorded, as two CTEs of one statement: `entry` (the rows recorded; a (kind, ref)
+    already there is skipped by ON CONFLICT DO NOTHING) and the relative credits UPDATE.
+
+    One statement holds the user's credits row locked for the least time: every finishing job
+    of a photographer queues on that row until its transaction commits.
+    """
+    entry = (
+        postgresql.insert(CreditLedger.__table__)
+        .from_select(LEDGER_COLUMNS, rows)
+        .on_conflict_do_nothing(index_elements=["kind", "ref"])
+        .returning(CreditLedger.__table__.c.user_id, CreditLedger.__table__.c.delta)
+        .cte("entry")
+    )
+    credits = Credits.__table__
+    # Relative UPDATE: concurrent charges and grants never overwrite each other.
+    moved = update(credits).where(credits.c.user_id == entry.c.user_id).values(balance=credits.c.balance + entry.c.delta)
+    return entry, moved.cte("moved")
+
+
+@functools.cache
+def _ledger_statements(dialect: str) -> tuple[Executable, ...]:
+    """The statements of one ledger entry, built once per dialect; parameters are the
+    LEDGER_COLUMNS prefixed `entry_`. PostgreSQL: one statement counting the rows recorded.
+    SQLite: INSERT … ON CONFLICT DO NOTHING RETURNING, then (if recorded) the relative UPDATE."""
+    ledger = CreditLedger.__table__
+    values = {name: bindparam(f"entry_{name}", type_=ledger.c[name].type) for name in LEDGER_COLUMNS}
+    if dialect == "postgresql":
+        entry, moved = ledger_entry_postgres(select(*(value.label(name) for name, value in values.items())))
+        return (select(func.count()).select_from(entry).add_cte(moved),)
+    entry = sqlite.insert(ledger).values(values).on_conflict_do_nothing(index_elements=["kind", "ref"]).returning(ledger.c.id)
+    credits = Credits.__table__
+    move = update(credits).where(credits.c.user_id == values["user_id"]).values(balance=credits.c.balance + values["delta"])
+    return entry, move
 
 
 def apply_ledger_entry(
@@ -23,17 +63,15 @@ def apply_ledger_entry(
     transaction recording the same (kind, ref) makes this one wait on the unique index, then
     see the duplicate; the caller's transaction survives either way.
     """
-    insert = _INSERTS[session.get_bind().dialect.name]
-    recorded = session.execute(
-        insert(CreditLedger)
-        .values(user_id=user_id, delta=delta, kind=kind, ref=ref, note=note, created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["kind", "ref"])
-        .returning(CreditLedger.id)
-    ).first()
-    if recorded is None:
+    row = {"user_id": user_id, "delta": delta, "kind": kind, "ref": ref, "note": note, "created_at": utcnow()}
+    params = {f"entry_{name}": value for name, value in row.items()}
+    statements = _ledger_statements(session.get_bind().dialect.name)
+    if len(statements) == 1:
+        return session.execute(statements[0], params).scalar_one() == 1
+    entry, move = statements
+    if session.execute(entry, params).first() is None:
         return False
-    # Relative UPDATE: concurrent charges and grants never overwrite each other.
-    session.execute(update(Credits).where(Credits.user_id == user_id).values(balance=Credits.balance + delta))
+    session.execute(move, params)
     return True
 
 

@@ -16,14 +16,14 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import bindparam, func, insert, literal, select, union_all, update
+from sqlalchemy import bindparam, exists, func, insert, literal, literal_column, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from luster_app.db import is_postgres
 from luster_app.models import Asset, AssetKind, AssetStatus, Job, JobEvent, JobStatus, LedgerKind, UTCDateTime, utcnow
-from luster_app.services.credits import apply_ledger_entry
+from luster_app.services.credits import apply_ledger_entry, ledger_entry_postgres
 from luster_app.services.jobs import add_event, add_events, event_row, start_transaction
 
 NO_SYNC = {"synchronize_session": False}
@@ -66,14 +66,22 @@ def _now(session: Session, plus_seconds: float = 0) -> Any:
     return literal(utcnow() + timedelta(seconds=plus_seconds), UTCDateTime())
 
 
+def _autocommit(session: Session) -> None:
+    """Run this unit of work, a single statement (atomic by itself), without BEGIN and COMMIT
+    round trips. Call at the start of the session's transaction; the connection is back to
+    transactions when it returns to the pool."""
+    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
 def _owned(job_id: uuid.UUID, owner: str) -> tuple[sa.ColumnElement[bool], ...]:
     return (Job.id == job_id, Job.lease_owner == owner, Job.status == JobStatus.PROCESSING)
 
 
 @functools.cache
-def _claim_statement(postgres: bool) -> sa.Update:
+def _claim_update(postgres: bool) -> tuple[sa.Update, sa.CTE]:
     """The claim, built once per dialect (it runs for every job): parameters `owner`, `limit`,
-    and the lease (`lease` as an interval on PostgreSQL; `now` and `lease_until` on SQLite)."""
+    and the lease (`lease` as an interval on PostgreSQL; `now` and `lease_until` on SQLite).
+    Also returns the set of expired leases it takes over from (`stale`)."""
     if postgres:
         now, lease_until = func.now(), func.now() + bindparam("lease", type_=sa.Interval())
     else:
@@ -95,7 +103,7 @@ def _claim_statement(postgres: bool) -> sa.Update:
         .with_for_update(skip_locked=True)
         .cte("stale")
     )
-    return (
+    claim = (
         update(Job)
         .where(Job.id.in_(union_all(select(due.c.id), select(stale.c.id)).limit(limit)))
         .values(
@@ -105,7 +113,48 @@ def _claim_statement(postgres: bool) -> sa.Update:
             attempts=Job.attempts + 1,
             started_at=func.coalesce(Job.started_at, now),
         )
-        .returning(Job)
+    )
+    return claim, stale
+
+
+@functools.cache
+def _claim_statement_sqlite() -> sa.Update:
+    """SQLite (no statements inside WITH): the claim alone; `claim_jobs` adds events and photos."""
+    return _claim_update(False)[0].returning(Job)
+
+
+@functools.cache
+def _claim_statement_postgres() -> sa.Select[tuple[Job, bool, Asset | None, int]]:
+    """PostgreSQL: the claim, its events and each claimed job's photo with its next output
+    version, in one statement (the claim runs for every job, and each statement costs this
+    process more CPU than the database spends on it). Parameters as `_claim_update`, and `at`.
+
+    A job taken over from the expired lease of a worker that died gets a `lease_expired`
+    event before its `claimed` one: its last attempt never reported back.
+    """
+    claim, stale = _claim_update(True)
+    reclaimed = Job.id.in_(select(stale.c.id)).label("reclaimed")
+    claimed = claim.returning(*Job.__table__.c, reclaimed).cte("claimed")
+    at = bindparam("at", type_=UTCDateTime())
+    worker = sa.cast(bindparam("owner"), sa.Text())
+
+    def event(kind: str, step: int, *detail: Any) -> sa.Select[Any]:
+        return select(
+            claimed.c.id.label("job_id"), at.label("at"), literal_column(f"'{kind}'").label("type"),
+            func.json_build_object(*detail).label("detail"), literal_column(str(step)).label("step"),
+        )
+
+    events = union_all(
+        event("lease_expired", 0, "attempt", claimed.c.attempts - 1).where(claimed.c.reclaimed),
+        event("claimed", 1, "attempt", claimed.c.attempts, "worker", worker),
+    ).subquery()
+    columns = ("job_id", "at", "type", "detail")
+    in_timeline_order = select(*(events.c[name] for name in columns)).order_by(events.c.job_id, events.c.step)
+    log = insert(JobEvent.__table__).from_select(columns, in_timeline_order).cte("logged")
+    return (
+        select(aliased(Job, claimed), claimed.c.reclaimed, Asset, _next_version(claimed.c.asset_id))
+        .outerjoin(Asset, Asset.id == claimed.c.asset_id)
+        .add_cte(log)
     )
 
 
@@ -120,11 +169,22 @@ def claim_jobs(*, session: Session, owner: str, limit: int, lease_seconds: float
     """
     start_transaction(session)
     lease = timedelta(seconds=lease_seconds)
-    postgres = is_postgres(session.get_bind())
-    params: dict[str, Any] = {"owner": owner, "limit": limit}
-    params.update({"lease": lease} if postgres else {"now": utcnow(), "lease_until": utcnow() + lease})
+    if is_postgres(session.get_bind()):
+        _autocommit(session)
+        params = {"owner": owner, "limit": limit, "lease": lease, "at": utcnow()}
+        try:
+            rows = session.execute(_claim_statement_postgres(), params).all()
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        return [
+            ClaimedJob(job=job, original=original, next_version=version, reclaimed=reclaimed)
+            for job, reclaimed, original, version in rows
+        ]
+    params = {"owner": owner, "limit": limit, "now": utcnow(), "lease_until": utcnow() + lease}
     try:
-        jobs = list(session.execute(_claim_statement(postgres), params, execution_options=NO_SYNC).scalars())
+        jobs = list(session.execute(_claim_statement_sqlite(), params, execution_options=NO_SYNC).scalars())
         if not jobs:
             session.commit()
             return []
@@ -147,22 +207,26 @@ def claim_jobs(*, session: Session, owner: str, limit: int, lease_seconds: float
     return claimed
 
 
-@functools.cache
-def _next_version() -> sa.ScalarSelect[int]:
-    """The version the next output of the photo in the enclosing query's `assets` row takes
-    (built once: it is part of every claim)."""
+def _next_version(photo_id: Any) -> sa.ScalarSelect[int]:
+    """The version the next output of photo `photo_id` (a column of the enclosing query) takes."""
     output = aliased(Asset)
     return (
         select(func.coalesce(func.max(output.version), 0) + 1)
-        .where(output.parent_asset_id == Asset.id, output.kind == AssetKind.OUTPUT)
+        .where(output.parent_asset_id == photo_id, output.kind == AssetKind.OUTPUT)
         .scalar_subquery()
     )
+
+
+@functools.cache
+def _originals_statement() -> sa.Select[tuple[Asset, int]]:
+    """The photos `ids` with their next output versions (built once: part of every claim)."""
+    return select(Asset, _next_version(Asset.id)).where(Asset.id.in_(bindparam("ids", expanding=True)))
 
 
 def _originals_with_next_version(session: Session, asset_ids: set[uuid.UUID]) -> dict[uuid.UUID, tuple[Asset, int]]:
     """The claimed jobs' photos, each with its next output version: one query, so a claimed
     job needs no further reads before it runs."""
-    rows = session.execute(select(Asset, _next_version()).where(Asset.id.in_(asset_ids)))
+    rows = session.execute(_originals_statement(), {"ids": list(asset_ids)})
     return {asset.id: (asset, version) for asset, version in rows}
 
 
@@ -242,36 +306,88 @@ def release_job(*, session: Session, job_id: uuid.UUID, owner: str) -> bool:
 def next_output_version(*, session: Session, original_id: uuid.UUID) -> int:
     """The version number the next output of this original photo gets (`_v{n}` in its key)."""
     start_transaction(session)
-    version = session.execute(select(_next_version()).where(Asset.id == original_id)).scalar_one()
+    version = session.execute(select(_next_version(Asset.id)).where(Asset.id == original_id)).scalar_one()
     session.commit()
     return version
 
 
+@functools.cache
+def _succeed_statement(postgres: bool) -> sa.Update:
+    """`succeeded`, if `owner` still holds the lease on `job_id` (`now` too on SQLite)."""
+    jobs = Job.__table__
+    now = func.now() if postgres else bindparam("now", type_=UTCDateTime())
+    return (
+        update(jobs)
+        .where(jobs.c.id == bindparam("job_id"), jobs.c.lease_owner == bindparam("owner"), jobs.c.status == JobStatus.PROCESSING)
+        .values(
+            status=JobStatus.SUCCEEDED, finished_at=now, lease_owner=None, lease_expires_at=None, error_code=None,
+            error_message=None,
+        )
+    )
+
+
+@functools.cache
+def _finish_statement_postgres() -> sa.Select[tuple[int]]:
+    """PostgreSQL: the whole finish in one statement, which counts the jobs it finished (0: the
+    lease was lost, and nothing was written). Parameters: `job_id`, `owner`, `at`, `detail` (the
+    event's), `ref` (the ledger's), and every asset column prefixed `output_` and `thumb_`.
+
+    Built once, as one statement on the tables: it runs for every job, and each statement
+    through the ORM costs this process more CPU than the database spends on it.
+    """
+    jobs, assets, events = Job.__table__, Asset.__table__, JobEvent.__table__
+    finished = _succeed_statement(True).returning(jobs.c.id, jobs.c.user_id).cte("finished")
+    at = bindparam("at", type_=UTCDateTime())
+    columns = [column.name for column in assets.c]
+    rows = union_all(*(
+        select(*(bindparam(f"{row}_{name}", type_=assets.c[name].type) for name in columns)).where(exists(select(finished.c.id)))
+        for row in ("output", "thumb")
+    ))
+    stored = insert(assets).from_select(columns, rows).cte("stored")
+    event = select(finished.c.id, at, literal("succeeded"), bindparam("detail", type_=events.c.detail.type))
+    logged = insert(events).from_select(["job_id", "at", "type", "detail"], event).cte("logged")
+    charge = select(finished.c.user_id, literal(-1), literal(LedgerKind.JOB), bindparam("ref", type_=sa.String()), literal(""), at)
+    entry, moved = ledger_entry_postgres(charge)
+    return select(func.count()).select_from(finished).add_cte(stored, logged, entry, moved)
+
+
 def finish_success(*, session: Session, job: Job, original: Asset, owner: str, files: OutputFiles) -> FinishOutcome:
     """In one transaction, if `owner` still holds the lease: `succeeded`, the output and thumbnail
-    assets, the ledger row (kind `job`, ref the job id) and one credit taken."""
+    assets, the `succeeded` event, the ledger row (kind `job`, ref the job id) and one credit taken."""
+    output, thumb = _output_asset_rows(job, original, files)
+    detail = {"attempt": job.attempts, "output_asset_id": str(output["id"]), "version": files.version}
     start_transaction(session)
     try:
-        values = {
-            "status": JobStatus.SUCCEEDED, "finished_at": _now(session), "lease_owner": None,
-            "lease_expires_at": None, "error_code": None, "error_message": None,
-        }
-        if not session.execute(update(Job).where(*_owned(job.id, owner)).values(**values), execution_options=NO_SYNC).rowcount:
-            session.rollback()
-            return FinishOutcome.FINISHED if _stored_by_job(session, job.id, files.key) else FinishOutcome.LEASE_LOST
-        try:
-            output_id = _insert_output_assets(session, job, original, files)
-        except IntegrityError:
-            # uq_assets_parent_version: a concurrent job on this photo stored this version first.
-            session.rollback()
-            return FinishOutcome.VERSION_TAKEN
-        apply_ledger_entry(session=session, user_id=job.user_id, delta=-1, kind=LedgerKind.JOB, ref=str(job.id))
-        add_event(session, job.id, "succeeded", attempt=job.attempts, output_asset_id=str(output_id), version=files.version)
-        session.commit()
+        if is_postgres(session.get_bind()):
+            _autocommit(session)
+            params = {"job_id": job.id, "owner": owner, "at": utcnow(), "detail": detail, "ref": str(job.id)}
+            params |= {f"output_{name}": value for name, value in output.items()}
+            params |= {f"thumb_{name}": value for name, value in thumb.items()}
+            finished = session.execute(_finish_statement_postgres(), params).scalar_one()
+        else:
+            finished = _finish_sqlite(session, job, owner, [output, thumb], detail)
+    except IntegrityError:
+        # uq_assets_parent_version: a concurrent job on this photo stored this version first.
+        session.rollback()
+        return FinishOutcome.VERSION_TAKEN
     except BaseException:
         session.rollback()
         raise
+    if not finished:
+        session.rollback()
+        return FinishOutcome.FINISHED if _stored_by_job(session, job.id, files.key) else FinishOutcome.LEASE_LOST
+    session.commit()
     return FinishOutcome.FINISHED
+
+
+def _finish_sqlite(session: Session, job: Job, owner: str, assets: list[dict[str, Any]], detail: dict[str, Any]) -> bool:
+    """SQLite (no statements inside WITH): the finish's statements one by one, under its write lock."""
+    if not session.execute(_succeed_statement(False), {"job_id": job.id, "owner": owner, "now": utcnow()}).rowcount:
+        return False
+    session.execute(insert(Asset.__table__), assets)
+    add_event(session, job.id, "succeeded", **detail)
+    apply_ledger_entry(session=session, user_id=job.user_id, delta=-1, kind=LedgerKind.JOB, ref=str(job.id))
+    return True
 
 
 def _stored_by_job(session: Session, job_id: uuid.UUID, key: str) -> bool:
@@ -282,21 +398,22 @@ def _stored_by_job(session: Session, job_id: uuid.UUID, key: str) -> bool:
     return found is not None
 
 
-def _insert_output_assets(session: Session, job: Job, original: Asset, files: OutputFiles) -> uuid.UUID:
-    """The output and its thumbnail, in one INSERT; returns the output's id."""
+def _output_asset_rows(job: Job, original: Asset, files: OutputFiles) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The `assets` rows of an output and its thumbnail, every column given."""
     stem = f"{PurePosixPath(original.filename).stem}_{job.preset}_v{files.version}"
     output_id = uuid.uuid4()
     common = {
         "shoot_id": original.shoot_id, "user_id": original.user_id, "content_type": "image/jpeg",
         "status": AssetStatus.READY, "job_id": job.id, "reject_reason": None, "created_at": utcnow(),
     }
-    rows = [
-        {**common, "id": output_id, "kind": AssetKind.OUTPUT, "storage_key": files.key, "filename": f"{stem}.jpg",
-         "bytes": files.size, "width": files.width, "height": files.height, "parent_asset_id": original.id,
-         "version": files.version},
-        {**common, "id": uuid.uuid4(), "kind": AssetKind.THUMB, "storage_key": files.thumb_key,
-         "filename": f"{stem}_thumb.jpg", "bytes": files.thumb_size, "width": files.thumb_width,
-         "height": files.thumb_height, "parent_asset_id": output_id, "version": None},
-    ]
-    session.execute(insert(Asset), rows)
-    return output_id
+    output = {
+        **common, "id": output_id, "kind": AssetKind.OUTPUT, "storage_key": files.key, "filename": f"{stem}.jpg",
+        "bytes": files.size, "width": files.width, "height": files.height, "parent_asset_id": original.id,
+        "version": files.version,
+    }
+    thumb = {
+        **common, "id": uuid.uuid4(), "kind": AssetKind.THUMB, "storage_key": files.thumb_key,
+        "filename": f"{stem}_thumb.jpg", "bytes": files.thumb_size, "width": files.thumb_width,
+        "height": files.thumb_height, "parent_asset_id": output_id, "version": None,
+    }
+    return output, thumb

@@ -70,10 +70,10 @@ def event_row(job_id: uuid.UUID, event_type: str, **detail: Any) -> dict[str, An
 
 
 def add_events(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Record events inside the caller's transaction, in one statement (a plain INSERT: events
-    are written on every transition, and need none of the ORM's bookkeeping)."""
+    """Record events inside the caller's transaction, in one statement (a plain table INSERT:
+    events are written on every transition, and need none of the ORM's bookkeeping)."""
     if rows:
-        session.execute(insert(JobEvent), rows)
+        session.execute(insert(JobEvent.__table__), rows)
 
 
 def add_event(session: Session, job_id: uuid.UUID, event_type: str, **detail: Any) -> None:
