@@ -99,14 +99,15 @@ def run(env: BenchEnv) -> Section:
         f"{jobs} jobs per run, no-op engine, {CONCURRENCY} jobs in flight per worker process, PostgreSQL;",
         f"median of {repeats} interleaved runs (range in brackets), ratio of the medians.",
         "Full lifecycle: jobs created in shoot-sized batches of 25 (credit check, events), claimed (one",
-        "statement), original fetched and decoded, output and thumbnail encoded and stored, finished",
-        "(output assets, ledger row, balance) — timed from the first create to the last charge.",
+        "statement: lease, `claimed` events, photos and next output versions), original fetched and decoded,",
+        "output and thumbnail encoded and stored, finished (one statement: status, output assets, event,",
+        "ledger row, balance) — timed from the first create to the last charge.",
         "Bare loop: `UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED) RETURNING id`, then one",
         "`UPDATE` to done, autocommit, one connection per process, pre-filled queue with a partial index.",
-        "Where the difference goes: a job's full lifecycle is about 15 statements through SQLAlchemy",
-        "sessions (each UPDATE-and-commit costs about 0.5 ms of CPU here; the ledger row is one",
-        "INSERT … ON CONFLICT DO NOTHING), plus three storage operations and two JPEG encodes, against the bare loop's two",
-        "statements; on a 2-CPU machine the worker, PostgreSQL and this benchmark share the cores.",
+        "Where the difference goes: the worker process is CPU-bound in Python (the database is not the",
+        "limit): SQLAlchemy's cost per statement, three storage operations and two JPEG encodes per job,",
+        "against the bare loop's two statements; on a 2-CPU machine the workers, PostgreSQL and the",
+        "process creating the jobs share the cores.",
     ]
     return section
 

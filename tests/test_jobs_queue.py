@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import threading
 import uuid
 from collections import Counter
@@ -9,7 +10,9 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from PIL import Image
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from luster_app.context import AppContext
 from luster_app.models import Job, JobEvent, utcnow
@@ -18,7 +21,7 @@ from luster_app.services.jobs import JobOptions, create_batch
 from tests.engines_for_tests import InvertEngine, WaitingEngine, indexed_image
 from tests.jobs_support import add_photo, add_shoot, balance, job_charges, outputs_of, user_with_credits, worker_context
 from worker.heartbeat import LeaseKeeper
-from worker.pipeline import ImageLimits
+from worker.pipeline import ImageLimits, render
 from worker.retry import RetryPolicy
 from worker.runner import JobRunner
 from worker.worker import Worker
@@ -119,12 +122,33 @@ def test_a_worker_that_lost_its_lease_writes_nothing(context) -> None:
     _runner(context, "worker-a").run(stale)  # renders, stores, then finds the lease gone
 
     assert outputs_of(context, job.id) == []
-    storage_root = context.settings.luster_data_dir / "storage"
-    assert not list(storage_root.rglob("outputs/*"))  # its orphan objects were deleted
     assert job_charges(context) == 0
     with context.session() as session:
         assert session.get(Job, job.id).lease_owner == "worker-b"
     assert balance(context, user_id) == 1
+
+
+def test_a_worker_that_lost_its_lease_leaves_the_new_owners_output_alone(context) -> None:
+    """The old and the new owner of a job store under the same keys (job and version): the old
+    one, finding its lease gone, must not delete what the new one stored and is charged for."""
+    user_id, [job] = _queue_jobs(context, 1)
+    [stale] = _claim(context, "worker-a")
+    _expire_lease(context, job.id)
+    [current] = _claim(context, "worker-b")
+    new_owner = _runner(context, "worker-b")
+    rendered = render(current.job, current.original, storage=context.storage, engine=context.image_engine, limits=new_owner.limits)
+    files = new_owner._store(current.job, current.original, rendered, current.next_version)
+
+    _runner(context, "worker-a").run(stale)  # stores under the same keys, then finds the lease gone
+    assert _finish(context, current, "worker-b", files) is FinishOutcome.FINISHED
+
+    [output] = outputs_of(context, job.id)
+    assert output.storage_key == files.key
+    with Image.open(io.BytesIO(context.storage.get_bytes(output.storage_key))) as image:
+        assert (image.format, image.size) == ("JPEG", (rendered.width, rendered.height))
+    assert context.storage.head(files.thumb_key) is not None
+    assert job_charges(context) == 1
+    assert balance(context, user_id) == 0
 
 
 def test_a_repeated_finish_charges_once(context) -> None:
@@ -167,6 +191,19 @@ def test_a_version_taken_by_a_concurrent_job_is_refused(context) -> None:
     assert _finish(context, second, "worker-a", _files(2, "second")) is FinishOutcome.FINISHED
     assert [output.version for output in outputs_of(context, second.job.id)] == [2]
     assert job_charges(context) == 2
+
+
+def test_another_integrity_error_in_the_finish_is_raised_not_taken_for_a_version(context) -> None:
+    user_id, [job] = _queue_jobs(context, 1)
+    [claimed] = _claim(context, "worker-a")
+    gone = claimed.original.model_copy(update={"shoot_id": uuid.uuid4()})  # its shoot no longer exists
+
+    with context.session() as session, pytest.raises(IntegrityError):
+        finish_success(session=session, job=claimed.job, original=gone, owner="worker-a", files=_files(1, "only"))
+
+    assert outputs_of(context, job.id) == []
+    assert job_charges(context) == 0
+    assert balance(context, user_id) == 1
 
 
 def test_release_puts_the_job_back_without_counting_the_attempt(context) -> None:

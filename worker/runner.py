@@ -100,11 +100,16 @@ class JobRunner:
             if outcome is FinishOutcome.FINISHED:
                 log.info("succeeded: output v%d", version)
                 return
-            self._delete(files.key, files.thumb_key)
             if outcome is FinishOutcome.LEASE_LOST:
-                log.warning("lease lost to another worker: this attempt's output was discarded")
+                # The files stay: the worker that took the job over stores its output under the
+                # same keys (job and version), and deleting them could leave its charged output
+                # without an image. At worst this attempt's render replaces its own, or stays an
+                # orphan object if the new owner stores a later version.
+                log.warning("lease lost to another worker: this attempt wrote nothing to the database")
                 return
-            # Another job on this photo stored that version first: take the next free one.
+            # Another job on this photo stored that version first: take the next free one. The
+            # keys carry this job's id, and this worker holds its lease: the files are its own.
+            self._delete(files.key, files.thumb_key)
             version = self.db(lambda session: next_output_version(session=session, original_id=original.id))
         raise RuntimeError(f"no free output version for photo {original.id} after {VERSION_TRIES} tries")
 

@@ -81,6 +81,8 @@ class Worker:
         failures = 0
         while not self._stop.is_set():
             free = self._free_slots()
+            if self._stop.is_set():
+                break
             claimed: list[ClaimedJob] = []
             if free > 0:
                 try:
@@ -108,8 +110,9 @@ class Worker:
         any real engine call."""
         free = self.concurrency - self._running()
         deadline = time.monotonic() + CLAIM_GATHER_SECONDS
-        while 0 < free < self.concurrency / 2 and not self._stop.is_set() and (left := deadline - time.monotonic()) > 0:
-            self._wakeup.wait(left)
+        while 0 < free < self.concurrency / 2 and (left := deadline - time.monotonic()) > 0:
+            if self._stop.is_set() or not self._wakeup.wait(left):
+                break
             self._wakeup.clear()
             free = self.concurrency - self._running()
         return free

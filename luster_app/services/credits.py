@@ -18,9 +18,10 @@ LEDGER_COLUMNS = ("user_id", "delta", "kind", "ref", "note", "created_at")
 
 
 def ledger_entry_postgres(rows: sa.Select[Any]) -> tuple[sa.CTE, sa.CTE]:
-    """PostgreSQL: record `rows` (columns LEDGER_COLUMNS) in the ledger and move each balance by
-    what was recorded, as two CTEs of one statement: `entry` (the rows recorded; a (kind, ref)
-    already there is skipped by ON CONFLICT DO NOTHING) and the relative credits UPDATE.
+    """PostgreSQL: record `rows` (columns LEDGER_COLUMNS, at most one row per user: UPDATE … FROM
+    moves a credits row once) in the ledger and move each balance by what was recorded, as two
+    CTEs of one statement: `entry` (the rows recorded; a (kind, ref) already there is skipped by
+    ON CONFLICT DO NOTHING) and the relative credits UPDATE.
 
     One statement holds the user's credits row locked for the least time: every finishing job
     of a photographer queues on that row until its transaction commits.

@@ -366,10 +366,11 @@ def finish_success(*, session: Session, job: Job, original: Asset, owner: str, f
             finished = session.execute(_finish_statement_postgres(), params).scalar_one()
         else:
             finished = _finish_sqlite(session, job, owner, [output, thumb], detail)
-    except IntegrityError:
-        # uq_assets_parent_version: a concurrent job on this photo stored this version first.
+    except IntegrityError as exc:
         session.rollback()
-        return FinishOutcome.VERSION_TAKEN
+        if _version_taken(exc):
+            return FinishOutcome.VERSION_TAKEN
+        raise
     except BaseException:
         session.rollback()
         raise
@@ -378,6 +379,15 @@ def finish_success(*, session: Session, job: Job, original: Asset, owner: str, f
         return FinishOutcome.FINISHED if _stored_by_job(session, job.id, files.key) else FinishOutcome.LEASE_LOST
     session.commit()
     return FinishOutcome.FINISHED
+
+
+def _version_taken(exc: IntegrityError) -> bool:
+    """Whether the finish broke uq_assets_parent_version: a concurrent job on this photo stored
+    this output version first (any other integrity error is a real failure)."""
+    diag = getattr(exc.orig, "diag", None)
+    if diag is not None:  # PostgreSQL names the constraint
+        return diag.constraint_name == "uq_assets_parent_version"
+    return "assets.parent_asset_id, assets.version" in str(exc.orig)  # SQLite names its columns
 
 
 def _finish_sqlite(session: Session, job: Job, owner: str, assets: list[dict[str, Any]], detail: dict[str, Any]) -> bool:
