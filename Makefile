@@ -41,7 +41,8 @@ test: setup frontend
 	$(BIN)/python tests/ensure_services.py
 	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=80 $(PYTEST_ARGS)
 
-bench: setup
+bench: setup frontend
+	$(BIN)/python tests/ensure_services.py
 	$(BIN)/python -m bench
 
 clean:

@@ -16,6 +16,8 @@ _PLACEHOLDER_MARKERS = ("placeholder", "changeme", "change-me", "change_me", "yo
 # Vendor prefixes stripped before comparing with PLACEHOLDER_SECRETS ("sk_test_xxx" is "xxx").
 _SECRET_PREFIXES = ("sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_", "sk-proj-", "sk-")
 
+# Stripe keys of test mode, where a checkout completes with Stripe's published test cards.
+_STRIPE_TEST_MODE = ("sk_test_", "rk_test_")
 # Secrets production cannot run without, and secrets checked only when they are set.
 _REQUIRED_SECRETS = ("supabase_anon_key", "stripe_secret_key", "stripe_webhook_secret",
                      "s3_access_key_id", "s3_secret_access_key")
@@ -68,6 +70,10 @@ def production_problems(settings: Settings) -> list[str]:
     for name in _REQUIRED_SECRETS:
         if name.upper() not in already_reported and is_placeholder(getattr(settings, name)):
             problems.append(f"{name.upper()} is missing or a placeholder")
+    if settings.stripe_secret_key.startswith(_STRIPE_TEST_MODE) and not any(p.startswith("STRIPE_SECRET_KEY") for p in problems):
+        problems.append(
+            "STRIPE_SECRET_KEY is a test-mode key: anyone could buy credits with Stripe's test cards; use the live key"
+        )
     for name in _OPTIONAL_SECRETS:
         value = getattr(settings, name)
         if value and is_placeholder(value):

@@ -59,6 +59,8 @@ def test_development_runs_on_the_embedded_providers() -> None:
         ({"s3_endpoint": "", "s3_bucket": ""}, "S3_BUCKET"),
         ({"s3_bucket": ""}, "S3_BUCKET"),
         ({"stripe_secret_key": "sk_test_placeholder"}, "STRIPE_SECRET_KEY"),
+        ({"stripe_secret_key": "sk_test_51NzQe2ExAmPlEkEy0000000000"}, "STRIPE_SECRET_KEY"),
+        ({"stripe_secret_key": "rk_test_51NzQe2ExAmPlEkEy0000000000"}, "STRIPE_SECRET_KEY"),
         ({"stripe_webhook_secret": "whsec_xxx"}, "STRIPE_WEBHOOK_SECRET"),
         ({"supabase_anon_key": "changeme"}, "SUPABASE_ANON_KEY"),
         ({"s3_secret_access_key": "secret"}, "S3_SECRET_ACCESS_KEY"),
