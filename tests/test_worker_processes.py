@@ -102,8 +102,9 @@ def _wait_for(condition, what: str, timeout: float = 60) -> None:
 def test_four_workers_run_every_job_exactly_once(context, workers, tmp_path) -> None:
     users, jobs_each = (10, 100) if is_postgres(context.db) else (4, 50)
     calls = tmp_path / "calls"
-    # All four up before the jobs arrive: one that started late could find them all taken.
-    processes = [_start(workers, context, f"record:{calls}", tmp_path, concurrency=4) for _ in range(4)]
+    # All four up before the jobs arrive, and each call takes a moment so the slots, not the
+    # machine's scheduling, decide who works: else three fast workers can take every job.
+    processes = [_start(workers, context, f"record:{calls}:0.05", tmp_path, concurrency=4) for _ in range(4)]
     _wait_for(lambda: all("worker ready" in process.output() for process in processes), "the workers to start", timeout=120)
     balances = _queue(context, users=users, jobs_each=jobs_each)
     _wait_for(lambda: jobs_by_status(context) == {"succeeded": users * jobs_each}, "every job to succeed", timeout=600)
