@@ -70,6 +70,7 @@ class LedgerKind:
     DISPUTE = "dispute"
     DISPUTE_WON = "dispute_won"
     ADJUSTMENT = "adjustment"
+    REFUND_FAILED = "refund_failed"  # a refund that never reached the customer gives its credits back
 
 
 class User(SQLModel, table=True):
@@ -204,6 +205,9 @@ class CheckoutSession(SQLModel, table=True):
     status_reason: str | None = Field(default=None, max_length=500)
     created_at: datetime = _created_at()
     fulfilled_at: datetime | None = _ts()
+    # Credits taken back so far by refunds and disputes, net of reinstatements: a claw-back
+    # never takes more than the pack granted, however Stripe's refunds and disputes overlap.
+    credits_clawed_back: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class MagicLink(SQLModel, table=True):

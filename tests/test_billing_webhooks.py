@@ -205,6 +205,64 @@ def test_a_partial_refund_then_a_lost_dispute_of_the_rest_claws_back_the_whole_p
     assert shop.balance(headers) == 5  # the bank sided with us: the disputed $5.00 worth comes back
 
 
+def test_a_dispute_of_money_already_refunded_takes_no_credit_twice(shop: Shop) -> None:
+    session_id, headers, _ = _paid_purchase(shop, "starter")  # 10 credits for $12.00
+    shop.stripe.refund(session_id, 1200)
+    shop.deliver_ok(shop.stripe.event("charge.refunded", shop.stripe.charge(session_id)))
+    assert shop.balance(headers) == 0
+    # The customer, refunded in full, disputes the whole charge with the bank as well.
+    dispute = shop.stripe.dispute(session_id, amount=1200)
+    shop.deliver_ok(shop.stripe.event("charge.dispute.created", dispute))
+    shop.deliver_ok(shop.stripe.event("charge.dispute.closed", {**dispute, "status": "lost"}))
+    assert shop.balance(headers) == 0  # not -10: the pack's credits went back once
+    shop.deliver_ok(shop.stripe.event("charge.dispute.closed", {**dispute, "status": "won"}))
+    assert shop.balance(headers) == 0  # winning the dispute does not undo the refund
+    kinds = sorted((e["kind"], e["delta"]) for e in shop.ledger(headers))
+    assert kinds == [("dispute", 0), ("dispute_won", 0), ("purchase", 10), ("refund", -10)]
+
+
+@pytest.mark.parametrize("event_type", ["charge.refund.updated", "refund.failed"])
+def test_a_refund_that_fails_gives_its_credits_back_once(shop: Shop, event_type: str) -> None:
+    session_id, headers, _ = _paid_purchase(shop, "pro")  # 50 credits for $50.00
+    refund = shop.stripe.refund(session_id, 1000)
+    refunded = shop.stripe.event("charge.refunded", shop.stripe.charge(session_id))
+    shop.deliver_ok(refunded)
+    assert shop.balance(headers) == 40
+    failed = shop.stripe.event(event_type, shop.stripe.fail_refund(refund["id"]))  # the card was closed
+    assert shop.deliver_ok(failed)["outcome"] == "refund failed: gave back 10 credits"
+    shop.deliver_ok(failed)
+    shop.deliver_ok(refunded)
+    assert shop.balance(headers) == 50  # the money stayed with us, so the credits stay with the buyer
+    shop.stripe.refund(session_id, 1500)
+    shop.deliver_ok(shop.stripe.event("charge.refunded", shop.stripe.charge(session_id)))
+    assert shop.balance(headers) == 35
+    refunds = [(e["kind"], e["delta"], e["note"]) for e in shop.ledger(headers) if e["kind"].startswith("refund")]
+    assert refunds == [
+        ("refund", -15, "Refund of $15.00 on the Pro pack"),
+        ("refund_failed", 10, "Refund of $10.00 failed: credits back"),
+        ("refund", -10, "Refund of $10.00 on the Pro pack"),
+    ]
+
+
+def test_a_failed_refund_leaves_the_credits_of_the_refunds_that_stand(shop: Shop) -> None:
+    session_id, headers, _ = _paid_purchase(shop, "starter")  # 10 credits for $12.00
+    first = shop.stripe.refund(session_id, 700)
+    shop.stripe.refund(session_id, 500)
+    shop.deliver_ok(shop.stripe.event("charge.refunded", shop.stripe.charge(session_id)))
+    assert shop.balance(headers) == 0
+    shop.deliver_ok(shop.stripe.event("charge.refund.updated", shop.stripe.fail_refund(first["id"], status="canceled")))
+    assert shop.balance(headers) == 6  # $5.00 of $12.00 went back: 4.17 credits' worth, rounded for the buyer
+
+
+def test_a_refund_event_that_arrives_after_the_refund_failed_takes_nothing(shop: Shop) -> None:
+    session_id, headers, _ = _paid_purchase(shop, "pro")
+    refund = shop.stripe.refund(session_id, 1000)
+    stale = shop.stripe.event("charge.refunded", shop.stripe.charge(session_id))  # lists it as succeeded
+    shop.deliver_ok(shop.stripe.event("charge.refund.updated", shop.stripe.fail_refund(refund["id"])))
+    shop.deliver_ok(stale)
+    assert shop.balance(headers) == 50
+
+
 def test_a_won_dispute_arriving_before_its_creation_changes_nothing(shop: Shop) -> None:
     session_id, headers, _ = _paid_purchase(shop, "starter")
     dispute = shop.stripe.dispute(session_id)

@@ -24,6 +24,7 @@ LEDGER_KINDS = {
     "purchase": "Purchase",
     "job": "Enhanced photo",
     "refund": "Refund",
+    "refund_failed": "Refund failed",
     "dispute": "Payment disputed",
     "dispute_won": "Dispute won",
     "adjustment": "Adjustment",

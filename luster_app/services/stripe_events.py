@@ -10,12 +10,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from luster_app.billing import PaymentError, PaymentProvider, Refund, find_pack, format_money
-from luster_app.billing.stripe_provider import refund_from_stripe
 from luster_app.models import CheckoutSession, CreditLedger, LedgerKind, StripeEvent, utcnow
 from luster_app.services.billing import (
     NotOurCheckout,
@@ -113,63 +112,104 @@ def _pack_name(purchase: CheckoutSession) -> str:
     return pack.name if pack else purchase.pack_id
 
 
+def _lock_purchase(session: Session, purchase: CheckoutSession) -> int:
+    """Lock the purchase so its claw-backs run one at a time; returns the credits it has left to take."""
+    clawed_back = session.execute(
+        select(CheckoutSession.credits_clawed_back).where(CheckoutSession.id == purchase.id).with_for_update()
+    ).scalar_one()
+    return purchase.credits - clawed_back
+
+
+def _claw_back(session: Session, purchase: CheckoutSession, *, credits: int, kind: str, ref: str, note: str) -> bool:
+    """Take `credits` back from the buyer (negative: give them back) once per (kind, ref), under
+    `_lock_purchase`, counting them against the purchase."""
+    if not apply_ledger_entry(session=session, user_id=purchase.user_id, delta=-credits, kind=kind, ref=ref, note=note):
+        return False
+    session.execute(
+        update(CheckoutSession)
+        .where(CheckoutSession.id == purchase.id)
+        .values(credits_clawed_back=CheckoutSession.credits_clawed_back + credits)
+    )
+    return True
+
+
 def _on_charge_refunded(session: Session, payments: PaymentProvider, charge: dict[str, Any]) -> str:
     purchase = _purchase_for(session, payments, _id_of(charge.get("payment_intent")))
     if purchase is None:
         return "ignored: no Luster purchase for this charge"
     charged = int(charge.get("amount") or purchase.amount_total)
-    refunds = _refunds_of(payments, charge)
-    # One claw-back of this purchase at a time, so each reads what the ones before it recorded.
-    session.execute(select(CheckoutSession.id).where(CheckoutSession.id == purchase.id).with_for_update())
-    recorded = dict(session.execute(
-        select(CreditLedger.ref, CreditLedger.delta).where(
-            CreditLedger.kind == LedgerKind.REFUND, CreditLedger.ref.in_([refund.id for refund in refunds])
+    # The live list, not the event's copy: a refund may have failed since this event was sent.
+    return _settle_refunds(session, purchase, _list_refunds(payments, charge["id"]), charged)
+
+
+def _on_refund_updated(session: Session, payments: PaymentProvider, refund: dict[str, Any]) -> str:
+    # A refund can fail or be cancelled after `charge.refunded`: the money stays with us.
+    purchase = _purchase_for(session, payments, _id_of(refund.get("payment_intent")))
+    charge_id = _id_of(refund.get("charge"))
+    if purchase is None or charge_id is None:
+        return "ignored: no Luster purchase for this refund"
+    return _settle_refunds(session, purchase, _list_refunds(payments, charge_id), purchase.amount_total)
+
+
+def _settle_refunds(session: Session, purchase: CheckoutSession, refunds: list[Refund], charged: int) -> str:
+    """Bring the purchase's refund claw-backs in line with the charge's refunds: take credits for
+    new ones, give back what failed ones took. Each refund id moves credits at most once each way."""
+    left = _lock_purchase(session, purchase)
+    recorded = session.execute(
+        select(CreditLedger.kind, CreditLedger.ref, CreditLedger.delta).where(
+            CreditLedger.kind.in_([LedgerKind.REFUND, LedgerKind.REFUND_FAILED]),
+            CreditLedger.ref.in_([refund.id for refund in refunds]),
         )
-    ).tuples().all())
-    # A new refund takes the credits for all the money refunded so far, minus what was really
-    # taken before: the total stays exact even when `created` ties reorder refunds between events.
-    taken = -sum(recorded.values())
-    cumulative = sum(refund.amount for refund in refunds if refund.counts and refund.id in recorded)
-    clawed = 0
+    ).tuples().all()
+    took = {ref: -delta for kind, ref, delta in recorded if kind == LedgerKind.REFUND}
+    failed = {ref for kind, ref, _ in recorded if kind == LedgerKind.REFUND_FAILED}
+    # What the refunds hold now, net of what failed ones gave back. Each change aims at the
+    # credits' worth of all the money refunded so far, so the total stays exact even when
+    # `created` ties reorder refunds between events.
+    taken = -sum(delta for _, _, delta in recorded)
+    cumulative = sum(refund.amount for refund in refunds if refund.counts and refund.id in took)
+    moved = 0
+    for refund in refunds:
+        if not refund.counts and refund.id in took and refund.id not in failed:
+            give_back = max(0, taken - purchase.credits * min(cumulative, charged) // charged)
+            note = f"Refund of {format_money(refund.amount, purchase.currency)} {refund.status}: credits back"
+            if _claw_back(session, purchase, credits=-give_back, kind=LedgerKind.REFUND_FAILED, ref=refund.id, note=note):
+                taken -= give_back
+                left += give_back
+                moved -= give_back
     for refund in sorted(refunds, key=lambda r: (r.created, r.id)):
-        if not refund.counts or refund.id in recorded:
+        if not refund.counts or refund.id in took:
             continue
         cumulative += refund.amount
-        share = purchase.credits * min(cumulative, charged) // charged - taken
+        share = min(purchase.credits * min(cumulative, charged) // charged - taken, left)
         note = f"Refund of {format_money(refund.amount, purchase.currency)} on the {_pack_name(purchase)} pack"
-        if share > 0 and apply_ledger_entry(
-            session=session, user_id=purchase.user_id, delta=-share, kind=LedgerKind.REFUND, ref=refund.id, note=note
-        ):
+        if share > 0 and _claw_back(session, purchase, credits=share, kind=LedgerKind.REFUND, ref=refund.id, note=note):
             taken += share
-            clawed += share
-    return f"refund: clawed back {clawed} credits"
+            left -= share
+            moved += share
+    if moved < 0:
+        return f"refund failed: gave back {-moved} credits"
+    return f"refund: clawed back {moved} credits"
 
 
-def _refunds_of(payments: PaymentProvider, charge: dict[str, Any]) -> list[Refund]:
-    """The charge's refunds: from the event when it lists them all, else from the API."""
-    embedded = charge.get("refunds")
-    if isinstance(embedded, dict) and not embedded.get("has_more") and embedded.get("data") is not None:
-        return [refund_from_stripe(item) for item in embedded["data"]]
+def _list_refunds(payments: PaymentProvider, charge_id: str) -> list[Refund]:
     try:
-        return payments.list_refunds(charge["id"])
+        return payments.list_refunds(charge_id)
     except PaymentError as exc:
         raise PaymentUnavailable(str(exc)) from exc
 
 
 def _claw_back_dispute(session: Session, purchase: CheckoutSession, dispute: dict[str, Any]) -> bool:
-    """Take back the disputed share of the pack (all of it for a full dispute), once per dispute."""
+    """Take back the disputed share of the pack (all of it for a full dispute), once per dispute,
+    never more than refunds left: a customer who disputes money already refunded keeps no credit
+    either way, and loses none twice."""
+    left = _lock_purchase(session, purchase)
     disputed = min(int(dispute.get("amount") or purchase.amount_total), purchase.amount_total)
     # Rounded up, where refunds round down: a dispute of whatever was not refunded then takes
     # exactly the credits the refunds left, so no credit outlives the money going back.
     credits = -(-purchase.credits * disputed // purchase.amount_total) if purchase.amount_total else purchase.credits
-    return apply_ledger_entry(
-        session=session,
-        user_id=purchase.user_id,
-        delta=-credits,
-        kind=LedgerKind.DISPUTE,
-        ref=dispute["id"],
-        note=f"Payment disputed: the {_pack_name(purchase)} pack",
-    )
+    note = f"Payment disputed: the {_pack_name(purchase)} pack"
+    return _claw_back(session, purchase, credits=min(credits, max(left, 0)), kind=LedgerKind.DISPUTE, ref=dispute["id"], note=note)
 
 
 def _on_dispute_created(session: Session, payments: PaymentProvider, dispute: dict[str, Any]) -> str:
@@ -190,10 +230,10 @@ def _on_dispute_closed(session: Session, payments: PaymentProvider, dispute: dic
     clawed = session.execute(
         select(CreditLedger.delta).where(CreditLedger.kind == LedgerKind.DISPUTE, CreditLedger.ref == dispute["id"])
     ).scalar_one()
-    reinstated = apply_ledger_entry(
-        session=session,
-        user_id=purchase.user_id,
-        delta=-clawed,
+    reinstated = _claw_back(
+        session,
+        purchase,
+        credits=clawed,
         kind=LedgerKind.DISPUTE_WON,
         ref=dispute["id"],
         note=f"Dispute won: the {_pack_name(purchase)} pack's credits are back",
@@ -207,6 +247,9 @@ HANDLERS: dict[str, Handler] = {
     "checkout.session.async_payment_failed": _on_async_payment_failed,
     "checkout.session.expired": _on_checkout_event,
     "charge.refunded": _on_charge_refunded,
+    "charge.refund.updated": _on_refund_updated,
+    "refund.updated": _on_refund_updated,
+    "refund.failed": _on_refund_updated,
     "charge.dispute.created": _on_dispute_created,
     "charge.dispute.closed": _on_dispute_closed,
 }

@@ -209,13 +209,21 @@ class FakeStripe:
     def refund(self, session_id: str, amount: int, *, created: int | None = None, refund_id: str | None = None) -> dict[str, Any]:
         """A refund of part of the charge; `created` (seconds, like Stripe's) lets two share one second."""
         with self._lock:
-            charge_id = self._session(session_id)["_charge"]
+            session = self._session(session_id)
+            charge_id = session["_charge"]
             if created is None:
                 created = int(time.time()) + len(self.refunds.get(charge_id, []))
             refund = {"id": refund_id or _new_id("re"), "object": "refund", "amount": amount, "charge": charge_id,
-                      "created": created,
+                      "payment_intent": session["payment_intent"], "created": created,
                       "currency": "usd", "status": "succeeded"}
             self.refunds.setdefault(charge_id, []).append(refund)
+            return dict(refund)
+
+    def fail_refund(self, refund_id: str, *, status: str = "failed") -> dict[str, Any]:
+        """The bank bounced a refund (or it was cancelled): the money stays with the merchant."""
+        with self._lock:
+            refund = next(r for refunds in self.refunds.values() for r in refunds if r["id"] == refund_id)
+            refund.update(status=status, failure_reason="expired_or_canceled_card" if status == "failed" else None)
             return dict(refund)
 
     def charge(self, session_id: str, *, embed_refunds: bool = True) -> dict[str, Any]:
@@ -223,21 +231,27 @@ class FakeStripe:
         with self._lock:
             session = self._session(session_id)
             refunds = self.refunds.get(session["_charge"], [])
+            refunded = sum(r["amount"] for r in refunds if r["status"] not in ("failed", "canceled"))
             charge = {"id": session["_charge"], "object": "charge", "amount": session["amount_total"],
-                      "amount_refunded": sum(r["amount"] for r in refunds), "currency": session["currency"],
+                      "amount_refunded": refunded, "currency": session["currency"],
                       "payment_intent": session["payment_intent"], "paid": True,
-                      "refunded": sum(r["amount"] for r in refunds) >= session["amount_total"]}
+                      "refunded": refunded >= session["amount_total"]}
             if embed_refunds:
                 charge["refunds"] = self._list(f"/v1/charges/{session['_charge']}/refunds",
                                                sorted(refunds, key=lambda r: -r["created"]))
             return json.loads(json.dumps(charge))
 
-    def dispute(self, session_id: str, *, status: str = "needs_response", dispute_id: str | None = None) -> dict[str, Any]:
-        """A bank's dispute of the charge: of what was not refunded already, as a cardholder can dispute only that."""
+    def dispute(self, session_id: str, *, status: str = "needs_response", dispute_id: str | None = None,
+                amount: int | None = None) -> dict[str, Any]:
+        """A bank's dispute of the charge: by default of what was not refunded already, which is
+        what a cardholder can usually dispute; `amount` plays one who disputes money refunded too."""
         with self._lock:
             session = self._session(session_id)
-            refunded = sum(r["amount"] for r in self.refunds.get(session["_charge"], []))
-            return {"id": dispute_id or _new_id("dp"), "object": "dispute", "amount": session["amount_total"] - refunded,
+            refunded = sum(r["amount"] for r in self.refunds.get(session["_charge"], [])
+                           if r["status"] not in ("failed", "canceled"))
+            if amount is None:
+                amount = session["amount_total"] - refunded
+            return {"id": dispute_id or _new_id("dp"), "object": "dispute", "amount": amount,
                     "charge": session["_charge"], "payment_intent": session["payment_intent"],
                     "currency": session["currency"], "reason": "fraudulent", "status": status}
 
