@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     # "post" (presigned POST with a content-length-range) or "put" (R2); empty: from the endpoint.
     s3_upload_method: Literal["", "post", "put"] = ""
     signed_url_ttl_seconds: int = 900
+    # A photo still `pending` this long after its upload was signed is finished from what reached
+    # storage (the phone's tab closed before it reported back) or rejected with a reason.
+    upload_abandon_seconds: int = 3600
 
     # --- auth ---
     supabase_url: str = ""
@@ -78,6 +81,7 @@ class Settings(BaseSettings):
     job_retry_base_seconds: float = 10.0  # first retry's wait; doubles per attempt, with jitter
     job_retry_max_seconds: float = 600.0
     worker_poll_seconds: float = 1.0  # how often an idle worker looks for due jobs
+    worker_upload_sweep_seconds: float = 300.0  # how often a worker settles abandoned uploads
     worker_grace_seconds: float = 25.0  # on SIGTERM, how long in-flight jobs may take to finish
     worker_cpu_slots: int = 2  # decode/encode steps at once per process (0: one per core)
     # Megapixels of photos one worker process holds decoded at once (photo and output: about
@@ -96,6 +100,10 @@ class Settings(BaseSettings):
     def _default_app_url(self) -> Settings:
         if not self.app_url:
             self.app_url = f"http://localhost:{self.port}"
+        if self.upload_abandon_seconds <= self.signed_url_ttl_seconds:
+            raise ValueError(
+                "UPLOAD_ABANDON_SECONDS must be longer than SIGNED_URL_TTL_SECONDS: an upload may still be on its way until its URL expires"
+            )
         return self
 
     # --- derived ---

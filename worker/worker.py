@@ -19,6 +19,7 @@ from worker.pipeline import ImageLimits, return_photo_memory_to_the_os
 from worker.retry import RetryPolicy
 from worker.runner import JobRunner
 from worker.signals import graceful_stop
+from worker.upload_sweeper import UploadSweeper
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ class Worker:
 
     Engine calls wait on the network, so each job slot is a thread; CPU- and memory-heavy image
     steps are bounded separately (`ImageLimits`). The main thread claims jobs into free slots and
-    handles signals. Slot threads are daemons: after the grace period, jobs still running are
+    handles signals; a background thread settles uploads whose browser went away. Slot threads are daemons: after the grace period, jobs still running are
     released to the queue and the process may exit.
     """
 
@@ -44,6 +45,7 @@ class Worker:
         self.poll_seconds = settings.worker_poll_seconds
         self.grace_seconds = settings.worker_grace_seconds
         self.leases = LeaseKeeper(self._extend_leases, interval=settings.job_lease_seconds / 3)
+        self.upload_sweeper = UploadSweeper(context, interval=settings.worker_upload_sweep_seconds)
         self.runner = JobRunner(
             context, owner=self.owner, policy=RetryPolicy.from_settings(settings),
             limits=ImageLimits.from_settings(settings), leases=self.leases,
@@ -67,12 +69,14 @@ class Worker:
         for slot in slots:
             slot.start()
         self.leases.start()
+        self.upload_sweeper.start()
         try:
             with graceful_stop(self.stop):
                 self._work()
                 self._wind_down()
         finally:
             self.leases.stop()
+            self.upload_sweeper.stop()
             for _ in slots:
                 self._slots.put(None)  # each slot thread ends once its job (if any) is done
         return 0

@@ -10,20 +10,22 @@ STATUS_COLORS = (("queued", "gray"), ("processing", "blue"), ("succeeded", "gree
 
 
 def _status(photo) -> rx.Component:  # noqa: ANN001 - a Var of PhotoCard
-    return rx.cond(
-        photo.upload_status == "rejected",
-        rx.badge("Rejected", color_scheme="red", class_name="photo-status"),
-        rx.cond(
-            photo.job_status != "",
-            rx.badge(
-                rx.cond(photo.job_status == "processing", rx.spinner(size="1")),
-                photo.job_status_word,
-                color_scheme=rx.match(photo.job_status, *STATUS_COLORS),
-                class_name="photo-status",
-                custom_attrs={"data-status": photo.job_status},
-            ),
-            rx.badge("Not enhanced", variant="outline", color_scheme="gray", class_name="photo-status"),
+    job_badge = rx.cond(
+        photo.job_status != "",
+        rx.badge(
+            rx.cond(photo.job_status == "processing", rx.spinner(size="1")),
+            photo.job_status_word,
+            color_scheme=rx.match(photo.job_status, *STATUS_COLORS),
+            class_name="photo-status",
+            custom_attrs={"data-status": photo.job_status},
         ),
+        rx.badge("Not enhanced", variant="outline", color_scheme="gray", class_name="photo-status"),
+    )
+    return rx.match(
+        photo.upload_status,
+        ("rejected", rx.badge("Rejected", color_scheme="red", class_name="photo-status")),
+        ("pending", rx.badge(rx.spinner(size="1"), "Uploading", color_scheme="gray", class_name="photo-status")),
+        job_badge,
     )
 
 

@@ -229,6 +229,43 @@ def complete_upload(
     return asset
 
 
+@dataclass(frozen=True)
+class AbandonedUploads:
+    finished: int = 0  # the bytes had reached storage: now ready, as if the browser had reported back
+    rejected: int = 0  # nothing (or no photo) arrived: rejected with a reason the shoot page shows
+
+
+def settle_abandoned_uploads(*, session: Session, storage: Storage, settings: Settings, limit: int = 20) -> AbandonedUploads:
+    """Photos still `pending` `upload_abandon_seconds` after they were signed, oldest first: the
+    browser that uploaded them went away (a phone's tab closed, a laptop slept) before it said
+    the upload was done. Whatever reached storage is checked and finished like any upload;
+    otherwise the photo is rejected, so no card spins forever. Safe to run from many workers
+    at once: completion and rejection only ever move a photo out of `pending` once."""
+    cutoff = utcnow() - timedelta(seconds=settings.upload_abandon_seconds)
+    stale = session.execute(
+        select(Asset)
+        .where(Asset.kind == AssetKind.ORIGINAL, Asset.status == AssetStatus.PENDING, Asset.created_at < cutoff)
+        .order_by(Asset.created_at)
+        .limit(limit)
+    ).scalars().all()
+    session.commit()  # each photo's write starts a fresh transaction (SQLite cannot upgrade a read)
+    finished = rejected = 0
+    for asset in stale:
+        if storage.head(asset.storage_key) is None:
+            reason = f"{asset.filename} never finished uploading. Upload it again."
+            _reject(session=session, storage=storage, asset=asset, reason=reason)
+            rejected += 1
+            continue
+        try:
+            complete_upload(session=session, storage=storage, settings=settings, user_id=asset.user_id, asset_id=asset.id)
+            finished += 1
+        except UploadRejected:
+            rejected += 1
+    if stale:
+        log.info("abandoned uploads: %d finished, %d rejected", finished, rejected)
+    return AbandonedUploads(finished=finished, rejected=rejected)
+
+
 def _read_object(*, storage: Storage, settings: Settings, key: str) -> tuple[bytes, str]:
     """The stored object's bytes and sniffed format; ImageRejected if it is missing, empty, too big or no photo."""
     limit = settings.upload_max_bytes
