@@ -76,7 +76,8 @@ def test_refund_events_of_one_charge_at_the_same_moment_claw_back_exactly(pg_sho
         responses = at_once(lambda: pg_shop.deliver(first), lambda: pg_shop.deliver(second))
         assert [r.status_code for r in responses] == [200, 200]
         assert pg_shop.balance(headers) == 0  # all $12.00 refunded: exactly the 10 credits, not more
-        assert sorted(e["delta"] for e in pg_shop.ledger(headers) if e["kind"] == "refund") == [-5, -5]
+        # Both events see both refunds at Stripe; whichever settles first takes all ten.
+        assert [e["delta"] for e in pg_shop.ledger(headers) if e["kind"] == "refund"] == [-10]
 
 
 class Storm:
@@ -118,7 +119,7 @@ class Storm:
             dispute = fake.dispute(session_id)
             won = n % 10 == 4
             self.events += [event("charge.dispute.created", dispute),
-                            event("charge.dispute.closed", {**dispute, "status": "won" if won else "lost"})]
+                            event("charge.dispute.closed", fake.close_dispute(dispute["id"], "won" if won else "lost"))]
             return credits if won else 0
         return credits
 
@@ -148,7 +149,9 @@ def test_a_shuffled_storm_of_500_redelivered_events_leaves_the_ledger_exact(pg_s
     with pg_shop.context.session() as session:
         kinds = Counter(session.execute(select(CreditLedger.kind)).scalars())
         assert kinds["purchase"] == 96  # every purchase except the 24 failed bank debits
-        assert kinds["refund"] == 48 and kinds["dispute"] == 24 and kinds["dispute_won"] == 12
+        # Every story has played out at Stripe before its events arrive: the first event of a
+        # purchase settles it (both refunds at once, a won dispute with no claw-back at all).
+        assert kinds["refund"] == 24 and kinds["dispute"] == 12 and kinds["dispute_won"] == 0
         assert session.execute(select(func.count()).select_from(StripeEvent)).scalar_one() == len(storm.events)
         failed = session.execute(select(CheckoutSession.status).where(CheckoutSession.id.in_(storm.failed_sessions)))
         assert set(failed.scalars()) == {"failed"}

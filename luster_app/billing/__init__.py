@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from luster_app.billing.base import (
+    Dispute,
     LineItem,
     PaymentError,
     PaymentProvider,
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PACKS",
+    "Dispute",
     "LineItem",
     "Pack",
     "PaymentError",

@@ -60,6 +60,19 @@ class Refund:
         return self.status not in ("failed", "canceled")
 
 
+@dataclass(frozen=True)
+class Dispute:
+    id: str
+    amount: int
+    status: str  # warning_needs_response, warning_under_review, warning_closed, needs_response, under_review, won, lost
+
+    @property
+    def counts(self) -> bool:
+        """Whether the money is (or may end up) back with the customer: an inquiry or dispute
+        still open, or lost. Only a dispute won, or an inquiry closed, leaves it with us."""
+        return self.status not in ("won", "warning_closed")
+
+
 class PaymentProvider(Protocol):
     name: str
 
@@ -79,6 +92,10 @@ class PaymentProvider(Protocol):
 
     def list_refunds(self, charge_id: str) -> list[Refund]:
         """Every refund of a charge."""
+        ...
+
+    def list_disputes(self, charge_id: str) -> list[Dispute]:
+        """Every dispute (and inquiry) of a charge."""
         ...
 
     def verify_webhook(self, payload: bytes, signature_header: str | None) -> dict[str, Any]:

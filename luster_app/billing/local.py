@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
-from luster_app.billing.base import LineItem, PaymentError, ProviderCheckout, Refund, WebhookRejected
+from luster_app.billing.base import Dispute, LineItem, PaymentError, ProviderCheckout, Refund, WebhookRejected
 from luster_app.billing.packs import Pack
 from luster_app.config import Settings
 from luster_app.db import new_session
@@ -85,6 +85,9 @@ class LocalPayments:
         return None  # local payments have no PaymentIntents
 
     def list_refunds(self, charge_id: str) -> list[Refund]:
+        return []
+
+    def list_disputes(self, charge_id: str) -> list[Dispute]:
         return []
 
     def verify_webhook(self, payload: bytes, signature_header: str | None) -> dict[str, Any]:

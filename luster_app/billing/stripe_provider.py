@@ -9,7 +9,7 @@ from typing import Any
 
 import stripe
 
-from luster_app.billing.base import LineItem, PaymentError, ProviderCheckout, Refund, WebhookRejected
+from luster_app.billing.base import Dispute, LineItem, PaymentError, ProviderCheckout, Refund, WebhookRejected
 from luster_app.billing.packs import Pack
 from luster_app.config import Settings
 
@@ -125,14 +125,21 @@ class StripePayments:
         return checkout_from_stripe(sessions[0], self.settings.stripe_price_ids) if sessions else None
 
     def list_refunds(self, charge_id: str) -> list[Refund]:
-        refunds = []
-        params: dict[str, Any] = {"charge": charge_id, "limit": 100}
+        return [_refund_from_stripe(item) for item in self._list_all(self.client.v1.refunds.list, charge=charge_id)]
+
+    def list_disputes(self, charge_id: str) -> list[Dispute]:
+        return [_dispute_from_stripe(item) for item in self._list_all(self.client.v1.disputes.list, charge=charge_id)]
+
+    def _list_all(self, list_page: Any, **filters: str) -> list[dict[str, Any]]:
+        """Every item of a Stripe list, page after page."""
+        items: list[dict[str, Any]] = []
+        params: dict[str, Any] = {**filters, "limit": 100}
         while True:
-            page = self._call(self.client.v1.refunds.list, params=params)
-            refunds += [refund_from_stripe(item) for item in page.get("data") or []]
-            if not page.get("has_more") or not refunds:
-                return refunds
-            params["starting_after"] = refunds[-1].id
+            page = self._call(list_page, params=params)
+            items += page.get("data") or []
+            if not page.get("has_more") or not items:
+                return items
+            params["starting_after"] = items[-1]["id"]
 
     def verify_webhook(self, payload: bytes, signature_header: str | None) -> dict[str, Any]:
         try:
@@ -147,10 +154,14 @@ class StripePayments:
         return json.loads(payload)
 
 
-def refund_from_stripe(data: dict[str, Any]) -> Refund:
+def _refund_from_stripe(data: dict[str, Any]) -> Refund:
     return Refund(
         id=data["id"],
         amount=int(data.get("amount") or 0),
         status=data.get("status") or "succeeded",
         created=int(data.get("created") or 0),
     )
+
+
+def _dispute_from_stripe(data: dict[str, Any]) -> Dispute:
+    return Dispute(id=data["id"], amount=int(data.get("amount") or 0), status=data.get("status") or "needs_response")

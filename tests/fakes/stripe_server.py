@@ -62,6 +62,7 @@ class FakeStripe:
         self.sessions: dict[str, dict[str, Any]] = {}
         self.prices: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, list[dict[str, Any]]] = {}  # charge id -> refunds
+        self.disputes: dict[str, list[dict[str, Any]]] = {}  # charge id -> disputes
         self.requests: list[tuple[str, str, dict[str, Any]]] = []  # (method, path, decoded params)
         self.failures_left = 0
         self.latency_seconds = 0.0
@@ -123,6 +124,8 @@ class FakeStripe:
         if method == "GET" and path == "/v1/refunds":
             refunds = sorted(self.refunds.get(params.get("charge", ""), []), key=lambda r: -r["created"])
             return self._list(path, refunds)
+        if method == "GET" and path == "/v1/disputes":
+            return self._list(path, list(reversed(self.disputes.get(params.get("charge", ""), []))))
         raise StripeApiError(404, f"Unrecognized request URL ({method}: {path}).")
 
     def _create_session(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -251,9 +254,18 @@ class FakeStripe:
                            if r["status"] not in ("failed", "canceled"))
             if amount is None:
                 amount = session["amount_total"] - refunded
-            return {"id": dispute_id or _new_id("dp"), "object": "dispute", "amount": amount,
-                    "charge": session["_charge"], "payment_intent": session["payment_intent"],
-                    "currency": session["currency"], "reason": "fraudulent", "status": status}
+            dispute = {"id": dispute_id or _new_id("dp"), "object": "dispute", "amount": amount,
+                       "charge": session["_charge"], "payment_intent": session["payment_intent"],
+                       "currency": session["currency"], "reason": "fraudulent", "status": status}
+            self.disputes.setdefault(session["_charge"], []).append(dispute)
+            return dict(dispute)
+
+    def close_dispute(self, dispute_id: str, status: str) -> dict[str, Any]:
+        """The bank decides: `won`, `lost`, or `warning_closed` for an inquiry."""
+        with self._lock:
+            dispute = next(d for disputes in self.disputes.values() for d in disputes if d["id"] == dispute_id)
+            dispute["status"] = status
+            return dict(dispute)
 
     @staticmethod
     def event(event_type: str, obj: dict[str, Any], *, event_id: str | None = None) -> dict[str, Any]:
