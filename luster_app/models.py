@@ -205,9 +205,10 @@ class CheckoutSession(SQLModel, table=True):
     status_reason: str | None = Field(default=None, max_length=500)
     created_at: datetime = _created_at()
     fulfilled_at: datetime | None = _ts()
-    # Credits taken back so far by refunds and disputes, net of reinstatements: a claw-back
-    # never takes more than the pack granted, however Stripe's refunds and disputes overlap.
-    credits_clawed_back: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # Credits its refunds and its disputes hold back now (see services/stripe_events.py):
+    # together never more than the pack granted, however Stripe's refunds and disputes overlap.
+    refund_credits_taken: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    dispute_credits_taken: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class MagicLink(SQLModel, table=True):

@@ -41,6 +41,7 @@ def test_checkout_opens_a_payment_session_at_stripe_for_the_caller(shop: Shop) -
     assert sent["metadata"] == {"user_id": str(user.id), "pack": "pro"}
     assert sent["success_url"] == "http://testserver/billing/success?session_id={CHECKOUT_SESSION_ID}"
     assert sent["cancel_url"] == "http://testserver/billing/cancel"
+    assert sent["adaptive_pricing"] == {"enabled": "false"}  # charged in the pack's own currency
     assert sent["line_items"] == [
         {"price_data": {"currency": "usd", "unit_amount": "5000", "product_data": {"name": "Luster Pro: 50 credits"}},
          "quantity": "1"}

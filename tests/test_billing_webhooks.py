@@ -210,7 +210,7 @@ def test_a_partial_refund_then_a_won_dispute_of_the_rest_leaves_what_was_not_ref
     shop.deliver_ok(shop.stripe.event("charge.dispute.created", dispute))
     assert shop.balance(headers) == 0
     won = shop.stripe.event("charge.dispute.closed", shop.stripe.close_dispute(dispute["id"], "won"))
-    assert shop.deliver_ok(won)["outcome"] == "dispute: gave back 5 credits"
+    assert shop.deliver_ok(won)["outcome"] == "dispute: gave back 5 credits (dispute_won)"
     assert shop.balance(headers) == 5  # the bank sided with us: the disputed $5.00 worth comes back
 
 
@@ -251,7 +251,7 @@ def test_a_refund_that_fails_gives_its_credits_back_once(shop: Shop, event_type:
     shop.deliver_ok(refunded)
     assert shop.balance(headers) == 40
     failed = shop.stripe.event(event_type, shop.stripe.fail_refund(refund["id"]))  # the card was closed
-    assert shop.deliver_ok(failed)["outcome"] == "refund: gave back 10 credits"
+    assert shop.deliver_ok(failed)["outcome"] == "refund: gave back 10 credits (refund_failed)"
     shop.deliver_ok(failed)
     shop.deliver_ok(refunded)
     assert shop.balance(headers) == 50  # the money stayed with us, so the credits stay with the buyer
@@ -295,6 +295,17 @@ def test_a_full_refund_that_fails_after_a_lost_dispute_leaves_no_credit(shop: Sh
     shop.deliver_ok(shop.stripe.event("charge.dispute.closed", shop.stripe.close_dispute(dispute["id"], "lost")))
     shop.deliver_ok(shop.stripe.event("refund.failed", shop.stripe.fail_refund(refund["id"])))
     assert shop.balance(headers) == 0  # the bank took the money back through the dispute
+
+
+def test_each_row_names_what_moved_the_credits_whatever_event_brought_the_news(shop: Shop) -> None:
+    session_id, headers, _ = _paid_purchase(shop, "starter")  # 10 credits for $12.00
+    refund = shop.stripe.refund(session_id, 1200)
+    shop.deliver_ok(shop.stripe.event("charge.refunded", shop.stripe.charge(session_id)))
+    shop.stripe.fail_refund(refund["id"])  # the refund bounces; its own event is still on the way
+    dispute = shop.stripe.dispute(session_id, amount=600)
+    shop.deliver_ok(shop.stripe.event("charge.dispute.created", dispute))
+    assert shop.balance(headers) == 5  # half the money went back, through the bank
+    assert sorted(_claw_backs(shop, headers)) == [("dispute", -5), ("refund", -10), ("refund_failed", 10)]
 
 
 def test_a_refund_event_that_arrives_after_the_refund_failed_takes_nothing(shop: Shop) -> None:

@@ -106,6 +106,9 @@ class StripePayments:
             "metadata": {"user_id": str(user_id), "pack": pack.id},
             "success_url": success_url,
             "cancel_url": cancel_url,
+            # The charge, its refunds and disputes then stay in the pack's currency, which is what
+            # refunds and disputes are weighed against when they take credits back.
+            "adaptive_pricing": {"enabled": False},
         }
         data = self._call(self.client.v1.checkout.sessions.create, params=params)
         return checkout_from_stripe(data, self.settings.stripe_price_ids)

@@ -129,8 +129,8 @@ def _on_dispute_event(session: Session, payments: PaymentProvider, dispute: dict
 def _settle_claw_backs(
     session: Session, payments: PaymentProvider, payment_intent: Any, charge: Any, event_id: str, *, cause: str
 ) -> str:
-    """Bring the credits a purchase has lost to refunds and disputes in line with its charge as
-    Stripe has it now, recording the change (if any) once under this event's id.
+    """Bring the credits a purchase's refunds and disputes hold back in line with its charge as
+    Stripe has it now, recording each change once under this event's id.
 
     The event only says that something changed: the charge's live refunds and disputes, read
     under the purchase's lock, decide. So events may arrive in any order, late, twice or at
@@ -143,9 +143,11 @@ def _settle_claw_backs(
     if purchase is None or charge_id is None:
         return f"ignored: no Luster purchase for this {cause}"
     # One settlement of a purchase at a time, each reading Stripe after the one before it committed.
-    clawed_back = session.execute(
-        select(CheckoutSession.credits_clawed_back).where(CheckoutSession.id == purchase.id).with_for_update()
-    ).scalar_one()
+    taken = session.execute(
+        select(CheckoutSession.refund_credits_taken, CheckoutSession.dispute_credits_taken)
+        .where(CheckoutSession.id == purchase.id)
+        .with_for_update()
+    ).one()
     try:
         refunds, disputes = payments.list_refunds(charge_id), payments.list_disputes(charge_id)
     except PaymentError as exc:
@@ -154,23 +156,31 @@ def _settle_claw_backs(
     refunded = min(sum(refund.amount for refund in refunds if refund.counts), paid)
     disputed = min(sum(dispute.amount for dispute in disputes if dispute.counts), paid)
     # Refunds round down and disputes up: a dispute of whatever was not refunded then takes
-    # exactly the credits the refunds left, so no credit outlives the money going back.
-    owed = min(credits, credits * refunded // paid + -(-credits * disputed // paid)) if paid else credits
-    change = owed - clawed_back
-    if change == 0:
-        return f"{cause}: credits already settled"
+    # exactly the credits the refunds left, so no credit outlives the money going back. A
+    # dispute of money already refunded takes nothing more.
+    refund_share = credits * refunded // paid if paid else 0
+    dispute_share = min(credits - refund_share, -(-credits * disputed // paid) if paid else credits)
     money, pack = functools.partial(format_money, currency=purchase.currency), _pack_name(purchase)
-    kind, note = {
-        ("refund", True): (LedgerKind.REFUND, f"{money(refunded)} of {money(paid)} refunded on the {pack} pack"),
-        ("refund", False): (LedgerKind.REFUND_FAILED, f"A refund on the {pack} pack did not go through: credits back"),
-        ("dispute", True): (LedgerKind.DISPUTE, f"Payment disputed: {money(disputed)} of the {pack} pack"),
-        ("dispute", False): (LedgerKind.DISPUTE_WON, f"Dispute closed in our favour: the {pack} pack's credits are back"),
-    }[cause, change > 0]
-    apply_ledger_entry(session=session, user_id=purchase.user_id, delta=-change, kind=kind, ref=event_id, note=note)
-    session.execute(
-        update(CheckoutSession).where(CheckoutSession.id == purchase.id).values(credits_clawed_back=owed)
+    parts = (
+        ("refund_credits_taken", refund_share,
+         (LedgerKind.REFUND, f"{money(refunded)} of {money(paid)} refunded on the {pack} pack"),
+         (LedgerKind.REFUND_FAILED, f"A refund on the {pack} pack did not go through: credits back")),
+        ("dispute_credits_taken", dispute_share,
+         (LedgerKind.DISPUTE, f"Payment disputed: {money(disputed)} of the {pack} pack"),
+         (LedgerKind.DISPUTE_WON, f"Dispute closed in our favour: the {pack} pack's credits are back")),
     )
-    return f"{cause}: {'clawed back' if change > 0 else 'gave back'} {abs(change)} credits"
+    moved = []
+    for column, share, take, give in parts:
+        change = share - getattr(taken, column)
+        if change == 0:
+            continue
+        kind, note = take if change > 0 else give
+        # The event's id is new here (stripe_events holds it once), so its row is too; the
+        # check keeps the count from ever moving without its ledger row.
+        if apply_ledger_entry(session=session, user_id=purchase.user_id, delta=-change, kind=kind, ref=event_id, note=note):
+            session.execute(update(CheckoutSession).where(CheckoutSession.id == purchase.id).values({column: share}))
+            moved.append(f"{'took' if change > 0 else 'gave back'} {abs(change)} credits ({kind})")
+    return f"{cause}: " + (", ".join(moved) if moved else "credits already settled")
 
 
 HANDLERS: dict[str, Handler] = {

@@ -1,4 +1,4 @@
-"""purchases count the credits refunds and disputes took back, so the two never overlap
+"""purchases count the credits their refunds and disputes hold back, so the two never overlap
 
 Revision ID: 0009
 Revises: 0008
@@ -17,9 +17,11 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("checkout_sessions", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("credits_clawed_back", sa.Integer(), server_default="0", nullable=False))
+        batch_op.add_column(sa.Column("refund_credits_taken", sa.Integer(), server_default="0", nullable=False))
+        batch_op.add_column(sa.Column("dispute_credits_taken", sa.Integer(), server_default="0", nullable=False))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("checkout_sessions", schema=None) as batch_op:
-        batch_op.drop_column("credits_clawed_back")
+        batch_op.drop_column("dispute_credits_taken")
+        batch_op.drop_column("refund_credits_taken")
