@@ -140,10 +140,11 @@ def _thumbnail(image: Image.Image) -> tuple[bytes, int, int]:
     They are already upright, sRGB and metadata-free, so unlike `make_thumbnail` (which starts
     from a file) nothing is decoded or colour-converted again: on small photos that saved work
     is most of a job's CPU time. `reducing_gap` shrinks by whole factors first, so a 24-megapixel
-    output is never copied at full size.
+    output is never copied at full size; 2 is what Pillow's `thumbnail` uses, and the Lanczos
+    pass still sees twice the thumbnail's pixels, so it keeps its sharpness.
     """
     scale = THUMB_LONG_EDGE / max(image.size)
     if scale < 1:
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-        image = image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+        image = image.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
     return encode_jpeg(image, quality=THUMB_QUALITY), image.width, image.height
