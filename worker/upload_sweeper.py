@@ -6,37 +6,73 @@ import logging
 import threading
 
 from luster_app.context import AppContext
-from luster_app.services.uploads import settle_abandoned_uploads
+from luster_app.models import AssetStatus
+from luster_app.services.uploads import abandoned_uploads, settle_abandoned_upload
+from worker.pipeline import ImageLimits
 
 log = logging.getLogger(__name__)
+
+# A photo being settled when the worker exits gets this long; the thread is a daemon, and
+# settling is safe to cut short (it only ever moves a photo out of `pending` once).
+EXIT_WAIT_SECONDS = 5.0
 
 
 class UploadSweeper:
     """Once at start and then every `interval` seconds, finish or reject the photos whose browser
-    went away mid-upload (`settle_abandoned_uploads`). A failing pass (database or storage
-    unavailable) is logged and tried again on the next one."""
+    went away mid-upload (`settle_abandoned_upload`). Each photo is decoded under the worker's
+    CPU slots and pixel budget, so the sweep never adds to the memory that jobs are bounded by;
+    its size is not known until it is decoded, so it holds the largest a photo may be.
+    A photo that fails (database or storage unavailable) is logged and tried on the next pass;
+    the photos after it are not held up."""
 
-    def __init__(self, context: AppContext, *, interval: float) -> None:
+    def __init__(self, context: AppContext, *, interval: float, limits: ImageLimits) -> None:
         self._context = context
         self._interval = interval
+        self._limits = limits
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="upload-sweeper", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
+    def request_stop(self) -> None:
+        """Start no further photo (the worker is winding down)."""
+        self._stop.set()
+
     def stop(self) -> None:
-        """Stop after the pass in progress, if any."""
+        """Stop, waiting a little for the photo in progress."""
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join()
+            self._thread.join(EXIT_WAIT_SECONDS)
 
     def _run(self) -> None:
         while True:
-            try:
-                with self._context.session() as session:
-                    settle_abandoned_uploads(session=session, storage=self._context.storage, settings=self._context.settings)
-            except Exception:  # noqa: BLE001
-                log.warning("settling abandoned uploads failed; trying again in %.0fs", self._interval, exc_info=True)
+            self._sweep()
             if self._stop.wait(self._interval):
                 return
+
+    def _sweep(self) -> None:
+        context = self._context
+        try:
+            with context.session() as session:
+                stale = abandoned_uploads(session=session, settings=context.settings)
+        except Exception:  # noqa: BLE001
+            log.warning("listing abandoned uploads failed; trying again in %.0fs", self._interval, exc_info=True)
+            return
+        largest_photo = self._limits.max_pixels / 1_000_000
+        finished = rejected = 0
+        for asset in stale:
+            if self._stop.is_set():
+                return
+            try:
+                with self._limits.budget.hold(largest_photo), self._limits.cpu, context.session() as session:
+                    status = settle_abandoned_upload(
+                        session=session, storage=context.storage, settings=context.settings, asset_id=asset.id
+                    )
+            except Exception:  # noqa: BLE001
+                log.warning("settling abandoned upload %s failed; trying again next pass", asset.id, exc_info=True)
+                continue
+            finished += status == AssetStatus.READY
+            rejected += status == AssetStatus.REJECTED
+        if stale:
+            log.info("abandoned uploads: %d finished, %d rejected", finished, rejected)

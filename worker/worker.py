@@ -45,10 +45,10 @@ class Worker:
         self.poll_seconds = settings.worker_poll_seconds
         self.grace_seconds = settings.worker_grace_seconds
         self.leases = LeaseKeeper(self._extend_leases, interval=settings.job_lease_seconds / 3)
-        self.upload_sweeper = UploadSweeper(context, interval=settings.worker_upload_sweep_seconds)
+        limits = ImageLimits.from_settings(settings)  # shared: one bound on the process's decoded photos
+        self.upload_sweeper = UploadSweeper(context, interval=settings.worker_upload_sweep_seconds, limits=limits)
         self.runner = JobRunner(
-            context, owner=self.owner, policy=RetryPolicy.from_settings(settings),
-            limits=ImageLimits.from_settings(settings), leases=self.leases,
+            context, owner=self.owner, policy=RetryPolicy.from_settings(settings), limits=limits, leases=self.leases
         )
         self._stop = threading.Event()
         self._wakeup = threading.Event()
@@ -60,6 +60,7 @@ class Worker:
         """Stop claiming; jobs in flight get the grace period to finish."""
         self._stop.set()
         self._wakeup.set()
+        self.upload_sweeper.request_stop()
 
     def run(self) -> int:
         """Work until stopped (SIGTERM/SIGINT, `stop()`, or drained); returns the exit status."""

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select, true, update
 from sqlmodel import Session
 
 from luster_app.config import Settings
@@ -145,11 +145,19 @@ def presign_upload(
 
 
 def _has_duplicate(
-    *, session: Session, user_id: uuid.UUID, shoot_id: uuid.UUID, filename: str, size: int, upload_ttl_seconds: int
+    *,
+    session: Session,
+    user_id: uuid.UUID,
+    shoot_id: uuid.UUID,
+    filename: str,
+    size: int,
+    upload_ttl_seconds: int,
+    chosen_after: datetime | None = None,
 ) -> bool:
     """Same name and size already in the shoot, ready or still uploading: the same file chosen twice.
 
     A pending upload whose link has expired no longer counts, so an abandoned upload can be retried.
+    `chosen_after` counts only copies signed later than that.
     """
     still_uploading = and_(
         Asset.status == AssetStatus.PENDING, Asset.created_at >= utcnow() - timedelta(seconds=upload_ttl_seconds)
@@ -163,6 +171,7 @@ def _has_duplicate(
                 Asset.filename == filename,
                 Asset.bytes == size,
                 or_(Asset.status == AssetStatus.READY, still_uploading),
+                true() if chosen_after is None else Asset.created_at > chosen_after,
             )
         ).first()
         is not None
@@ -229,18 +238,10 @@ def complete_upload(
     return asset
 
 
-@dataclass(frozen=True)
-class AbandonedUploads:
-    finished: int = 0  # the bytes had reached storage: now ready, as if the browser had reported back
-    rejected: int = 0  # nothing (or no photo) arrived: rejected with a reason the shoot page shows
-
-
-def settle_abandoned_uploads(*, session: Session, storage: Storage, settings: Settings, limit: int = 20) -> AbandonedUploads:
+def abandoned_uploads(*, session: Session, settings: Settings, limit: int = 20) -> list[Asset]:
     """Photos still `pending` `upload_abandon_seconds` after they were signed, oldest first: the
     browser that uploaded them went away (a phone's tab closed, a laptop slept) before it said
-    the upload was done. Whatever reached storage is checked and finished like any upload;
-    otherwise the photo is rejected, so no card spins forever. Safe to run from many workers
-    at once: completion and rejection only ever move a photo out of `pending` once."""
+    the upload was done, and their upload links have expired."""
     cutoff = utcnow() - timedelta(seconds=settings.upload_abandon_seconds)
     stale = session.execute(
         select(Asset)
@@ -249,21 +250,40 @@ def settle_abandoned_uploads(*, session: Session, storage: Storage, settings: Se
         .limit(limit)
     ).scalars().all()
     session.commit()  # each photo's write starts a fresh transaction (SQLite cannot upgrade a read)
-    finished = rejected = 0
-    for asset in stale:
-        if storage.head(asset.storage_key) is None:
-            reason = f"{asset.filename} never finished uploading. Upload it again."
-            _reject(session=session, storage=storage, asset=asset, reason=reason)
-            rejected += 1
-            continue
+    return list(stale)
+
+
+def settle_abandoned_upload(*, session: Session, storage: Storage, settings: Settings, asset_id: uuid.UUID) -> AssetStatus | None:
+    """Finish an abandoned upload (`abandoned_uploads`) from what reached storage, checked like any
+    upload; or reject it with a reason, so no card spins forever. Returns where the photo ended
+    (None if it has been deleted meanwhile).
+
+    Rejected too when the photographer has since uploaded the same file again: finishing this
+    attempt as well would put the photo in the shoot twice, and "enhance the whole shoot" would
+    charge for both. Safe to run from many workers at once, and beside a browser that reports
+    back late: completion and rejection only ever move a photo out of `pending` once.
+    """
+    asset = session.get(Asset, asset_id)
+    if asset is None or asset.status != AssetStatus.PENDING:
+        session.commit()
+        return asset.status if asset else None
+    # Only a later copy: an earlier one is a duplicate the photographer chose to upload anyway.
+    uploaded_again = _has_duplicate(
+        session=session, user_id=asset.user_id, shoot_id=asset.shoot_id, filename=asset.filename, size=asset.bytes,
+        upload_ttl_seconds=settings.signed_url_ttl_seconds, chosen_after=asset.created_at,
+    )
+    session.commit()  # no transaction stays open across the storage round trips and the decode
+    if storage.head(asset.storage_key) is None:
+        reason = f"{asset.filename} never finished uploading. Upload it again."
+    elif uploaded_again:
+        reason = f"{asset.filename} was uploaded again; this earlier attempt was dropped."
+    else:
         try:
-            complete_upload(session=session, storage=storage, settings=settings, user_id=asset.user_id, asset_id=asset.id)
-            finished += 1
+            return complete_upload(session=session, storage=storage, settings=settings, user_id=asset.user_id, asset_id=asset.id).status
         except UploadRejected:
-            rejected += 1
-    if stale:
-        log.info("abandoned uploads: %d finished, %d rejected", finished, rejected)
-    return AbandonedUploads(finished=finished, rejected=rejected)
+            return AssetStatus.REJECTED
+    _reject(session=session, storage=storage, asset=asset, reason=reason)
+    return asset.status
 
 
 def _read_object(*, storage: Storage, settings: Settings, key: str) -> tuple[bytes, str]:
@@ -295,8 +315,8 @@ def _decode(data: bytes, *, settings: Settings) -> tuple[int, int, bytes, int, i
     try:
         width, height = oriented_size(open_image(data, max_pixels=settings.max_image_pixels))
         thumbnail, thumb_width, thumb_height = make_thumbnail(data, max_pixels=settings.max_image_pixels)
-    except ImageRejected:
-        raise
+    except (ImageRejected, MemoryError):
+        raise  # out of memory says nothing about the file: it must not be rejected for it
     except Exception as exc:  # noqa: BLE001  (an untrusted file may trip any decoder error)
         log.info("decoding an upload failed: %s", exc.__class__.__name__)
         raise ImageRejected(UNREADABLE) from exc
@@ -304,13 +324,21 @@ def _decode(data: bytes, *, settings: Settings) -> tuple[int, int, bytes, int, i
 
 
 def _reject(*, session: Session, storage: Storage, asset: Asset, reason: str) -> None:
-    """Delete the object and mark the asset rejected with a reason the UI can show."""
-    log.info("upload %s rejected: %s", asset.id, reason)
-    storage.delete(asset.storage_key)
-    session.execute(
+    """Mark the asset rejected with a reason the UI can show, then delete its object.
+
+    The object goes only if this call moved the photo out of `pending`: a completion that got
+    there first has made it a ready photo whose original must stay.
+    """
+    marked = session.execute(
         update(Asset)
         .where(Asset.id == asset.id, Asset.status == AssetStatus.PENDING)
         .values(status=AssetStatus.REJECTED, reject_reason=reason[:500])
     )
     session.commit()
     session.refresh(asset)
+    if marked.rowcount == 1:
+        log.info("upload %s rejected: %s", asset.id, reason)
+        try:
+            storage.delete(asset.storage_key)
+        except Exception:  # noqa: BLE001  (the photographer still hears the reason; the object costs storage only)
+            log.warning("could not delete rejected upload %s from storage", asset.id, exc_info=True)
