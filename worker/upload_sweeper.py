@@ -41,7 +41,7 @@ class UploadSweeper:
 
     def stop(self) -> None:
         """Stop, waiting a little for the photo in progress."""
-        self._stop.set()
+        self.request_stop()
         if self._thread.is_alive():
             self._thread.join(EXIT_WAIT_SECONDS)
 
@@ -61,16 +61,16 @@ class UploadSweeper:
             return
         largest_photo = self._limits.max_pixels / 1_000_000
         finished = rejected = 0
-        for asset in stale:
+        for asset_id in stale:
             if self._stop.is_set():
                 return
             try:
                 with self._limits.budget.hold(largest_photo), self._limits.cpu, context.session() as session:
                     status = settle_abandoned_upload(
-                        session=session, storage=context.storage, settings=context.settings, asset_id=asset.id
+                        session=session, storage=context.storage, settings=context.settings, asset_id=asset_id
                     )
             except Exception:  # noqa: BLE001
-                log.warning("settling abandoned upload %s failed; trying again next pass", asset.id, exc_info=True)
+                log.warning("settling abandoned upload %s failed; trying again next pass", asset_id, exc_info=True)
                 continue
             finished += status == AssetStatus.READY
             rejected += status == AssetStatus.REJECTED

@@ -238,13 +238,13 @@ def complete_upload(
     return asset
 
 
-def abandoned_uploads(*, session: Session, settings: Settings, limit: int = 20) -> list[Asset]:
+def abandoned_uploads(*, session: Session, settings: Settings, limit: int = 20) -> list[uuid.UUID]:
     """Photos still `pending` `upload_abandon_seconds` after they were signed, oldest first: the
     browser that uploaded them went away (a phone's tab closed, a laptop slept) before it said
     the upload was done, and their upload links have expired."""
     cutoff = utcnow() - timedelta(seconds=settings.upload_abandon_seconds)
     stale = session.execute(
-        select(Asset)
+        select(Asset.id)
         .where(Asset.kind == AssetKind.ORIGINAL, Asset.status == AssetStatus.PENDING, Asset.created_at < cutoff)
         .order_by(Asset.created_at)
         .limit(limit)
