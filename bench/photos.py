@@ -11,7 +11,7 @@ from PIL import Image
 
 from luster_app.migrations import ROOT
 
-PHOTOS = (ROOT.parent / "shared" / "testdata" / "photos").resolve()
+PHOTOS = ROOT / "tests" / "data" / "photos"
 CAMERA_SIZE = (6000, 4000)  # 24 megapixels: a full-frame camera
 IPHONE_SIZE = (3024, 4032)  # 12 megapixels: an iPhone's main camera, portrait
 ORIENTATION_TAG = 0x0112

@@ -24,7 +24,7 @@ pytest_plugins = ["tests.fixtures_storage", "tests.fixtures_postgres"]
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-PHOTOS = (ROOT.parent / "shared" / "testdata" / "photos").resolve()
+PHOTOS = ROOT / "tests" / "data" / "photos"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -1,6 +1,6 @@
 """The local classic engine on real photos: each preset does something visible and right.
 
-Regions are hand-labelled on the 640×480 photos in shared/testdata/photos/gps (the engine
+Regions are hand-labelled on the 640×480 photos in tests/data/photos/gps (the engine
 never sees these boxes): `SKY` lies inside the visible sky, `BELOW` below the skyline,
 `LAWN` on the grass, `NOT_LAWN` on foliage, the tree trunk and the dirt path.
 """
