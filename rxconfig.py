@@ -29,4 +29,6 @@ config = rx.Config(
     telemetry_enabled=False,
     show_built_with_reflex=False,
     disable_plugins=[rx.plugins.SitemapPlugin],
+    # The theme lives here, not in `rx.App(theme=...)`, which Reflex deprecates.
+    plugins=[rx.plugins.RadixThemesPlugin(theme=rx.theme(accent_color="amber", radius="medium"))],
 )

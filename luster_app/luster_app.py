@@ -29,7 +29,6 @@ def _prepare_backend() -> None:
 
 app = rx.App(
     api_transformer=create_api(),
-    theme=rx.theme(accent_color="amber", radius="medium"),
     # The direct-upload helper and the shoot page's upload queue (the only JavaScript of the app).
     head_components=[rx.script(src="/direct_upload.js")],
 )
