@@ -22,7 +22,7 @@ from luster_app.presets import get_preset
 from luster_app.services import presets as preset_service
 from luster_app.services.credits import grant_adjustment
 from luster_app.services.errors import Conflict, Forbidden, Invalid, NotFound, PaymentRequired
-from luster_app.services.jobs import JobView, add_event, get_job_for_user, lock_credits, start_transaction
+from luster_app.services.jobs import JobView, add_event, cancel_queued, get_job_for_user, lock_credits, start_transaction
 from luster_app.services.users import credit_summary, find_user_by_email
 
 log = logging.getLogger(__name__)
@@ -286,14 +286,7 @@ def cancel_job(*, session: Session, admin: User, job_id: uuid.UUID) -> Job:
     require_admin(session=session, admin=admin)
     start_transaction(session)
     try:
-        # Conditional on `queued`, so a worker's claim and this cancel cannot both win.
-        canceled = session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
-            .values(status=JobStatus.CANCELED, finished_at=utcnow(), error_code="canceled", error_message=CANCELED_MESSAGE)
-        ).rowcount
-        if canceled:
-            add_event(session, job_id, "admin_cancel", admin_id=str(admin.id))
+        canceled = cancel_queued(session, [job_id], message=CANCELED_MESSAGE, event="admin_cancel", admin_id=str(admin.id))
         job = session.get(Job, job_id, populate_existing=True)
         session.commit()
     except BaseException:

@@ -13,7 +13,7 @@ from sqlalchemy import insert, select, update
 from sqlmodel import Session
 
 from luster_app.db import is_postgres
-from luster_app.models import Asset, AssetKind, AssetStatus, Credits, Job, JobEvent, utcnow
+from luster_app.models import Asset, AssetKind, AssetStatus, Credits, Job, JobEvent, JobStatus, utcnow
 from luster_app.presets import validate_params
 from luster_app.services.errors import Conflict, Invalid, NotFound, PaymentRequired
 from luster_app.services.presets import active_prompt
@@ -101,6 +101,22 @@ def lock_credits(session: Session, user_id: uuid.UUID) -> None:
         session.execute(select(Credits.user_id).where(Credits.user_id == user_id).with_for_update())
     else:
         session.execute(update(Credits).where(Credits.user_id == user_id).values(balance=Credits.balance))
+
+
+def cancel_queued(session: Session, job_ids: list[uuid.UUID], *, message: str, event: str, **detail: Any) -> list[uuid.UUID]:
+    """Cancel those of `job_ids` still queued, uncharged, saying why on each; inside the caller's
+    transaction. Returns the ids canceled: a job a worker has claimed meanwhile belongs to it."""
+    if not job_ids:
+        return []
+    # Conditional on `queued`, so a worker's claim and this cancel cannot both win.
+    canceled = list(session.execute(
+        update(Job)
+        .where(Job.id.in_(job_ids), Job.status == JobStatus.QUEUED)
+        .values(status=JobStatus.CANCELED, finished_at=utcnow(), error_code="canceled", error_message=message)
+        .returning(Job.id)
+    ).scalars())
+    add_events(session, [event_row(job_id, event, **detail) for job_id in canceled])
+    return canceled
 
 
 def create_job(
