@@ -141,7 +141,7 @@ def _card(asset: AssetView, job: gallery.JobBrief | None, presets: dict[uuid.UUI
         job_status=status,
         job_status_word=STATUS_WORDS.get(status, ""),
         job_preset=job.preset if job else "",
-        job_error=(job.error_message or "") if job and status == JobStatus.FAILED else "",
+        job_error=(job.error_message or "") if job and status in (JobStatus.FAILED, JobStatus.CANCELED) else "",
         outputs=outputs,
         latest_output_id=outputs[-1].id if outputs else "",
         latest_output_url=outputs[-1].url if outputs else "",

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from luster_app.models import CreditLedger, Credits, Job, JobStatus, User
+from luster_app.models import CreditLedger, Credits, Job, JobStatus, LedgerKind, User
 from luster_app.services.credits import apply_ledger_entry
-from luster_app.services.jobs import cancel_queued, lock_credits
+from luster_app.services.errors import Invalid, NotFound
+from luster_app.services.jobs import cancel_queued, lock_credits, start_transaction
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,34 @@ def take_back(*, session: Session, user_id: uuid.UUID, credits: int, kind: str, 
     )[:2000]
     canceled = cancel_queued(session, beyond, message=message, event="credits_taken_back", ref=ref)
     return TakeBack(asked=credits, taken=taken, canceled=canceled)
+
+
+def adjust_balance(*, session: Session, user_id: uuid.UUID, delta: int, reason: str) -> list[uuid.UUID]:
+    """An operator's adjustment, committed: a grant, or a take-back of at most `takeable` credits
+    (Invalid beyond, changing nothing). Returns the queued jobs the take-back canceled."""
+    start_transaction(session)
+    try:
+        lock_credits(session, user_id)
+        balance = session.execute(select(Credits.balance).where(Credits.user_id == user_id)).scalar()
+        if balance is None:
+            raise NotFound("User not found.")
+        ref = f"adj_{uuid.uuid4().hex}"
+        canceled: list[uuid.UUID] = []
+        if delta >= 0:
+            apply_ledger_entry(session=session, user_id=user_id, delta=delta, kind=LedgerKind.ADJUSTMENT, ref=ref, note=reason)
+        else:
+            can = takeable(session, user_id)
+            if -delta > can:
+                held = f" ({balance - can} are held by jobs being processed)" if can < balance else ""
+                raise Invalid(f"The balance is {balance}; you can take at most {can} credits{held}.")
+            canceled = take_back(
+                session=session, user_id=user_id, credits=-delta, kind=LedgerKind.ADJUSTMENT, ref=ref, note=reason
+            ).canceled
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return canceled
 
 
 def find_drift(*, session: Session) -> list[Drift]:
