@@ -246,11 +246,14 @@ def presets(context: AppContext) -> list[PresetOption]:
         return preset_options(list_presets(session=session, engine=context.image_engine.name))
 
 
-def enhance(context: AppContext, user_id: uuid.UUID, asset_ids: list[str], preset: str, params: dict[str, Any]) -> int:
+def enhance(
+    context: AppContext, user_id: uuid.UUID, asset_ids: list[str], preset: str, params: dict[str, Any], key: str
+) -> int:
+    """Queue the photos; `key` is the click's Idempotency-Key, so a repeat of it queues nothing more."""
     with context.session() as session:
         jobs = create_batch(
             session=session, user_id=user_id, asset_ids=[uuid.UUID(a) for a in asset_ids], preset=preset,
-            params=params, options=JobOptions.for_context(context),
+            params=params, options=JobOptions.for_context(context), idempotency_key=key,
         )
     return len(jobs)
 
