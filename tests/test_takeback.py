@@ -42,11 +42,12 @@ def test_luster_credits_grant_minus_n_cancels_the_queued_jobs_it_uncovers(make_a
 
     taken = luster(context, "credits", "grant", user.email, "-2", "--reason", "duplicate grant")
     assert taken.returncode == 0, taken.stderr
-    assert "balance 0" in taken.stdout and "2 queued jobs" in taken.stdout
     assert Worker(context, concurrency=2, drain=True).run() == 0
 
+    # Before: both jobs still ran and charged, leaving the balance at -2.
     assert _credits(client, headers) == {"balance": 0, "reserved": 0, "available": 0}
     assert job_charges(context, user.id) == 0
+    assert "balance 0" in taken.stdout and "2 queued jobs" in taken.stdout
     for job_id in jobs:
         job = client.get(f"/api/jobs/{job_id}", headers=headers).json()
         assert job["status"] == "canceled"

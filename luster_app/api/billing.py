@@ -140,7 +140,7 @@ async def stripe_webhook(request: Request, context: Ctx) -> dict[str, Any]:
 async def _capped_body(request: Request) -> bytes:
     """The body, refused (413) past WEBHOOK_MAX_BYTES without reading the rest into memory."""
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > WEBHOOK_MAX_BYTES):
+    if declared is not None and declared.isdigit() and int(declared) > WEBHOOK_MAX_BYTES:
         raise HTTPException(413, f"the body is too large: at most {WEBHOOK_MAX_BYTES} bytes")
     body = bytearray()
     async for chunk in request.stream():

@@ -41,36 +41,36 @@ class Drift:
     ledger_sum: int
 
 
-def takeable(session: Session, user_id: uuid.UUID) -> int:
-    """Credits a take-back may remove now: the balance less what jobs being processed will charge.
-    The caller holds `lock_credits`."""
-    balance = session.execute(select(Credits.balance).where(Credits.user_id == user_id)).scalar() or 0
+def take_back(
+    *, session: Session, user_id: uuid.UUID, credits: int, kind: str, ref: str, note: str, refuse_beyond: bool = False
+) -> TakeBack:
+    """Take up to `credits` as a ledger row (kind, ref), inside the caller's transaction, and cancel
+    the queued jobs the balance left no longer covers. What jobs being processed will charge is
+    never taken: with `refuse_beyond` asking for more is Invalid (422), else less is taken."""
+    lock_credits(session, user_id)
+    # Lock the queued jobs first (PostgreSQL; SQLite's write lock covers all): a worker's claim
+    # skips locked rows, so none of them starts between this count and their cancel.
+    queued = list(
+        session.execute(
+            select(Job.id).where(Job.user_id == user_id, Job.status == JobStatus.QUEUED)
+            .order_by(Job.created_at, Job.id).with_for_update()
+        ).scalars()
+    )
     processing = session.execute(
         select(func.count()).select_from(Job).where(Job.user_id == user_id, Job.status == JobStatus.PROCESSING)
     ).scalar_one()
-    return max(balance - processing, 0)
-
-
-def take_back(*, session: Session, user_id: uuid.UUID, credits: int, kind: str, ref: str, note: str) -> TakeBack:
-    """Take up to `credits` (what `takeable` allows) as a ledger row (kind, ref), inside the
-    caller's transaction, and cancel the queued jobs the balance left no longer covers."""
-    lock_credits(session, user_id)
-    taken = min(credits, takeable(session, user_id))
+    balance = session.execute(select(Credits.balance).where(Credits.user_id == user_id)).scalar() or 0
+    takeable = max(balance - processing, 0)
+    if refuse_beyond and credits > takeable:
+        held = f" ({balance - takeable} are held by jobs being processed)" if takeable < balance else ""
+        raise Invalid(f"The balance is {balance}; you can take at most {takeable} credits{held}.")
+    taken = min(credits, takeable)
     if taken > 0 and not apply_ledger_entry(session=session, user_id=user_id, delta=-taken, kind=kind, ref=ref, note=note):
         taken = 0  # (kind, ref) already recorded: it was taken then
-    balance = session.execute(select(Credits.balance).where(Credits.user_id == user_id)).scalar() or 0
-    active = list(
-        session.execute(
-            select(Job.id, Job.status)
-            .where(Job.user_id == user_id, Job.status.in_(JobStatus.ACTIVE))
-            # Processing first (kept: their workers own them), then the oldest queued first.
-            .order_by((Job.status == JobStatus.QUEUED).asc(), Job.created_at, Job.id)
-        ).all()
-    )
-    beyond = [job_id for job_id, status in active[max(balance, 0):] if status == JobStatus.QUEUED]
-    reason = note.rstrip(".")
+    # The oldest queued jobs keep what the balance still covers after the jobs in progress.
+    beyond = queued[max(balance - taken - processing, 0):]
     message = (
-        f"Canceled before it started: credits were taken back from your account ({reason}), "
+        f"Canceled before it started: credits were taken back from your account ({note.rstrip('.')}), "
         "leaving none for this photo. No credit was charged; buy credits and enhance it again."
     )[:2000]
     canceled = cancel_queued(session, beyond, message=message, event="credits_taken_back", ref=ref)
@@ -78,8 +78,8 @@ def take_back(*, session: Session, user_id: uuid.UUID, credits: int, kind: str, 
 
 
 def adjust_balance(*, session: Session, user_id: uuid.UUID, delta: int, reason: str) -> list[uuid.UUID]:
-    """An operator's adjustment, committed: a grant, or a take-back of at most `takeable` credits
-    (Invalid beyond, changing nothing). Returns the queued jobs the take-back canceled."""
+    """An operator's adjustment, committed: a grant, or a take-back of at most the balance less
+    jobs being processed (Invalid beyond, changing nothing). Returns the jobs it canceled."""
     start_transaction(session)
     try:
         lock_credits(session, user_id)
@@ -91,12 +91,9 @@ def adjust_balance(*, session: Session, user_id: uuid.UUID, delta: int, reason: 
         if delta >= 0:
             apply_ledger_entry(session=session, user_id=user_id, delta=delta, kind=LedgerKind.ADJUSTMENT, ref=ref, note=reason)
         else:
-            can = takeable(session, user_id)
-            if -delta > can:
-                held = f" ({balance - can} are held by jobs being processed)" if can < balance else ""
-                raise Invalid(f"The balance is {balance}; you can take at most {can} credits{held}.")
             canceled = take_back(
-                session=session, user_id=user_id, credits=-delta, kind=LedgerKind.ADJUSTMENT, ref=ref, note=reason
+                session=session, user_id=user_id, credits=-delta, kind=LedgerKind.ADJUSTMENT, ref=ref, note=reason,
+                refuse_beyond=True,
             ).canceled
         session.commit()
     except BaseException:
