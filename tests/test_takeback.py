@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from sqlalchemy import text
@@ -14,7 +15,7 @@ from luster_app.context import AppContext
 from luster_app.services.job_queue import claim_jobs
 from tests.admin_support import make_admin, queue_job
 from tests.billing_support import Shop, fake_stripe, shop  # noqa: F401  (fixtures)
-from tests.engines_for_tests import InvertEngine, indexed_image
+from tests.engines_for_tests import InvertEngine, WaitingEngine, indexed_image
 from tests.jobs_support import add_photo, job_charges, user_with_credits
 from tests.test_worker_lifecycle import make_app  # noqa: F401  (fixture: API and in-process workers on SQLite and PostgreSQL)
 from worker.worker import Worker
@@ -119,3 +120,27 @@ def test_luster_audit_finds_a_balance_that_drifted_from_its_ledger(make_app) -> 
     assert steady.email not in found.stdout
     listed = client.get("/api/admin/credit-drift", headers=admin_headers).json()
     assert [(d["email"], d["balance"], d["ledger_sum"]) for d in listed] == [(drifted.email, 8, 5)]
+
+
+def test_a_take_back_racing_busy_workers_never_leaves_a_negative_balance(make_app) -> None:
+    context, client = make_app(WaitingEngine(0.05))
+    _, admin_headers = make_admin(context)
+    for _ in range(2):
+        user, headers = user_with_credits(context, 12)
+        jobs = [queue_job(client, headers, add_photo(context, user, indexed_image(n)).id) for n in range(12)]
+        worker = threading.Thread(target=Worker(context, concurrency=4, drain=True).run)
+        worker.start()
+        taken = {}
+        while not taken:  # as soon as the worker has claimed some: the race is with its next claims
+            statuses = {client.get(f"/api/jobs/{job}", headers=headers).json()["status"] for job in jobs[:2]}
+            if statuses != {"queued"}:
+                response = client.post(f"/api/admin/users/{user.id}/credits", json={"delta": -8, "reason": "refund"},
+                                       headers=admin_headers)
+                assert response.status_code == 200, response.text  # at most 4 in progress: 8 of 12 can go
+                taken = response.json()
+        worker.join()
+        final = _credits(client, headers)
+        succeeded = [j for j in jobs if client.get(f"/api/jobs/{j}", headers=headers).json()["status"] == "succeeded"]
+        assert final["balance"] >= 0 and final["reserved"] == 0
+        assert final["balance"] == 12 - 8 - len(succeeded)
+        assert job_charges(context, user.id) == len(succeeded)
