@@ -130,17 +130,19 @@ def test_a_take_back_racing_busy_workers_never_leaves_a_negative_balance(make_ap
         jobs = [queue_job(client, headers, add_photo(context, user, indexed_image(n)).id) for n in range(12)]
         worker = threading.Thread(target=Worker(context, concurrency=4, drain=True).run)
         worker.start()
-        taken = {}
-        while not taken:  # as soon as the worker has claimed some: the race is with its next claims
-            statuses = {client.get(f"/api/jobs/{job}", headers=headers).json()["status"] for job in jobs[:2]}
-            if statuses != {"queued"}:
-                response = client.post(f"/api/admin/users/{user.id}/credits", json={"delta": -8, "reason": "refund"},
-                                       headers=admin_headers)
-                assert response.status_code == 200, response.text  # at most 4 in progress: 8 of 12 can go
-                taken = response.json()
+        while {client.get(f"/api/jobs/{job}", headers=headers).json()["status"] for job in jobs[:2]} == {"queued"}:
+            pass  # until the worker has claimed some: the take-back then races its next claims
+        taken = 0
+        for amount in (6, 4, 2, 1):  # jobs finishing meanwhile may leave less to take (422 says how much)
+            response = client.post(f"/api/admin/users/{user.id}/credits", json={"delta": -amount, "reason": "refund"},
+                                   headers=admin_headers)
+            assert response.status_code in (200, 422), response.text
+            if response.status_code == 200:
+                taken = amount
+                break
         worker.join()
         final = _credits(client, headers)
         succeeded = [j for j in jobs if client.get(f"/api/jobs/{j}", headers=headers).json()["status"] == "succeeded"]
         assert final["balance"] >= 0 and final["reserved"] == 0
-        assert final["balance"] == 12 - 8 - len(succeeded)
+        assert final["balance"] == 12 - taken - len(succeeded)
         assert job_charges(context, user.id) == len(succeeded)
