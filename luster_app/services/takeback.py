@@ -26,7 +26,6 @@ from luster_app.services.jobs import cancel_queued, lock_credits, start_transact
 class TakeBack:
     """What a take-back did: credits taken (at most those asked) and the queued jobs it canceled."""
 
-    asked: int
     taken: int
     canceled: list[uuid.UUID]
 
@@ -74,7 +73,7 @@ def take_back(
         "leaving none for this photo. No credit was charged; buy credits and enhance it again."
     )[:2000]
     canceled = cancel_queued(session, beyond, message=message, event="credits_taken_back", ref=ref)
-    return TakeBack(asked=credits, taken=taken, canceled=canceled)
+    return TakeBack(taken=taken, canceled=canceled)
 
 
 def adjust_balance(*, session: Session, user_id: uuid.UUID, delta: int, reason: str) -> list[uuid.UUID]:
