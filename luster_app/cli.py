@@ -155,7 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.set_defaults(func=cmd_token)
 
     credits = sub.add_parser("credits", help="credit adjustments").add_subparsers(dest="credits_command", required=True)
-    grant = credits.add_parser("grant", help="add N credits (negative takes, never more than the balance less jobs in progress) as a ledger adjustment")
+    grant = credits.add_parser(
+        "grant", help="add N credits as a ledger adjustment (negative takes, never more than the balance less jobs in progress)"
+    )
     grant.add_argument("email")
     grant.add_argument("n", type=int)
     grant.add_argument("--reason", default="manual adjustment")

@@ -104,7 +104,9 @@ def lock_credits(session: Session, user_id: uuid.UUID) -> None:
         session.execute(update(Credits).where(Credits.user_id == user_id).values(balance=Credits.balance))
 
 
-def cancel_queued(session: Session, job_ids: list[uuid.UUID], *, message: str, event: str, **detail: Any) -> list[uuid.UUID]:
+def cancel_queued(
+    session: Session, job_ids: list[uuid.UUID], *, message: str, event: str, **detail: Any
+) -> list[uuid.UUID]:
     """Cancel those of `job_ids` still queued, uncharged, saying why on each; inside the caller's
     transaction. Returns the ids canceled: a job a worker has claimed meanwhile belongs to it."""
     if not job_ids:
@@ -144,9 +146,8 @@ def create_batch(
         raise Invalid("Pick at least one photo.")
     if len(unique_ids) > MAX_BATCH:
         raise Invalid(f"A batch can hold at most {MAX_BATCH} photos.")
-    request = IdempotentRequest.of(
-        idempotency_key, scope="batch", body={"asset_ids": [str(a) for a in asset_ids], "preset": preset, "params": params or {}}
-    )
+    body = {"asset_ids": [str(a) for a in asset_ids], "preset": preset, "params": params or {}}
+    request = IdempotentRequest.of(idempotency_key, scope="batch", body=body)
     return _create_jobs(session=session, user_id=user_id, asset_ids=unique_ids, preset=preset, params=params,
                         options=options, request=request)
 

@@ -62,11 +62,12 @@ def handle_stripe_event(*, session: Session, payments: PaymentProvider, event: d
         return DUPLICATE
     session.commit()
     handler = HANDLERS.get(event_type)
+    if handler is None:
+        return _apply_once(session, event_id, event_type, lambda: "ignored: not an event Luster uses")
     for _ in range(SETTLE_TRIES):
         try:
-            fetched = handler.fetch(session, payments, event["data"]["object"]) if handler else None
-            return _apply_once(session, event_id, event_type, lambda: handler.apply(session, fetched, event_id) if handler
-                               else "ignored: not an event Luster uses")
+            fetched = handler.fetch(session, payments, event["data"]["object"])
+            return _apply_once(session, event_id, event_type, functools.partial(handler.apply, session, fetched, event_id))
         except NotOurCheckout:
             return _apply_once(session, event_id, event_type, lambda: "ignored: not a Luster checkout")
         except _Overtaken:
