@@ -1,4 +1,4 @@
-"""The `luster` command: migrate, serve, worker, token, credits, admin."""
+"""The `luster` command: migrate, serve, worker, token, credits, audit, admin."""
 
 from __future__ import annotations
 
@@ -83,7 +83,8 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_credits_grant(args: argparse.Namespace) -> int:
-    from luster_app.services.credits import grant_adjustment
+    from luster_app.services.errors import ServiceError
+    from luster_app.services.takeback import adjust_balance
     from luster_app.services.users import credit_summary, find_user_by_email
 
     with _context().session() as session:
@@ -91,9 +92,30 @@ def cmd_credits_grant(args: argparse.Namespace) -> int:
         if user is None:
             print(f"no user with email {args.email}", file=sys.stderr)
             return 1
-        grant_adjustment(session=session, user_id=user.id, delta=args.n, reason=args.reason)
+        try:
+            canceled = adjust_balance(session=session, user_id=user.id, delta=args.n, reason=args.reason)
+        except ServiceError as exc:
+            print(f"{args.email}: {exc}", file=sys.stderr)
+            return 1
         balance = credit_summary(session=session, user_id=user.id)["balance"]
     print(f"{args.email}: {args.n:+d} credits, balance {balance}")
+    if canceled:
+        print(f"{len(canceled)} queued jobs the balance no longer covers were canceled, uncharged")
+    return 0
+
+
+def cmd_audit(_args: argparse.Namespace) -> int:
+    """Compare every balance with the sum of its ledger; exit 1 naming each user that differs."""
+    from luster_app.services.takeback import find_drift
+
+    with _context().session() as session:
+        drifts = find_drift(session=session)
+    for drift in drifts:
+        print(f"DRIFT {drift.email} ({drift.user_id}): balance {drift.balance}, ledger sum {drift.ledger_sum}")
+    if drifts:
+        print(f"{len(drifts)} users' balances differ from their ledgers", file=sys.stderr)
+        return 1
+    print("every balance equals the sum of its ledger")
     return 0
 
 
@@ -133,11 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
     token.set_defaults(func=cmd_token)
 
     credits = sub.add_parser("credits", help="credit adjustments").add_subparsers(dest="credits_command", required=True)
-    grant = credits.add_parser("grant", help="add N credits (negative takes) as a ledger adjustment")
+    grant = credits.add_parser(
+        "grant", help="add N credits as a ledger adjustment (negative takes, never more than the balance less jobs in progress)"
+    )
     grant.add_argument("email")
     grant.add_argument("n", type=int)
     grant.add_argument("--reason", default="manual adjustment")
     grant.set_defaults(func=cmd_credits_grant)
+
+    sub.add_parser("audit", help="compare every balance with its ledger (exit 1 on a drift)").set_defaults(func=cmd_audit)
 
     admin = sub.add_parser("admin", help="who may use the admin console").add_subparsers(dest="admin_command", required=True)
     for action, text in (("grant", "make the user with EMAIL an admin"), ("revoke", "take admin away from EMAIL")):

@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     stripe_webhook_secret: str = ""
     stripe_api_base: str = ""
     stripe_price_ids: dict[str, str] = Field(default_factory=dict)
+    checkouts_per_hour_per_user: int = 20  # each opens a Checkout Session at Stripe
 
     # --- worker ---
     worker_concurrency: int = 4

@@ -209,6 +209,9 @@ class CheckoutSession(SQLModel, table=True):
     # together never more than the pack granted, however Stripe's refunds and disputes overlap.
     refund_credits_taken: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     dispute_credits_taken: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # Bumped by every refund/dispute settlement: one whose Stripe read began before another
+    # settlement committed sees it moved, and reads Stripe again (Stripe is read outside locks).
+    settlements: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class MagicLink(SQLModel, table=True):
@@ -222,6 +225,18 @@ class MagicLink(SQLModel, table=True):
     created_at: datetime = _created_at()
     expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     used_at: datetime | None = _ts()
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """The first answer to a job request carrying an `Idempotency-Key`: a retry gets it again."""
+
+    __tablename__ = "idempotency_keys"
+    user_id: uuid.UUID = Field(foreign_key="users.id", primary_key=True)
+    key: str = Field(primary_key=True, max_length=255)
+    fingerprint: str = Field(max_length=64)  # the request's endpoint and body, hashed
+    status_code: int
+    response: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _created_at()
 
 
 class RateLimitHit(SQLModel, table=True):

@@ -10,7 +10,7 @@ import stripe
 from sqlalchemy import select
 
 from luster_app.models import CreditLedger, StripeEvent
-from luster_app.services.credits import apply_ledger_entry
+from luster_app.services.credits import apply_ledger_entry, grant_adjustment
 from tests.billing_support import Shop, fake_stripe, shop  # noqa: F401  (fixtures)
 
 TEN_MINUTES = 600
@@ -335,15 +335,23 @@ def test_a_lost_dispute_keeps_the_credits_clawed_back(shop: Shop) -> None:
     assert shop.balance(headers) == 0
 
 
-def test_a_claw_back_can_leave_the_balance_negative(shop: Shop) -> None:
+def test_a_claw_back_takes_only_what_the_balance_holds_and_gives_back_only_what_it_took(shop: Shop) -> None:
     session_id, headers, user = _paid_purchase(shop, "starter")
     with shop.context.session() as session:
         for n in range(8):  # eight outputs already made and paid for with the credits
             apply_ledger_entry(session=session, user_id=user.id, delta=-1, kind="job", ref=f"job-{user.id}-{n}")
         session.commit()
-    shop.deliver_ok(shop.stripe.event("charge.dispute.created", shop.stripe.dispute(session_id)))
+    dispute = shop.stripe.dispute(session_id)
+    outcome = shop.deliver_ok(shop.stripe.event("charge.dispute.created", dispute))["outcome"]
+    assert outcome == "dispute: took 2 credits (dispute), 8 credits owed: the balance could not cover them"
     me = shop.client.get("/api/me", headers=headers).json()
-    assert me["credits"]["balance"] == -8 and me["credits"]["available"] == -8
+    assert me["credits"]["balance"] == 0 and me["credits"]["available"] == 0
+    with shop.context.session() as session:
+        grant_adjustment(session=session, user_id=user.id, delta=5, reason="goodwill")
+    shop.deliver_ok(shop.stripe.event("charge.dispute.updated", dispute))  # a later event takes what is owed
+    assert shop.balance(headers) == 0
+    shop.deliver_ok(shop.stripe.event("charge.dispute.closed", shop.stripe.close_dispute(dispute["id"], "won")))
+    assert shop.balance(headers) == 7  # the 2 + 5 taken come back, not the 10 the dispute was worth
 
 
 def test_a_handler_error_answers_non_2xx_and_the_redelivery_grants(shop: Shop) -> None:

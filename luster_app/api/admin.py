@@ -223,6 +223,19 @@ def stripe_events(user: CurrentUser, session: DbSession, limit: Limit = 50) -> l
     return [StripeEventOut.model_validate(event, from_attributes=True) for event in events]
 
 
+class DriftOut(BaseModel):
+    user_id: uuid.UUID
+    email: str
+    balance: int
+    ledger_sum: int
+
+
+@router.get("/credit-drift", response_model=list[DriftOut])
+def credit_drift(user: CurrentUser, session: DbSession) -> list[DriftOut]:
+    """Users whose balance differs from the sum of their ledger (`luster audit`); normally empty."""
+    return [DriftOut.model_validate(drift, from_attributes=True) for drift in admin.credit_drift(session=session, admin=user)]
+
+
 @router.get("/stats", response_model=StatsOut)
 def stats(user: CurrentUser, session: DbSession) -> StatsOut:
     """Queue health: jobs by status, the oldest queued job's age, failures in the last hour by code."""

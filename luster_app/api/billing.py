@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import logging
 from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
@@ -20,6 +21,10 @@ from luster_app.services.stripe_events import handle_stripe_event
 from luster_app.services.users import credit_summary
 
 router = APIRouter(tags=["billing"])
+log = logging.getLogger(__name__)
+
+# Stripe's events are a few KiB; anything near this cap is not from Stripe.
+WEBHOOK_MAX_BYTES = 1024 * 1024
 
 # Stripe's cs_… ids and the local provider's are word characters; anything else (a NUL byte,
 # which PostgreSQL refuses) is a 422 here rather than a 500 from the database.
@@ -84,7 +89,8 @@ def list_packs() -> list[PackOut]:
 def start_checkout(body: CheckoutIn, user: CurrentUser, session: DbSession, context: Ctx) -> CheckoutOut:
     """A Checkout Session for one pack: Stripe-hosted, or the local checkout page."""
     link = billing.create_checkout(
-        session=session, payments=context.payments, app_url=context.settings.app_url, user_id=user.id, pack_id=body.pack
+        session=session, payments=context.payments, app_url=context.settings.app_url, user_id=user.id, pack_id=body.pack,
+        per_hour=context.settings.checkouts_per_hour_per_user,
     )
     return CheckoutOut(url=link.url, session_id=link.session_id)
 
@@ -113,7 +119,7 @@ def checkout_session(session_id: SessionId, user: CurrentUser, session: DbSessio
 @router.post("/webhooks/stripe")
 async def stripe_webhook(request: Request, context: Ctx) -> dict[str, Any]:
     """Signature-verified Stripe events; a non-2xx answer makes Stripe deliver the event again."""
-    payload = await request.body()  # the raw bytes: the signature covers them exactly
+    payload = await _capped_body(request)  # the raw bytes: the signature covers them exactly
     try:
         event = context.payments.verify_webhook(payload, request.headers.get("stripe-signature"))
     except WebhookRejected as exc:
@@ -125,9 +131,23 @@ async def stripe_webhook(request: Request, context: Ctx) -> dict[str, Any]:
 
     try:
         outcome = await run_in_threadpool(handle)
-    except Exception as exc:  # noqa: BLE001  (logged in the service; Stripe retries)
+    except Exception as exc:  # noqa: BLE001  (Stripe retries a 5xx)
+        log.exception("Stripe event %s (%s) failed; Stripe will deliver it again", event.get("id"), event.get("type"))
         raise HTTPException(500, "the event could not be handled now; Stripe will deliver it again") from exc
     return {"received": True, "outcome": outcome}
+
+
+async def _capped_body(request: Request) -> bytes:
+    """The body, refused (413) past WEBHOOK_MAX_BYTES without reading the rest into memory."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > WEBHOOK_MAX_BYTES:
+        raise HTTPException(413, f"the body is too large: at most {WEBHOOK_MAX_BYTES} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > WEBHOOK_MAX_BYTES:
+            raise HTTPException(413, f"the body is too large: at most {WEBHOOK_MAX_BYTES} bytes")
+    return bytes(body)
 
 
 @router.get("/billing/local-checkout/{session_id}", response_class=HTMLResponse, include_in_schema=False)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Header
 from pydantic import BaseModel, Field
 
 from luster_app.api.deps import Ctx, CurrentUser, DbSession
 from luster_app.context import AppContext
 from luster_app.models import Asset, Job
+from luster_app.services.idempotency import MAX_KEY_LENGTH
 from luster_app.services.jobs import MAX_BATCH, JobOptions, JobView, create_batch, create_job, get_job_for_user
 
 router = APIRouter(tags=["jobs"])
@@ -96,22 +97,31 @@ def _detail(context: AppContext, view: JobView) -> JobDetailOut:
     return JobDetailOut(**JobOut.of(view.job).model_dump(), outputs=outputs, events=events)
 
 
+# A client's retry of the same request sends the same key: it gets the first answer again, and
+# nothing new is queued or reserved (24 hours; the same key on another request is 422).
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=MAX_KEY_LENGTH)]
+
+
 @router.post("/jobs", status_code=201, response_model=JobOut)
-def post_job(body: JobCreate, user: CurrentUser, session: DbSession, context: Ctx) -> JobOut:
+def post_job(
+    body: JobCreate, user: CurrentUser, session: DbSession, context: Ctx, idempotency_key: IdempotencyKey = None
+) -> JobOut:
     """Queue one photo for enhancement; reserves one available credit (charged only on success)."""
     job = create_job(
         session=session, user_id=user.id, asset_id=body.asset_id, preset=body.preset, params=body.params,
-        options=JobOptions.for_context(context),
+        options=JobOptions.for_context(context), idempotency_key=idempotency_key,
     )
     return JobOut.of(job)
 
 
 @router.post("/jobs/batch", status_code=201, response_model=BatchOut)
-def post_batch(body: BatchCreate, user: CurrentUser, session: DbSession, context: Ctx) -> BatchOut:
+def post_batch(
+    body: BatchCreate, user: CurrentUser, session: DbSession, context: Ctx, idempotency_key: IdempotencyKey = None
+) -> BatchOut:
     """Queue many photos with one preset, all or nothing against the available credits."""
     jobs = create_batch(
         session=session, user_id=user.id, asset_ids=body.asset_ids, preset=body.preset, params=body.params,
-        options=JobOptions.for_context(context),
+        options=JobOptions.for_context(context), idempotency_key=idempotency_key,
     )
     return BatchOut(jobs=[JobOut.of(job) for job in jobs])
 

@@ -77,6 +77,7 @@ class AdminState(AuthState):
     stats_by_status: list[Row] = []
     stats_oldest: str = ""
     stats_failures: list[Row] = []
+    drift: list[Row] = []
 
     def _as_admin(self, action: Callable[[Session, User], str | None]):
         """Verify the session, run `action` with the signed-in user, and show what came of it."""
@@ -102,7 +103,7 @@ class AdminState(AuthState):
     def _forget_console(self) -> None:
         self.allowed = False
         self.users, self.jobs, self.timeline, self.versions, self.stripe_events = [], [], [], [], []
-        self.stats_by_status, self.stats_failures, self.stats_oldest = [], [], ""
+        self.stats_by_status, self.stats_failures, self.stats_oldest, self.drift = [], [], "", []
 
     def _load_users(self, session: Session, user: User) -> None:
         page = admin.list_users(session=session, admin=user, search=self.user_search, limit=50)
@@ -136,6 +137,10 @@ class AdminState(AuthState):
         failures = {**{f"retried: {c}": n for c, n in health.retried_last_hour.items()},
                     **{f"failed: {c}": n for c, n in health.failed_last_hour.items()}}
         self.stats_failures = [{"code": code, "count": str(n)} for code, n in sorted(failures.items())]
+        self.drift = [
+            {"email": d.email, "balance": str(d.balance), "ledger": str(d.ledger_sum)}
+            for d in admin.credit_drift(session=session, admin=user)
+        ]
         events = admin.recent_stripe_events(session=session, admin=user, limit=30)
         self.stripe_events = [
             {"id": e.id, "type": e.type, "received": _when(e.received_at), "outcome": e.outcome} for e in events

@@ -68,7 +68,7 @@ def _checkout(context: AppContext, user_id: uuid.UUID, pack_id: str) -> str:
     with context.session() as session:
         return billing.create_checkout(
             session=session, payments=context.payments, app_url=context.settings.app_url, user_id=user_id,
-            pack_id=pack_id,
+            pack_id=pack_id, per_hour=context.settings.checkouts_per_hour_per_user,
         ).url
 
 

@@ -33,6 +33,7 @@ EVENT_WORDS = {
 }
 # What a photographer can do about each kind of failure (the message itself says what happened).
 NEXT_STEPS = {
+    "canceled": "Nothing was charged. Enhance the photo again from the shoot page when you have credits.",
     "preset_unsupported": "Re-run this photo with another preset from the shoot page.",
     "moderation_blocked": "The AI service would not edit this photo. Try another preset, or another photo.",
     "content_policy_violation": "The AI service would not edit this photo. Try another preset, or another photo.",
@@ -105,7 +106,7 @@ def _job(context: AppContext, user_id: uuid.UUID, job_id: uuid.UUID) -> tuple[Jo
             for item in found.outputs
         ]
     stamp = "%b %d, %H:%M:%S UTC"
-    failed = job.status == JobStatus.FAILED
+    says_why = job.status in (JobStatus.FAILED, JobStatus.CANCELED)
     info = JobInfo(
         shoot_id=str(photo.shoot_id),
         photo=photo.filename,
@@ -114,8 +115,8 @@ def _job(context: AppContext, user_id: uuid.UUID, job_id: uuid.UUID) -> tuple[Jo
         status=job.status,
         status_word=STATUS_WORDS.get(job.status, job.status),
         attempts=f"{job.attempts} of {job.max_attempts}",
-        error=(job.error_message or "") if failed else "",
-        next_step=NEXT_STEPS.get(job.error_code or "", DEFAULT_NEXT_STEP) if failed else "",
+        error=(job.error_message or "") if says_why else "",
+        next_step=NEXT_STEPS.get(job.error_code or "", DEFAULT_NEXT_STEP) if says_why else "",
         created=job.created_at.strftime(stamp),
         finished=job.finished_at.strftime(stamp) if job.finished_at else "",
     )

@@ -44,6 +44,9 @@ class ShootState(AuthState):
     enhance_open: bool = False
     rerun_id: str = ""
     enhancing: bool = False
+    # One Idempotency-Key per opening of the Enhance dialog, spent by its success: a confirm
+    # dispatched twice (a double tap, an event replayed after a reconnect) queues the jobs once.
+    enhance_key: str = ""
     compare_open: bool = False
     compare_before: str = ""
     compare_after: str = ""
@@ -240,10 +243,12 @@ class ShootState(AuthState):
     @rx.event
     def open_enhance(self):
         self.rerun_id, self.enhance_open, self.payment_needed, self.error = "", True, "", ""
+        self.enhance_key = uuid.uuid4().hex
 
     @rx.event
     def open_rerun(self, asset_id: str):
         self.rerun_id, self.enhance_open, self.payment_needed, self.error = asset_id, True, "", ""
+        self.enhance_key = uuid.uuid4().hex
 
     @rx.event
     def set_enhance_open(self, is_open: bool):
@@ -256,12 +261,14 @@ class ShootState(AuthState):
         if user is None:
             yield self._sign_in_first()
             return
-        targets, preset = list(self.targets), self.preset
+        if not self.enhance_key:  # this dialog's jobs are already queued: a repeated dispatch
+            return
+        targets, preset, key = list(self.targets), self.preset, self.enhance_key
         params = view.param_values(self.chosen.fields, self.values)
         self.enhancing = True
         yield
         try:
-            count = await asyncio.to_thread(view.enhance, app_context(), user.id, targets, preset, params)
+            count = await asyncio.to_thread(view.enhance, app_context(), user.id, targets, preset, params, key)
         except PaymentRequired as exc:
             self.payment_needed = str(exc)
             return
@@ -270,6 +277,7 @@ class ShootState(AuthState):
             return
         finally:
             self.enhancing, self.enhance_open = False, False
+        self.enhance_key = ""
         self.notice = f"{count} photo{'s' if count != 1 else ''} queued for {self.chosen.title}."
         self.selected, self.rerun_id = [], ""
         await self._refresh(user)

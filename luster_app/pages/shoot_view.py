@@ -141,7 +141,7 @@ def _card(asset: AssetView, job: gallery.JobBrief | None, presets: dict[uuid.UUI
         job_status=status,
         job_status_word=STATUS_WORDS.get(status, ""),
         job_preset=job.preset if job else "",
-        job_error=(job.error_message or "") if job and status == JobStatus.FAILED else "",
+        job_error=(job.error_message or "") if job and status in (JobStatus.FAILED, JobStatus.CANCELED) else "",
         outputs=outputs,
         latest_output_id=outputs[-1].id if outputs else "",
         latest_output_url=outputs[-1].url if outputs else "",
@@ -246,11 +246,14 @@ def presets(context: AppContext) -> list[PresetOption]:
         return preset_options(list_presets(session=session, engine=context.image_engine.name))
 
 
-def enhance(context: AppContext, user_id: uuid.UUID, asset_ids: list[str], preset: str, params: dict[str, Any]) -> int:
+def enhance(
+    context: AppContext, user_id: uuid.UUID, asset_ids: list[str], preset: str, params: dict[str, Any], key: str
+) -> int:
+    """Queue the photos; `key` is the click's Idempotency-Key, so a repeat of it queues nothing more."""
     with context.session() as session:
         jobs = create_batch(
             session=session, user_id=user_id, asset_ids=[uuid.UUID(a) for a in asset_ids], preset=preset,
-            params=params, options=JobOptions.for_context(context),
+            params=params, options=JobOptions.for_context(context), idempotency_key=key,
         )
     return len(jobs)
 

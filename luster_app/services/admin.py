@@ -20,9 +20,9 @@ from sqlmodel import Session
 from luster_app.models import Credits, Job, JobStatus, PromptVersion, StripeEvent, User, utcnow
 from luster_app.presets import get_preset
 from luster_app.services import presets as preset_service
-from luster_app.services.credits import grant_adjustment
 from luster_app.services.errors import Conflict, Forbidden, Invalid, NotFound, PaymentRequired
-from luster_app.services.jobs import JobView, add_event, get_job_for_user, lock_credits, start_transaction
+from luster_app.services.jobs import JobView, add_event, cancel_queued, get_job_for_user, lock_credits, start_transaction
+from luster_app.services.takeback import Drift, adjust_balance, find_drift
 from luster_app.services.users import credit_summary, find_user_by_email
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,8 @@ def get_user(*, session: Session, admin: User, user_id: uuid.UUID) -> UserRow:
 def adjust_credits(*, session: Session, admin: User, user_id: uuid.UUID, delta: int, reason: str) -> UserRow:
     """Grant (positive) or take (negative) credits as a ledger `adjustment` carrying `reason`.
 
-    Taking never drives the balance below zero: the photographer would owe credits they never had.
+    Taking never drives the balance below zero, nor takes credits that jobs being processed will
+    charge; it cancels the queued jobs the balance left no longer covers (services/takeback.py).
     """
     require_admin(session=session, admin=admin)
     reason = reason.strip()
@@ -176,18 +177,9 @@ def adjust_credits(*, session: Session, admin: User, user_id: uuid.UUID, delta: 
         raise Invalid(f"Keep the reason under {MAX_REASON} characters.")
     if delta == 0 or abs(delta) > MAX_ADJUSTMENT:
         raise Invalid(f"Grant or take between 1 and {MAX_ADJUSTMENT} credits.")
-    start_transaction(session)
-    try:
-        lock_credits(session, user_id)
-        balance = session.execute(select(Credits.balance).where(Credits.user_id == user_id)).scalar()
-        if balance is None:
-            raise NotFound("User not found.")
-        if balance + delta < 0:
-            raise Invalid(f"The balance is {balance}; you can take at most {balance} credits.")
-        grant_adjustment(session=session, user_id=user_id, delta=delta, reason=reason)  # commits
-    except BaseException:
-        session.rollback()
-        raise
+    canceled = adjust_balance(session=session, user_id=user_id, delta=delta, reason=reason)
+    if canceled:
+        log.info("admin %s's take-back canceled %d queued jobs of user %s", admin.id, len(canceled), user_id)
     log.info("admin %s adjusted credits of user %s by %+d", admin.id, user_id, delta)
     return get_user(session=session, admin=admin, user_id=user_id)
 
@@ -286,14 +278,7 @@ def cancel_job(*, session: Session, admin: User, job_id: uuid.UUID) -> Job:
     require_admin(session=session, admin=admin)
     start_transaction(session)
     try:
-        # Conditional on `queued`, so a worker's claim and this cancel cannot both win.
-        canceled = session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
-            .values(status=JobStatus.CANCELED, finished_at=utcnow(), error_code="canceled", error_message=CANCELED_MESSAGE)
-        ).rowcount
-        if canceled:
-            add_event(session, job_id, "admin_cancel", admin_id=str(admin.id))
+        canceled = cancel_queued(session, [job_id], message=CANCELED_MESSAGE, event="admin_cancel", admin_id=str(admin.id))
         job = session.get(Job, job_id, populate_existing=True)
         session.commit()
     except BaseException:
@@ -341,6 +326,12 @@ def activate_prompt_version(*, session: Session, admin: User, preset: str, versi
     row = preset_service.activate_prompt_version(session=session, preset=preset, version=version)
     log.info("admin %s activated %s prompt version %d", admin.id, preset, version)
     return row
+
+
+def credit_drift(*, session: Session, admin: User) -> list[Drift]:
+    """Every user whose balance differs from the sum of their ledger (normally none)."""
+    require_admin(session=session, admin=admin)
+    return find_drift(session=session)
 
 
 def recent_stripe_events(*, session: Session, admin: User, limit: int = 50) -> list[StripeEvent]:

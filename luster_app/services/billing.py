@@ -14,9 +14,12 @@ from sqlmodel import Session
 
 from luster_app.billing import PaymentError, PaymentProvider, ProviderCheckout, find_pack, format_money
 from luster_app.billing.local import LocalPayments
+from luster_app.db import is_postgres
 from luster_app.models import CheckoutSession, CreditLedger, LedgerKind, User, utcnow
 from luster_app.services.credits import apply_ledger_entry
 from luster_app.services.errors import Invalid, NotFound, ServiceError
+from luster_app.services.jobs import start_transaction
+from luster_app.services.ratelimit import check_rate_limit
 
 SUCCESS_PATH = "/billing/success"
 CANCEL_PATH = "/billing/cancel"
@@ -92,12 +95,20 @@ def cancel_url(app_url: str) -> str:
 
 
 def create_checkout(
-    *, session: Session, payments: PaymentProvider, app_url: str, user_id: uuid.UUID, pack_id: str
+    *, session: Session, payments: PaymentProvider, app_url: str, user_id: uuid.UUID, pack_id: str, per_hour: int
 ) -> CheckoutLink:
-    """Open a Checkout Session for one pack and record it; the browser goes to the returned url."""
+    """Open a Checkout Session for one pack and record it; the browser goes to the returned url.
+    At most `per_hour` per user (429 beyond): each one is a call to Stripe and a row here."""
     pack = find_pack(pack_id)
     if pack is None:
         raise Invalid(f"unknown pack {pack_id!r}")
+    start_transaction(session)
+    # Its own transaction, committed first: a checkout that fails later still counts.
+    check_rate_limit(
+        session=session, bucket=f"checkouts:{user_id}", limit=per_hour, window_seconds=3600,
+        message="Too many checkouts opened in the last hour; finish one you opened, or try again later.",
+    )
+    session.commit()
     try:
         checkout = payments.create_checkout(
             pack=pack,
@@ -125,40 +136,63 @@ def create_checkout(
 
 def fulfil_checkout_session(*, session: Session, payments: PaymentProvider, session_id: str) -> Fulfilment:
     """Grant a paid Checkout Session's credits exactly once; the webhook and the success page both call this."""
+    checkout = retrieve_checkout(session=session, payments=payments, session_id=session_id)
+    start_transaction(session)
     try:
-        checkout = payments.retrieve_checkout(session_id)
-    except PaymentError as exc:
-        raise PaymentUnavailable(str(exc)) from exc
-    fulfilment = grant_if_paid(session=session, checkout=checkout)
-    session.commit()
+        lock_checkout(session, session_id)
+        fulfilment = grant_if_paid(session=session, checkout=checkout)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
     return fulfilment
 
 
+def retrieve_checkout(*, session: Session, payments: PaymentProvider, session_id: str) -> ProviderCheckout:
+    """The session as Stripe has it now, asked with no transaction open: a slow Stripe holds no lock."""
+    start_transaction(session)
+    try:
+        return payments.retrieve_checkout(session_id)
+    except PaymentError as exc:
+        raise PaymentUnavailable(str(exc)) from exc
+
+
+def lock_checkout(session: Session, session_id: str) -> None:
+    """Serialise the changes to one checkout until the transaction ends (SQLite: its write lock,
+    taken before any read, since SQLite refuses to upgrade a read snapshot under contention)."""
+    if is_postgres(session.get_bind()):
+        session.execute(select(CheckoutSession.id).where(CheckoutSession.id == session_id).with_for_update())
+    else:
+        session.execute(update(CheckoutSession).where(CheckoutSession.id == session_id).values(status=CheckoutSession.status))
+
+
 def grant_if_paid(*, session: Session, checkout: ProviderCheckout) -> Fulfilment:
-    """Fulfilment's core, inside the caller's transaction (it does not commit)."""
+    """Fulfilment's core, inside the caller's transaction (it does not commit); the caller holds
+    `lock_checkout`, so the row read here is the latest."""
     row = session.get(CheckoutSession, checkout.id, populate_existing=True)
-    # Our own record of what was sold wins over metadata, which stays editable at Stripe.
-    sold_pack = find_pack(row.pack_id if row is not None else checkout.metadata.get("pack", ""))
+    # Our own record of what was sold wins over metadata, which stays editable at Stripe, and
+    # over today's pack list: a pack renamed or retired since still gets what the buyer paid for.
     user_id = row.user_id if row is not None else _checkout_user_id(checkout)
-    if user_id is None or sold_pack is None or session.get(User, user_id) is None:
+    sold_pack = find_pack(checkout.metadata.get("pack", "")) if row is None else None
+    if user_id is None or (row is None and sold_pack is None) or session.get(User, user_id) is None:
         raise NotOurCheckout("no such checkout")
     if not checkout.is_paid:
         return _record_unpaid(session, row, checkout)
-    credits = _credits_bought(checkout, sold_pack.id)
+    credits = row.credits if row is not None else _credits_bought(checkout, sold_pack.id)
+    name = pack_name(row.pack_id) if row is not None else sold_pack.name
     granted = apply_ledger_entry(
         session=session,
         user_id=user_id,
         delta=credits,
         kind=LedgerKind.PURCHASE,
         ref=checkout.id,
-        note=f"{sold_pack.name} pack: {credits} credits",
+        note=f"{name} pack: {credits} credits",
     )
     if granted:
         if row is None:  # created elsewhere or its insert was lost: the ledger row is what counts
             row = CheckoutSession(id=checkout.id, user_id=user_id, pack_id=sold_pack.id, credits=credits,
                                   amount_total=checkout.amount_total, currency=checkout.currency)
             session.add(row)
-        row.credits = credits
         row.amount_total = checkout.amount_total
         row.currency = checkout.currency
         row.payment_intent_id = checkout.payment_intent_id
@@ -166,6 +200,11 @@ def grant_if_paid(*, session: Session, checkout: ProviderCheckout) -> Fulfilment
         row.status_reason = None
         row.fulfilled_at = utcnow()
     return Fulfilment(session_id=checkout.id, status="paid", granted=granted, credits=credits)
+
+
+def pack_name(pack_id: str) -> str:
+    pack = find_pack(pack_id)
+    return pack.name if pack else pack_id
 
 
 def _checkout_user_id(checkout: ProviderCheckout) -> uuid.UUID | None:
@@ -231,11 +270,10 @@ def checkout_status(
     if row.fulfilled_at is None and row.status not in ("failed", "expired"):
         fulfil_checkout_session(session=session, payments=payments, session_id=session_id)
         session.refresh(row)
-    pack = find_pack(row.pack_id)
     return CheckoutView(
         session_id=row.id,
         pack_id=row.pack_id,
-        pack_name=pack.name if pack else row.pack_id,
+        pack_name=pack_name(row.pack_id),
         credits=row.credits,
         amount_total=row.amount_total,
         currency=row.currency,

@@ -13,9 +13,10 @@ from sqlalchemy import insert, select, update
 from sqlmodel import Session
 
 from luster_app.db import is_postgres
-from luster_app.models import Asset, AssetKind, AssetStatus, Credits, Job, JobEvent, utcnow
+from luster_app.models import Asset, AssetKind, AssetStatus, Credits, Job, JobEvent, JobStatus, utcnow
 from luster_app.presets import validate_params
 from luster_app.services.errors import Conflict, Invalid, NotFound, PaymentRequired
+from luster_app.services.idempotency import IdempotentRequest, first_answer, remember_answer
 from luster_app.services.presets import active_prompt
 from luster_app.services.ratelimit import check_rate_limit
 from luster_app.services.users import credit_summary
@@ -103,37 +104,85 @@ def lock_credits(session: Session, user_id: uuid.UUID) -> None:
         session.execute(update(Credits).where(Credits.user_id == user_id).values(balance=Credits.balance))
 
 
+def cancel_queued(
+    session: Session, job_ids: list[uuid.UUID], *, message: str, event: str, **detail: Any
+) -> list[uuid.UUID]:
+    """Cancel those of `job_ids` still queued, uncharged, saying why on each; inside the caller's
+    transaction. Returns the ids canceled: a job a worker has claimed meanwhile belongs to it."""
+    if not job_ids:
+        return []
+    # Conditional on `queued`, so a worker's claim and this cancel cannot both win.
+    canceled = list(session.execute(
+        update(Job)
+        .where(Job.id.in_(job_ids), Job.status == JobStatus.QUEUED)
+        .values(status=JobStatus.CANCELED, finished_at=utcnow(), error_code="canceled", error_message=message)
+        .returning(Job.id)
+    ).scalars())
+    add_events(session, [event_row(job_id, event, **detail) for job_id in canceled])
+    return canceled
+
+
 def create_job(
-    *, session: Session, user_id: uuid.UUID, asset_id: uuid.UUID, preset: str, params: dict[str, Any] | None, options: JobOptions
+    *, session: Session, user_id: uuid.UUID, asset_id: uuid.UUID, preset: str, params: dict[str, Any] | None,
+    options: JobOptions, idempotency_key: str | None = None,
 ) -> Job:
-    """Queue one job on the caller's photo, reserving one of their available credits."""
-    return _create_jobs(session=session, user_id=user_id, asset_ids=[asset_id], preset=preset, params=params, options=options)[0]
+    """Queue one job on the caller's photo, reserving one of their available credits. With an
+    `idempotency_key` already used for this request, the job it queued (as first answered)."""
+    request = IdempotentRequest.of(
+        idempotency_key, scope="job", body={"asset_id": str(asset_id), "preset": preset, "params": params or {}}
+    )
+    return _create_jobs(session=session, user_id=user_id, asset_ids=[asset_id], preset=preset, params=params,
+                        options=options, request=request)[0]
 
 
 def create_batch(
-    *, session: Session, user_id: uuid.UUID, asset_ids: list[uuid.UUID], preset: str, params: dict[str, Any] | None, options: JobOptions
+    *, session: Session, user_id: uuid.UUID, asset_ids: list[uuid.UUID], preset: str, params: dict[str, Any] | None,
+    options: JobOptions, idempotency_key: str | None = None,
 ) -> list[Job]:
-    """Queue one job per photo, all or nothing: every photo must qualify and every credit be available."""
+    """Queue one job per photo, all or nothing: every photo must qualify and every credit be
+    available. With an `idempotency_key` already used for this request, the jobs it queued."""
     unique_ids = list(dict.fromkeys(asset_ids))
     if not unique_ids:
         raise Invalid("Pick at least one photo.")
     if len(unique_ids) > MAX_BATCH:
         raise Invalid(f"A batch can hold at most {MAX_BATCH} photos.")
-    return _create_jobs(session=session, user_id=user_id, asset_ids=unique_ids, preset=preset, params=params, options=options)
+    body = {"asset_ids": [str(a) for a in asset_ids], "preset": preset, "params": params or {}}
+    request = IdempotentRequest.of(idempotency_key, scope="batch", body=body)
+    return _create_jobs(session=session, user_id=user_id, asset_ids=unique_ids, preset=preset, params=params,
+                        options=options, request=request)
+
+
+def _replayed(session: Session, user_id: uuid.UUID, request: IdempotentRequest | None) -> list[Job] | None:
+    """The jobs as first answered for this key, or None if it is new (the caller commits)."""
+    if request is None:
+        return None
+    answer = first_answer(session=session, user_id=user_id, request=request)
+    return None if answer is None else [Job.model_validate(job) for job in answer.response["jobs"]]
 
 
 def _create_jobs(
-    *, session: Session, user_id: uuid.UUID, asset_ids: list[uuid.UUID], preset: str, params: dict[str, Any] | None, options: JobOptions
+    *, session: Session, user_id: uuid.UUID, asset_ids: list[uuid.UUID], preset: str, params: dict[str, Any] | None,
+    options: JobOptions, request: IdempotentRequest | None,
 ) -> list[Job]:
     start_transaction(session)
-    # Its own transaction: a request refused below still counts against the limit.
-    check_rate_limit(
-        session=session, bucket=f"jobs:{user_id}", limit=options.jobs_per_minute, window_seconds=60,
-        message="Too many enhancement requests at once; wait a minute and try again.",
-    )
-    session.commit()
     try:
+        # A retry of a request already answered creates nothing and counts against no limit.
+        replayed = _replayed(session, user_id, request)
+        session.commit()
+        if replayed is not None:
+            return replayed
+        # Its own transaction: a request refused below still counts against the limit.
+        check_rate_limit(
+            session=session, bucket=f"jobs:{user_id}", limit=options.jobs_per_minute, window_seconds=60,
+            message="Too many enhancement requests at once; wait a minute and try again.",
+        )
+        session.commit()
         lock_credits(session, user_id)
+        # Again under the lock: a duplicate sent at the same moment waited here for the first.
+        replayed = _replayed(session, user_id, request)
+        if replayed is not None:
+            session.commit()
+            return replayed
         _check_assets(session, user_id, asset_ids)
         valid_params, prompt_version_id, prompt_text = _resolve_prompt(session, preset, params or {})
         _check_available(session, user_id, needed=len(asset_ids))
@@ -148,6 +197,9 @@ def _create_jobs(
         session.add_all(jobs)
         session.flush()
         add_events(session, [event_row(job.id, "created", preset=preset, engine=options.engine) for job in jobs])
+        if request is not None:
+            answer = {"jobs": [job.model_dump(mode="json") for job in jobs]}
+            remember_answer(session=session, user_id=user_id, request=request, status_code=201, response=answer)
         session.commit()
     except BaseException:
         session.rollback()

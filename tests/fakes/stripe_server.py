@@ -14,6 +14,7 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -66,6 +67,8 @@ class FakeStripe:
         self.requests: list[tuple[str, str, dict[str, Any]]] = []  # (method, path, decoded params)
         self.failures_left = 0
         self.latency_seconds = 0.0
+        # Called with (method, path) while a request is in flight: a test looks at the app's database then.
+        self.on_request: Callable[[str, str], None] | None = None
         self._idempotent: dict[str, tuple[int, dict[str, Any]]] = {}
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
@@ -104,6 +107,8 @@ class FakeStripe:
             key = headers.get("idempotency-key")
             if method == "POST" and key and key in self._idempotent:
                 return self._idempotent[key]
+        if self.on_request is not None:
+            self.on_request(method, path)
         if self.latency_seconds:
             time.sleep(self.latency_seconds)
         with self._lock:
