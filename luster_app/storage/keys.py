@@ -20,9 +20,15 @@ def thumb_key(user_id: uuid.UUID, shoot_id: uuid.UUID, asset_id: uuid.UUID) -> s
     return f"{asset_prefix(user_id, shoot_id, asset_id)}/thumb.jpg"
 
 
-def output_key(user_id: uuid.UUID, shoot_id: uuid.UUID, asset_id: uuid.UUID, job_id: uuid.UUID, version: int) -> str:
-    return f"{asset_prefix(user_id, shoot_id, asset_id)}/outputs/{job_id}_v{version}.jpg"
+def output_key(
+    user_id: uuid.UUID, shoot_id: uuid.UUID, asset_id: uuid.UUID, job_id: uuid.UUID, version: int, *, attempt: str
+) -> str:
+    """Per attempt (`attempt`: its lease token), so no attempt ever writes over, or deletes, an
+    output that another attempt of the same job committed."""
+    return f"{asset_prefix(user_id, shoot_id, asset_id)}/outputs/{job_id}_{attempt}_v{version}.jpg"
 
 
-def output_thumb_key(user_id: uuid.UUID, shoot_id: uuid.UUID, asset_id: uuid.UUID, job_id: uuid.UUID, version: int) -> str:
-    return f"{asset_prefix(user_id, shoot_id, asset_id)}/outputs/{job_id}_v{version}_thumb.jpg"
+def output_thumb_key(
+    user_id: uuid.UUID, shoot_id: uuid.UUID, asset_id: uuid.UUID, job_id: uuid.UUID, version: int, *, attempt: str
+) -> str:
+    return f"{asset_prefix(user_id, shoot_id, asset_id)}/outputs/{job_id}_{attempt}_v{version}_thumb.jpg"
