@@ -12,12 +12,19 @@ def asset_prefix(user_id: uuid.UUID, shoot_id: uuid.UUID, asset_id: uuid.UUID) -
 
 
 def original_key(user_id: uuid.UUID, shoot_id: uuid.UUID, asset_id: uuid.UUID, image_format: str) -> str:
-    """`image_format` is a sniffed Pillow format name (JPEG, HEIF, PNG, WEBP)."""
+    """Where the browser uploads the photo. `image_format` is a Pillow format name (JPEG, HEIF, PNG, WEBP)."""
     return f"{asset_prefix(user_id, shoot_id, asset_id)}/original.{EXTENSIONS[image_format]}"
 
 
-def thumb_key(user_id: uuid.UUID, shoot_id: uuid.UUID, asset_id: uuid.UUID) -> str:
-    return f"{asset_prefix(user_id, shoot_id, asset_id)}/thumb.jpg"
+def checked_original_key(user_id: uuid.UUID, shoot_id: uuid.UUID, asset_id: uuid.UUID, image_format: str, check: str) -> str:
+    """Where a completion (`check`: its random id) keeps the bytes it checked: no upload link can
+    write here, so every later step reads exactly what was checked."""
+    return f"{asset_prefix(user_id, shoot_id, asset_id)}/original-{check}.{EXTENSIONS[image_format]}"
+
+
+def thumb_key(user_id: uuid.UUID, shoot_id: uuid.UUID, asset_id: uuid.UUID, check: str) -> str:
+    """Per completion, like the checked original: concurrent completions never share a thumbnail."""
+    return f"{asset_prefix(user_id, shoot_id, asset_id)}/thumb-{check}.jpg"
 
 
 def output_key(
