@@ -14,6 +14,7 @@ import logging
 import posixpath
 import re
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -23,7 +24,8 @@ from sqlmodel import Session
 from luster_app.config import Settings
 from luster_app.imaging import ImageRejected, make_thumbnail, open_image, oriented_size, sniff_format
 from luster_app.models import Asset, AssetKind, AssetStatus, utcnow
-from luster_app.services.errors import Conflict, Invalid, NotFound, TooLarge, UnsupportedMedia
+from luster_app.imaging.budget import BudgetExhausted, CheckLimits
+from luster_app.services.errors import Busy, Conflict, Invalid, NotFound, TooLarge, UnsupportedMedia
 from luster_app.services.shoots import get_shoot
 from luster_app.storage import Storage, UploadInstructions
 from luster_app.storage.base import read_at_most
@@ -50,6 +52,9 @@ FILENAME_MAX = 255
 UNREADABLE = "The file is damaged or not a readable image."
 NOT_ARRIVED = "The upload did not reach storage; try again."
 SWEEP_BACKOFF_MAX_SECONDS = 24 * 3600
+BUSY = "We are checking many photos right now; this one will be checked in a moment."
+BUSY_RETRY_SECONDS = 5
+DRAFT_MEGAPIXELS = 1.0
 
 
 class UploadRejected(Invalid):
@@ -183,9 +188,13 @@ def _has_duplicate(
 
 
 def complete_upload(
-    *, session: Session, storage: Storage, settings: Settings, user_id: uuid.UUID, asset_id: uuid.UUID
+    *, session: Session, storage: Storage, settings: Settings, user_id: uuid.UUID, asset_id: uuid.UUID,
+    limits: CheckLimits | None = None,
 ) -> Asset:
-    """Verify the uploaded object, record its upright size and write its thumbnail; UploadRejected if bad."""
+    """Verify the uploaded object, keep a copy of exactly the bytes checked, record its upright size
+    and write its thumbnail; UploadRejected if bad. With `limits` (the web process's), the read and
+    decode wait for a check slot and their pixels' share; Busy (503) if they do not come free in time.
+    """
     asset = session.execute(
         select(Asset).where(Asset.id == asset_id, Asset.user_id == user_id, Asset.kind == AssetKind.ORIGINAL)
     ).scalars().first()
@@ -199,11 +208,15 @@ def complete_upload(
 
     uploaded = asset.storage_key  # before the update below points the photo at its checked copy
     try:
-        data, image_format = _read_object(storage=storage, settings=settings, key=uploaded)
-        width, height, thumbnail, thumb_width, thumb_height = _decode(data, settings=settings)
+        with limits.slot() if limits else nullcontext():
+            data, image_format = _read_object(storage=storage, settings=settings, key=uploaded)
+            width, height, thumbnail, thumb_width, thumb_height = _decode(data, settings=settings, limits=limits)
     except ImageRejected as exc:
         _reject(session=session, storage=storage, asset=asset, reason=exc.reason)
         raise UploadRejected(exc.reason, asset_id=asset.id) from None
+    except BudgetExhausted:
+        log.info("upload check of %s deferred: this process is checking as many photos as it may", asset.id)
+        raise Busy(BUSY, retry_after=BUSY_RETRY_SECONDS) from None
 
     check = uuid.uuid4().hex[:16]
     checked = checked_original_key(asset.user_id, asset.shoot_id, asset.id, image_format, check)
@@ -350,13 +363,21 @@ def _read_object(*, storage: Storage, settings: Settings, key: str) -> tuple[byt
     return data, image_format
 
 
-def _decode(data: bytes, *, settings: Settings) -> tuple[int, int, bytes, int, int]:
-    """Upright width and height, and the thumbnail, whose full decode proves the file is intact."""
+def _decode(data: bytes, *, settings: Settings, limits: CheckLimits | None) -> tuple[int, int, bytes, int, int]:
+    """Upright width and height, and the thumbnail, whose full decode proves the file is intact.
+    The decode holds the photo's share of `limits`' pixel budget, known from its header."""
     try:
-        width, height = oriented_size(open_image(data, max_pixels=settings.max_image_pixels))
-        thumbnail, thumb_width, thumb_height = make_thumbnail(data, max_pixels=settings.max_image_pixels)
-    except (ImageRejected, MemoryError):
-        raise  # out of memory says nothing about the file: it must not be rejected for it
+        header = open_image(data, max_pixels=settings.max_image_pixels)
+        share = header.width * header.height / 1e6
+        if header.format == "JPEG":  # decoded in draft mode near thumbnail size (make_thumbnail)
+            share = min(share, DRAFT_MEGAPIXELS)
+        with limits.pixels(share) if limits else nullcontext():
+            # Inside the budget: reading a PNG's orientation decodes all of it (its EXIF may follow the pixels).
+            width, height = oriented_size(header)
+            del header
+            thumbnail, thumb_width, thumb_height = make_thumbnail(data, max_pixels=settings.max_image_pixels)
+    except (ImageRejected, MemoryError, BudgetExhausted):
+        raise  # out of memory (or no budget) says nothing about the file: it must not be rejected for it
     except Exception as exc:  # noqa: BLE001  (an untrusted file may trip any decoder error)
         log.info("decoding an upload failed: %s", exc.__class__.__name__)
         raise ImageRejected(UNREADABLE) from exc
