@@ -20,7 +20,15 @@ from luster_app.context import AppContext
 from luster_app.models import Asset, AssetKind, CreditLedger, Credits, Job, utcnow
 from luster_app.services.jobs import JobOptions, create_batch
 from tests.engines_for_tests import InvertEngine, indexed_image
-from tests.jobs_support import WorkerProcess, add_photos, add_shoot, jobs_by_status, user_with_credits, worker_context, worker_settings
+from tests.jobs_support import (
+    WorkerProcess,
+    add_photos,
+    add_shoot,
+    jobs_by_status,
+    user_with_credits,
+    worker_context,
+    worker_settings,
+)
 
 pytestmark = pytest.mark.slow
 

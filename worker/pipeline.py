@@ -11,7 +11,7 @@ from PIL import Image
 from luster_app.config import Settings
 from luster_app.engines.base import EngineRequest, ImageEngine
 from luster_app.imaging import encode_jpeg, load_normalised
-from luster_app.imaging.budget import PixelBudget, return_photo_memory_to_the_os  # noqa: F401  (worker.worker imports it from here)
+from luster_app.imaging.budget import PixelBudget, return_photo_memory_to_the_os  # noqa: F401  (re-exported)
 from luster_app.imaging.encode import THUMB_QUALITY
 from luster_app.models import Asset, Job
 from luster_app.storage.base import Storage

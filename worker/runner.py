@@ -97,7 +97,9 @@ class JobRunner:
         for _ in range(VERSION_TRIES):
             files = self._store(job, original, rendered, version)
             outcome = self.db(
-                lambda session: finish_success(session=session, job=job, original=original, lease_token=job.lease_token, files=files)  # noqa: B023
+                lambda session: finish_success(  # noqa: B023
+                    session=session, job=job, original=original, lease_token=job.lease_token, files=files  # noqa: B023
+                )
             )
             if outcome is FinishOutcome.FINISHED:
                 log.info("succeeded: output v%d", version)

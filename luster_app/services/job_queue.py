@@ -180,8 +180,8 @@ def claim_jobs(*, session: Session, owner: str, limit: int, lease_seconds: float
 
     Due means processing with an expired lease (its worker died, or lost the database for longer
     than the lease), taken first, or queued with `run_after` passed. Each claim gets a new
-    `lease_token`, which every later step of that attempt presents. On PostgreSQL both sets are picked `FOR UPDATE SKIP LOCKED`, so concurrent
-    workers never wait on or double-claim a row, and leases run on the database's clock, which
+    `lease_token`, which every later step of that attempt presents. On PostgreSQL both sets are
+    picked `FOR UPDATE SKIP LOCKED`, so concurrent workers never wait on or double-claim a row, and leases run on the database's clock, which
     every worker machine shares; SQLite runs the same statement under its single write lock,
     which makes the conditional UPDATE atomic.
     """
@@ -263,7 +263,8 @@ def _transition(
     """Apply `values` to a job whose lease this attempt still holds, with its event; False if the lease is gone."""
     start_transaction(session)
     try:
-        owned = session.execute(update(Job).where(*_owned(job_id, lease_token)).values(**values), execution_options=NO_SYNC).rowcount
+        change = update(Job).where(*_owned(job_id, lease_token)).values(**values)
+        owned = session.execute(change, execution_options=NO_SYNC).rowcount
         if owned and event:
             add_event(session, job_id, event, **detail)
         session.commit()
@@ -313,7 +314,9 @@ def fail_job(*, session: Session, job_id: uuid.UUID, lease_token: str, attempt: 
         "status": JobStatus.FAILED, "finished_at": _now(session), "lease_owner": None, "lease_expires_at": None,
         "lease_token": None, "error_code": error_code, "error_message": error_message,
     }
-    return _transition(session, job_id, lease_token, values, "failed", attempt=attempt, error_code=error_code, message=error_message)
+    return _transition(
+        session, job_id, lease_token, values, "failed", attempt=attempt, error_code=error_code, message=error_message
+    )
 
 
 def release_job(*, session: Session, job_id: uuid.UUID, lease_token: str) -> bool:
@@ -377,8 +380,9 @@ def _finish_statement_postgres() -> sa.Select[tuple[int]]:
 
 
 def finish_success(*, session: Session, job: Job, original: Asset, lease_token: str, files: OutputFiles) -> FinishOutcome:
-    """In one transaction, if the attempt holding `lease_token` still holds the lease: `succeeded`, the output and thumbnail
-    assets, the `succeeded` event, the ledger row (kind `job`, ref the job id) and one credit taken."""
+    """In one transaction, if the attempt holding `lease_token` still holds the lease: `succeeded`,
+    the output and thumbnail assets, the `succeeded` event, the ledger row (kind `job`, ref the job
+    id) and one credit taken."""
     output, thumb = _output_asset_rows(job, original, files)
     detail = {"attempt": job.attempts, "output_asset_id": str(output["id"]), "version": files.version}
     start_transaction(session)
