@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     # `upload_check_wait_seconds` is answered 503 with Retry-After (the photo stays pending).
     upload_check_slots: int = 0
     upload_check_megapixels: int = 300
-    upload_check_wait_seconds: float = 10.0
+    upload_check_wait_seconds: float = 3.0
 
     # --- auth ---
     supabase_url: str = ""

@@ -8,6 +8,8 @@ larger one; the worker, which had budgeted memory for 800×600, rendered the rep
 from __future__ import annotations
 
 import io
+import re
+import threading
 import uuid
 
 from PIL import Image
@@ -80,3 +82,29 @@ def test_a_local_upload_link_works_once(backend: Backend) -> None:
 
     done = backend.client.post(f"/api/uploads/{presign['asset_id']}/complete", headers=headers)
     assert (done.status_code, done.json()["width"]) == (200, 80)
+
+
+def test_racing_completions_of_one_photo_all_answer_ready_and_keep_one_copy(backend: Backend) -> None:
+    """The winner drops the uploaded object once it has copied it; a completion still on its way
+    then finds no upload, and must answer with the ready photo, not reject it."""
+    _, headers = make_user(backend.context)
+    shoot = new_shoot(backend, headers)
+    presign = backend.client.post(
+        "/api/uploads/presign", json={"shoot_id": shoot, "filename": "a.jpg", "content_type": "image/jpeg", "size": 5000},
+        headers=headers,
+    ).json()
+    assert backend.send(presign["upload"], _jpeg((640, 480), (9, 9, 9))).status_code in (200, 204)
+    answers: list[int] = []
+
+    def complete() -> None:
+        answers.append(backend.client.post(f"/api/uploads/{presign['asset_id']}/complete", headers=headers).status_code)
+
+    threads = [threading.Thread(target=complete) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert answers == [200] * 6
+    names = sorted(re.sub(r"-[0-9a-f]{16}\.", ".", key.rsplit("/", 1)[1]) for key in backend.stored_keys())
+    assert names == ["original.jpg", "thumb.jpg"]

@@ -213,6 +213,8 @@ def complete_upload(
             width, height, thumbnail, thumb_width, thumb_height = _decode(data, settings=settings, limits=limits)
     except ImageRejected as exc:
         _reject(session=session, storage=storage, asset=asset, reason=exc.reason)
+        if asset.status == AssetStatus.READY:  # a concurrent completion won (and dropped the upload it copied)
+            return asset
         raise UploadRejected(exc.reason, asset_id=asset.id) from None
     except BudgetExhausted:
         log.info("upload check of %s deferred: this process is checking as many photos as it may", asset.id)
@@ -296,13 +298,17 @@ def abandoned_uploads(*, session: Session, settings: Settings, limit: int = 20) 
 def defer_abandoned_upload(*, session: Session, settings: Settings, asset_id: uuid.UUID) -> None:
     """Settling this abandoned upload failed (storage or decoder trouble): try it again after a
     backoff that doubles with each failure, from one sweep interval up to a day."""
-    asset = session.get(Asset, asset_id)
-    if asset is None or asset.status != AssetStatus.PENDING:
-        session.commit()
+    pending = (Asset.id == asset_id, Asset.status == AssetStatus.PENDING)
+    failures = session.execute(select(Asset.sweep_failures).where(*pending)).scalar()
+    session.commit()  # the write below starts a fresh transaction (SQLite cannot upgrade a read)
+    if failures is None:
         return
-    wait = min(SWEEP_BACKOFF_MAX_SECONDS, settings.worker_upload_sweep_seconds * 2**min(asset.sweep_failures, 20))
-    asset.sweep_failures += 1
-    asset.sweep_after = utcnow() + timedelta(seconds=wait)
+    wait = min(SWEEP_BACKOFF_MAX_SECONDS, settings.worker_upload_sweep_seconds * 2 ** min(failures, 20))
+    session.execute(
+        update(Asset)
+        .where(*pending, Asset.sweep_failures == failures)  # a concurrent sweeper's failure counts once
+        .values(sweep_failures=failures + 1, sweep_after=utcnow() + timedelta(seconds=wait))
+    )
     session.commit()
 
 
