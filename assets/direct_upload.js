@@ -56,14 +56,24 @@
     });
   }
 
+  // A server busy checking other photos answers 503 (or 429) with Retry-After: wait, ask again.
+  const BUSY_TRIES = 6;
+
   async function complete(apiBase, assetId, token) {
-    const response = await fetch(`${apiBase}/api/uploads/${assetId}/complete`, {
-      method: "POST",
-      headers: { Authorization: `Bearer ${token}` },
-    });
-    const answer = await response.json().catch(() => ({}));
-    if (!response.ok) throw failure(answer.detail || `The photo could not be checked (${response.status}).`, response.status);
-    return answer;
+    for (let attempt = 1; ; attempt += 1) {
+      const response = await fetch(`${apiBase}/api/uploads/${assetId}/complete`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${token}` },
+      });
+      const answer = await response.json().catch(() => ({}));
+      if ((response.status === 503 || response.status === 429) && attempt < BUSY_TRIES) {
+        const seconds = Number(response.headers.get("Retry-After")) || 5;
+        await new Promise((resolve) => setTimeout(resolve, Math.min(seconds, 60) * 1000));
+        continue;
+      }
+      if (!response.ok) throw failure(answer.detail || `The photo could not be checked (${response.status}).`, response.status);
+      return answer;
+    }
   }
 
   global.lusterDirectUpload = async function ({ file, presign, token, onProgress, apiBase = "" }) {

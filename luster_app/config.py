@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     # A photo still `pending` this long after its upload was signed is finished from what reached
     # storage (the phone's tab closed before it reported back) or rejected with a reason.
     upload_abandon_seconds: int = 3600
+    # Checking an upload decodes it in the web process: at most this many checks at once (0: one
+    # per core) and this many megapixels decoded at once; a check that cannot start within
+    # `upload_check_wait_seconds` is answered 503 with Retry-After (the photo stays pending).
+    upload_check_slots: int = 0
+    upload_check_megapixels: int = 300
+    upload_check_wait_seconds: float = 3.0
 
     # --- auth ---
     supabase_url: str = ""

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from luster_app.billing import PaymentProvider
     from luster_app.storage import Storage
     from luster_app.engines import ImageEngine
+    from luster_app.imaging.budget import CheckLimits
 
 
 class AppContext:
@@ -61,6 +62,13 @@ class AppContext:
         from luster_app.storage import build_storage
 
         return build_storage(self.settings)
+
+    @functools.cached_property
+    def upload_checks(self) -> CheckLimits:
+        """This process's bounds on decoding uploads as they complete (shared by all requests)."""
+        from luster_app.imaging.budget import CheckLimits
+
+        return CheckLimits.from_settings(self.settings)
 
     @functools.cached_property
     def image_engine(self) -> ImageEngine:

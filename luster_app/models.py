@@ -133,6 +133,10 @@ class Asset(SQLModel, table=True):
     job_id: uuid.UUID | None = Field(default=None, index=True)
     version: int | None = None
     created_at: datetime = _created_at()
+    # The abandoned-upload sweep's backoff: a pending photo whose settling keeps failing waits
+    # longer each time, so it never holds up the newer ones behind it.
+    sweep_failures: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    sweep_after: datetime | None = _ts()
 
 
 class Job(SQLModel, table=True):
@@ -153,6 +157,9 @@ class Job(SQLModel, table=True):
     run_after: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
     lease_owner: str | None = Field(default=None, max_length=128)
     lease_expires_at: datetime | None = _ts()
+    # Random per claim: only the attempt holding it may finish, retry, fail, release or extend
+    # the job; a stale attempt of the same worker process (lease expired, job claimed again) cannot.
+    lease_token: str | None = Field(default=None, max_length=64)
     error_code: str | None = Field(default=None, max_length=64)
     error_message: str | None = Field(default=None, max_length=2000)
     created_at: datetime = _created_at()

@@ -49,7 +49,7 @@ def _output(context: AppContext, original: Asset, preset: str, version: int) -> 
                   status=JobStatus.SUCCEEDED)
         session.add(job)
         session.flush()
-        key = output_key(original.user_id, original.shoot_id, original.id, job.id, version)
+        key = output_key(original.user_id, original.shoot_id, original.id, job.id, version, attempt="a1")
         context.storage.put_bytes(key, data, content_type="image/jpeg")
         output = Asset(shoot_id=original.shoot_id, user_id=original.user_id, kind=AssetKind.OUTPUT, storage_key=key,
                        filename=f"DSCN0010_{preset}_v{version}.jpg", content_type="image/jpeg", bytes=len(data),

@@ -65,7 +65,7 @@ def _runner(context: AppContext, owner: str) -> JobRunner:
     settings = context.settings
     return JobRunner(
         context, owner=owner, policy=RetryPolicy.from_settings(settings), limits=ImageLimits.from_settings(settings),
-        leases=LeaseKeeper(set, interval=60),  # never started: this runner's lease is taken away by hand
+        leases=LeaseKeeper(lambda leases: set(), interval=60),  # never started: this runner's lease is taken away by hand
     )
 
 
@@ -129,8 +129,8 @@ def test_a_worker_that_lost_its_lease_writes_nothing(context) -> None:
 
 
 def test_a_worker_that_lost_its_lease_leaves_the_new_owners_output_alone(context) -> None:
-    """The old and the new owner of a job store under the same keys (job and version): the old
-    one, finding its lease gone, must not delete what the new one stored and is charged for."""
+    """The old owner of a job, finding its lease gone, must not delete what the new one stored
+    and is charged for."""
     user_id, [job] = _queue_jobs(context, 1)
     [stale] = _claim(context, "worker-a")
     _expire_lease(context, job.id)
@@ -139,8 +139,8 @@ def test_a_worker_that_lost_its_lease_leaves_the_new_owners_output_alone(context
     rendered = render(current.job, current.original, storage=context.storage, engine=context.image_engine, limits=new_owner.limits)
     files = new_owner._store(current.job, current.original, rendered, current.next_version)
 
-    _runner(context, "worker-a").run(stale)  # stores under the same keys, then finds the lease gone
-    assert _finish(context, current, "worker-b", files) is FinishOutcome.FINISHED
+    _runner(context, "worker-a").run(stale)  # stores its own files, then finds the lease gone
+    assert _finish(context, current, files) is FinishOutcome.FINISHED
 
     [output] = outputs_of(context, job.id)
     assert output.storage_key == files.key
@@ -157,17 +157,19 @@ def test_a_repeated_finish_charges_once(context) -> None:
     [claimed] = _claim(context, "worker-a")
     files = _files(1, "only")
 
-    assert _finish(context, claimed, "worker-a", files) is FinishOutcome.FINISHED
-    assert _finish(context, claimed, "worker-a", files) is FinishOutcome.FINISHED
+    assert _finish(context, claimed, files) is FinishOutcome.FINISHED
+    assert _finish(context, claimed, files) is FinishOutcome.FINISHED
 
     assert job_charges(context) == 1
     assert len(outputs_of(context, job.id)) == 1
     assert balance(context, user_id) == 0
 
 
-def _finish(context: AppContext, claimed, owner: str, files: OutputFiles) -> FinishOutcome:
+def _finish(context: AppContext, claimed, files: OutputFiles) -> FinishOutcome:
     with context.session() as session:
-        return finish_success(session=session, job=claimed.job, original=claimed.original, owner=owner, files=files)
+        return finish_success(
+            session=session, job=claimed.job, original=claimed.original, lease_token=claimed.job.lease_token, files=files
+        )
 
 
 def _files(version: int, name: str) -> OutputFiles:
@@ -185,10 +187,10 @@ def test_a_version_taken_by_a_concurrent_job_is_refused(context) -> None:
     first, second = _claim(context, "worker-a")
     assert first.next_version == second.next_version == 1  # both rendered while no output existed
 
-    assert _finish(context, first, "worker-a", _files(1, "first")) is FinishOutcome.FINISHED
-    assert _finish(context, second, "worker-a", _files(1, "second")) is FinishOutcome.VERSION_TAKEN
+    assert _finish(context, first, _files(1, "first")) is FinishOutcome.FINISHED
+    assert _finish(context, second, _files(1, "second")) is FinishOutcome.VERSION_TAKEN
     assert outputs_of(context, second.job.id) == []
-    assert _finish(context, second, "worker-a", _files(2, "second")) is FinishOutcome.FINISHED
+    assert _finish(context, second, _files(2, "second")) is FinishOutcome.FINISHED
     assert [output.version for output in outputs_of(context, second.job.id)] == [2]
     assert job_charges(context) == 2
 
@@ -199,7 +201,7 @@ def test_another_integrity_error_in_the_finish_is_raised_not_taken_for_a_version
     gone = claimed.original.model_copy(update={"shoot_id": uuid.uuid4()})  # its shoot no longer exists
 
     with context.session() as session, pytest.raises(IntegrityError):
-        finish_success(session=session, job=claimed.job, original=gone, owner="worker-a", files=_files(1, "only"))
+        finish_success(session=session, job=claimed.job, original=gone, lease_token=claimed.job.lease_token, files=_files(1, "only"))
 
     assert outputs_of(context, job.id) == []
     assert job_charges(context) == 0
@@ -208,11 +210,11 @@ def test_another_integrity_error_in_the_finish_is_raised_not_taken_for_a_version
 
 def test_release_puts_the_job_back_without_counting_the_attempt(context) -> None:
     _, [job] = _queue_jobs(context, 1)
-    _claim(context, "worker-a")
+    [claimed] = _claim(context, "worker-a")
 
     with context.session() as session:
-        assert release_job(session=session, job_id=job.id, owner="worker-a")
-        assert not release_job(session=session, job_id=job.id, owner="worker-a")  # no longer its job
+        assert release_job(session=session, job_id=job.id, lease_token=claimed.job.lease_token)
+        assert not release_job(session=session, job_id=job.id, lease_token=claimed.job.lease_token)  # no longer its job
 
     with context.session() as session:
         released = session.get(Job, job.id)

@@ -164,3 +164,30 @@ def test_local_upload_endpoint_cuts_off_an_oversize_stream_over_http(site: Backe
     assert response.status_code == 413
     assert response.json() == {"detail": "The file is larger than the upload limit."}
     assert site.stored_keys() == set()
+
+
+@pytest.mark.parametrize("site", ["local"], indirect=True)
+def test_the_page_waits_and_asks_again_while_the_server_is_busy_checking(site: Backend, page) -> None:  # noqa: ANN001
+    """A 503 with Retry-After (the server is checking as many photos as it may) is not a failure:
+    the page waits as told and completes the upload. The first answer is the one the API gives
+    when busy (tests/test_uploads_check_limits.py); the second goes to the real server."""
+    _, headers = make_user(site.context)
+    token = headers["Authorization"].removeprefix("Bearer ")
+    answers: list[int] = []
+
+    def busy_once(route) -> None:  # noqa: ANN001
+        if answers:
+            answers.append(200)
+            route.continue_()
+            return
+        answers.append(503)
+        route.fulfill(status=503, headers={"Retry-After": "1"}, content_type="application/json",
+                      body='{"detail": "We are checking many photos right now; this one will be checked in a moment."}')
+
+    page.route("**/api/uploads/*/complete", busy_once)
+    page.set_input_files("#photo", str(PHOTOS / "orientation" / "landscape_6.jpg"))
+    result = page.evaluate(UPLOAD, {"token": token, "shootId": new_shoot(site, headers)})
+
+    assert "error" not in result, result.get("error")
+    assert result["asset"]["status"] == "ready"
+    assert answers == [503, 200]

@@ -20,17 +20,19 @@ class Lease:
 
 class LeaseKeeper:
     """The heartbeat of one worker process: every `interval` seconds it extends the leases of all
-    jobs in flight with one call of `extend` (job ids in, the ids still held out), instead of a
-    thread and a statement per job.
+    attempts in flight with one call of `extend` (lease token to job id in, the tokens still held
+    out), instead of a thread and a statement per job. Leases are kept per claim (token), not per
+    job: the same job may be in flight twice here, a stale attempt beside the one that took it
+    over, and only the latter's lease is held.
 
     A failing call (database restarting) is logged and tried on the next beat: the lease is long
     enough to ride out a few missed beats.
     """
 
-    def __init__(self, extend: Callable[[list[uuid.UUID]], set[uuid.UUID]], *, interval: float) -> None:
+    def __init__(self, extend: Callable[[dict[str, uuid.UUID]], set[str]], *, interval: float) -> None:
         self._extend = extend
         self._interval = interval
-        self._leases: dict[uuid.UUID, Lease] = {}
+        self._leases: dict[str, tuple[uuid.UUID, Lease]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="lease-keeper", daemon=True)
@@ -44,16 +46,16 @@ class LeaseKeeper:
             self._thread.join()
 
     @contextmanager
-    def keep(self, job_id: uuid.UUID) -> Iterator[Lease]:
-        """Heartbeat this job's lease for the duration of the block."""
+    def keep(self, job_id: uuid.UUID, token: str) -> Iterator[Lease]:
+        """Heartbeat this claim's lease (`token`, on job `job_id`) for the duration of the block."""
         lease = Lease()
         with self._lock:
-            self._leases[job_id] = lease
+            self._leases[token] = (job_id, lease)
         try:
             yield lease
         finally:
             with self._lock:
-                self._leases.pop(job_id, None)
+                self._leases.pop(token, None)
 
     def _beat(self) -> None:
         while not self._stop.wait(self._interval):
@@ -62,10 +64,10 @@ class LeaseKeeper:
             if not leases:
                 continue
             try:
-                held = self._extend(list(leases))
+                held = self._extend({token: job_id for token, (job_id, _) in leases.items()})
             except Exception:  # noqa: BLE001
                 log.warning("lease heartbeat failed; trying again in %.0fs", self._interval, exc_info=True)
                 continue
-            for job_id, lease in leases.items():
-                if job_id not in held:
+            for token, (_, lease) in leases.items():
+                if token not in held:
                     lease.lost.set()

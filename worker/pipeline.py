@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from PIL import Image
@@ -15,58 +11,14 @@ from PIL import Image
 from luster_app.config import Settings
 from luster_app.engines.base import EngineRequest, ImageEngine
 from luster_app.imaging import encode_jpeg, load_normalised
+from luster_app.imaging.budget import PixelBudget, return_photo_memory_to_the_os  # noqa: F401  (re-exported)
 from luster_app.imaging.encode import THUMB_QUALITY
 from luster_app.models import Asset, Job
 from luster_app.storage.base import Storage
 
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
-LARGE_ALLOCATION = 1 << 20
-
 # Assumed size of a photo whose dimensions were never recorded: a large camera frame.
 UNKNOWN_MEGAPIXELS = 24.0
 THUMB_LONG_EDGE = 512
-
-
-def return_photo_memory_to_the_os() -> bool:
-    """Have glibc give every allocation over 1 MiB its own mapping, returned to the OS when freed.
-
-    By default glibc raises that threshold after the first large free and then serves photos
-    from per-thread heaps, where freed photos stay resident; with many job threads the process
-    then grows with concurrency whatever the pixel budget says. Process-wide; False where the
-    C library is not glibc (nothing to tune there).
-    """
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(M_MMAP_THRESHOLD, LARGE_ALLOCATION))
-    except (OSError, AttributeError):
-        return False
-
-
-class PixelBudget:
-    """A counting semaphore in megapixels: how much decoded photo one process may hold at once.
-
-    A job holds its photo's share from decode to encode, across the engine call, so memory
-    stays bounded however many jobs are in flight. A photo larger than the whole budget
-    waits until it can run alone.
-    """
-
-    def __init__(self, megapixels: float) -> None:
-        self.total = float(megapixels)
-        self._free = self.total
-        self._changed = threading.Condition()
-
-    @contextmanager
-    def hold(self, megapixels: float) -> Iterator[None]:
-        share = min(max(megapixels, 0.0), self.total)
-        with self._changed:
-            self._changed.wait_for(lambda: self._free >= share)
-            self._free -= share
-        try:
-            yield
-        finally:
-            with self._changed:
-                self._free += share
-                self._changed.notify_all()
 
 
 @dataclass(frozen=True)

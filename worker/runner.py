@@ -32,6 +32,8 @@ T = TypeVar("T")
 
 # Concurrent jobs on one photo can race for a version number; a few tries always settle it.
 VERSION_TRIES = 5
+# The part of the lease token that names an attempt's output keys: unique enough among one job's attempts.
+ATTEMPT_KEY_CHARS = 16
 
 
 def is_connection_error(exc: BaseException) -> bool:
@@ -71,7 +73,7 @@ class JobRunner:
     def run(self, claimed: ClaimedJob) -> None:
         """Take the job to `succeeded`, `failed` or back to `queued`; never raises."""
         job = claimed.job
-        with log_context(job_id=job.id, user_id=job.user_id), self.leases.keep(job.id) as lease:
+        with log_context(job_id=job.id, user_id=job.user_id), self.leases.keep(job.id, job.lease_token) as lease:
             if job.attempts > job.max_attempts:
                 # Its workers kept dying mid-job (a crash on this photo?): stop trying.
                 self._settle_failure(job, AttemptError("worker_crashed", "Processing this photo was interrupted too many times.", False))
@@ -88,35 +90,35 @@ class JobRunner:
                     log.info("attempt %d failed: %s", job.attempts, exc.__class__.__name__, exc_info=True)
                     self._settle_failure(job, classify(exc))
             if lease.lost.is_set():
-                log.warning("lease lost to another worker: this attempt wrote nothing")
+                log.warning("lease lost: the job was claimed again; this attempt wrote nothing")
 
     def _store_and_finish(self, claimed: ClaimedJob, rendered: Rendered) -> None:
         job, original, version = claimed.job, claimed.original, claimed.next_version
         for _ in range(VERSION_TRIES):
             files = self._store(job, original, rendered, version)
             outcome = self.db(
-                lambda session: finish_success(session=session, job=job, original=original, owner=self.owner, files=files)  # noqa: B023
+                lambda session: finish_success(  # noqa: B023
+                    session=session, job=job, original=original, lease_token=job.lease_token, files=files  # noqa: B023
+                )
             )
             if outcome is FinishOutcome.FINISHED:
                 log.info("succeeded: output v%d", version)
                 return
-            if outcome is FinishOutcome.LEASE_LOST:
-                # The files stay: the worker that took the job over stores its output under the
-                # same keys (job and version), and deleting them could leave its charged output
-                # without an image. At worst this attempt's render replaces its own, or stays an
-                # orphan object if the new owner stores a later version.
-                log.warning("lease lost to another worker: this attempt wrote nothing to the database")
-                return
-            # Another job on this photo stored that version first: take the next free one. The
-            # keys carry this job's id, and this worker holds its lease: the files are its own.
+            # Lease lost (the job was claimed again) or version taken by another job on this
+            # photo: no row names these files (the finish checked), and their keys are this
+            # attempt's own, so deleting them touches nothing another attempt committed.
             self._delete(files.key, files.thumb_key)
+            if outcome is FinishOutcome.LEASE_LOST:
+                log.warning("lease lost: the job was claimed again; this attempt wrote nothing")
+                return
             version = self.db(lambda session: next_output_version(session=session, original_id=original.id))
         raise RuntimeError(f"no free output version for photo {original.id} after {VERSION_TRIES} tries")
 
     def _store(self, job: Job, original: Asset, rendered: Rendered, version: int) -> OutputFiles:
         storage = self.context.storage
         ids = (original.user_id, original.shoot_id, original.id, job.id, version)
-        key, thumb_key = output_key(*ids), output_thumb_key(*ids)
+        attempt = job.lease_token[:ATTEMPT_KEY_CHARS]
+        key, thumb_key = output_key(*ids, attempt=attempt), output_thumb_key(*ids, attempt=attempt)
         try:
             storage.put_bytes(key, rendered.jpeg, content_type="image/jpeg")
             storage.put_bytes(thumb_key, rendered.thumb, content_type="image/jpeg")
@@ -138,7 +140,7 @@ class JobRunner:
 
     def _settle_failure(self, job: Job, error: AttemptError) -> None:
         decision = self.policy.decide(error, attempt=job.attempts, max_attempts=job.max_attempts)
-        common = {"job_id": job.id, "owner": self.owner, "attempt": job.attempts, "error_code": error.code, "error_message": decision.message}
+        common = {"job_id": job.id, "lease_token": job.lease_token, "attempt": job.attempts, "error_code": error.code, "error_message": decision.message}
         try:
             if decision.retry:
                 self.db(lambda session: schedule_retry(session=session, delay_seconds=decision.delay_seconds, **common))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 
 from luster_app.context import AppContext
 from luster_app.models import AssetStatus
-from luster_app.services.uploads import abandoned_uploads, settle_abandoned_upload
+from luster_app.services.uploads import abandoned_uploads, defer_abandoned_upload, settle_abandoned_upload
 from worker.pipeline import ImageLimits
 
 log = logging.getLogger(__name__)
@@ -22,8 +23,8 @@ class UploadSweeper:
     went away mid-upload (`settle_abandoned_upload`). Each photo is decoded under the worker's
     CPU slots and pixel budget, so the sweep never adds to the memory that jobs are bounded by;
     its size is not known until it is decoded, so it holds the largest a photo may be.
-    A photo that fails (database or storage unavailable) is logged and tried on the next pass;
-    the photos after it are not held up."""
+    A photo that fails (database or storage unavailable) is logged and tried again after a
+    backoff of its own; the photos after it are not held up, in this pass or the next."""
 
     def __init__(self, context: AppContext, *, interval: float, limits: ImageLimits) -> None:
         self._context = context
@@ -70,9 +71,18 @@ class UploadSweeper:
                         session=session, storage=context.storage, settings=context.settings, asset_id=asset_id
                     )
             except Exception:  # noqa: BLE001
-                log.warning("settling abandoned upload %s failed; trying again next pass", asset_id, exc_info=True)
+                log.warning("settling abandoned upload %s failed; trying it again later", asset_id, exc_info=True)
+                self._defer(asset_id)
                 continue
             finished += status == AssetStatus.READY
             rejected += status == AssetStatus.REJECTED
         if stale:
             log.info("abandoned uploads: %d finished, %d rejected", finished, rejected)
+
+    def _defer(self, asset_id: uuid.UUID) -> None:
+        context = self._context
+        try:
+            with context.session() as session:
+                defer_abandoned_upload(session=session, settings=context.settings, asset_id=asset_id)
+        except Exception:  # noqa: BLE001  (the database is down too: the photo is simply tried next pass)
+            log.warning("could not record the failure of abandoned upload %s", asset_id, exc_info=True)

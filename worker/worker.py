@@ -53,7 +53,7 @@ class Worker:
         self._stop = threading.Event()
         self._wakeup = threading.Event()
         self._lock = threading.Lock()
-        self._in_flight: set[uuid.UUID] = set()
+        self._in_flight: dict[str, uuid.UUID] = {}  # lease token to job id: one entry per claim
         self._slots: queue.SimpleQueue[ClaimedJob | None] = queue.SimpleQueue()
 
     def stop(self) -> None:
@@ -127,10 +127,10 @@ class Worker:
         with self.context.session() as session:
             return claim_jobs(session=session, owner=self.owner, limit=limit, lease_seconds=lease)
 
-    def _extend_leases(self, job_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    def _extend_leases(self, leases: dict[str, uuid.UUID]) -> set[str]:
         lease = self.context.settings.job_lease_seconds
         with self.context.session() as session:
-            return extend_leases(session=session, owner=self.owner, job_ids=job_ids, lease_seconds=lease)
+            return extend_leases(session=session, leases=leases, lease_seconds=lease)
 
     def _running(self) -> int:
         with self._lock:
@@ -138,7 +138,7 @@ class Worker:
 
     def _start(self, claimed: ClaimedJob) -> None:
         with self._lock:
-            self._in_flight.add(claimed.job.id)
+            self._in_flight[claimed.job.lease_token] = claimed.job.id
         self._slots.put(claimed)
 
     def _serve(self) -> None:
@@ -148,7 +148,7 @@ class Worker:
                 self.runner.run(claimed)
             finally:
                 with self._lock:
-                    self._in_flight.discard(claimed.job.id)
+                    self._in_flight.pop(claimed.job.lease_token, None)
                 self._wakeup.set()
 
     def _wind_down(self) -> None:
@@ -160,10 +160,10 @@ class Worker:
             self._wakeup.wait(left)
             self._wakeup.clear()
         with self._lock:
-            unfinished = list(self._in_flight)
-        for job_id in unfinished:
+            unfinished = dict(self._in_flight)
+        for token, job_id in unfinished.items():
             try:
-                released = self.runner.db(lambda session: release_job(session=session, job_id=job_id, owner=self.owner))  # noqa: B023
+                released = self.runner.db(lambda session: release_job(session=session, job_id=job_id, lease_token=token))  # noqa: B023
                 log.info("worker %s: job %s %s", self.owner, job_id, "released to the queue" if released else "already settled")
             except Exception:  # noqa: BLE001
                 log.exception("worker %s: could not release job %s; its lease will expire", self.owner, job_id)

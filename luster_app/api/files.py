@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse
 
 from luster_app.api.deps import Ctx
 from luster_app.storage.base import attachment_disposition
-from luster_app.storage.local import InvalidKey, LocalStorage, ObjectTooLarge
+from luster_app.storage.local import InvalidKey, LocalStorage, ObjectTooLarge, UploadLinkUsed
 
 router = APIRouter(tags=["files"], include_in_schema=False)
 
@@ -30,7 +30,8 @@ async def put_file(
     sig: str,
     max_bytes: int = Query(alias="max"),
 ) -> Response:
-    """Stream an upload to disk under its signed key; 413 as soon as it passes its signed limit."""
+    """Stream an upload to disk under its signed key; 413 as soon as it passes its signed limit;
+    403 if the link was used already (single-use, as the photo is checked once)."""
     storage = _local_storage(context)
     try:
         valid = storage.verify_upload(key, expires=expires, max_bytes=max_bytes, signature=sig)
@@ -42,9 +43,11 @@ async def put_file(
     if declared.isdigit() and int(declared) > max_bytes:
         raise HTTPException(413, "The file is larger than the upload limit.")
     try:
-        await storage.receive(key, request.stream(), max_bytes=max_bytes)
+        await storage.receive(key, request.stream(), max_bytes=max_bytes, link_expires=expires)
     except ObjectTooLarge:
         raise HTTPException(413, "The file is larger than the upload limit.") from None
+    except UploadLinkUsed:
+        raise HTTPException(403, "This upload link has already been used; upload the photo again.") from None
     return Response(status_code=204)
 
 

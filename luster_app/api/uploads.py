@@ -60,9 +60,11 @@ def post_presign(body: PresignIn, user: CurrentUser, session: DbSession, context
 
 @router.post("/uploads/{asset_id}/complete", response_model=AssetView)
 def post_complete(asset_id: uuid.UUID, user: CurrentUser, session: DbSession, context: Ctx) -> AssetView:
-    """Verify the uploaded photo and make its thumbnail: 200 `ready`, or 422 with the reason it was rejected."""
+    """Verify the uploaded photo and make its thumbnail: 200 `ready`, 422 with the reason it was
+    rejected, or 503 with Retry-After while this process checks as many photos as it may."""
     complete_upload(
-        session=session, storage=context.storage, settings=context.settings, user_id=user.id, asset_id=asset_id
+        session=session, storage=context.storage, settings=context.settings, user_id=user.id, asset_id=asset_id,
+        limits=context.upload_checks,
     )
     return get_asset_with_urls(
         session=session, storage=context.storage, settings=context.settings, user_id=user.id, asset_id=asset_id

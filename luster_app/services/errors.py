@@ -41,3 +41,9 @@ class RateLimited(ServiceError):
 
 class Forbidden(ServiceError):
     status_code = 403
+
+
+class Busy(RateLimited):
+    """This process is at capacity for the work asked (503); the client tries again after `retry_after`."""
+
+    status_code = 503

@@ -1,8 +1,10 @@
 """The worker's side of a job: claim, heartbeat, finish, retry, fail, release.
 
-Claiming is one statement. Every later transition is conditional on the caller still holding
-the lease (`id`, `lease_owner`, status `processing`), so a worker that lost its lease to
-another changes nothing, and a credit moves only in the transaction that stores the output.
+Claiming is one statement, and gives each claim its own random lease token. Every later
+transition is conditional on that token (`id`, `lease_token`, status `processing`), so an attempt
+whose lease was taken over changes nothing, even when the job went back to the same worker
+process (it lost the database for longer than the lease); a credit moves only in the
+transaction that stores the output.
 """
 
 from __future__ import annotations
@@ -73,15 +75,25 @@ def _autocommit(session: Session) -> None:
     session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
-def _owned(job_id: uuid.UUID, owner: str) -> tuple[sa.ColumnElement[bool], ...]:
-    return (Job.id == job_id, Job.lease_owner == owner, Job.status == JobStatus.PROCESSING)
+def _owned(job_id: uuid.UUID, lease_token: str) -> tuple[sa.ColumnElement[bool], ...]:
+    return (Job.id == job_id, Job.lease_token == lease_token, Job.status == JobStatus.PROCESSING)
+
+
+def _new_token(postgres: bool) -> sa.ColumnElement[str]:
+    """A fresh random token for each row the claim takes (evaluated per row)."""
+    if postgres:
+        return func.replace(sa.cast(func.gen_random_uuid(), sa.Text()), "-", "")
+    return func.lower(func.hex(func.randomblob(16)))
 
 
 @functools.cache
 def _claim_update(postgres: bool) -> tuple[sa.Update, sa.CTE]:
     """The claim, built once per dialect (it runs for every job): parameters `owner`, `limit`,
     and the lease (`lease` as an interval on PostgreSQL; `now` and `lease_until` on SQLite).
-    Also returns the set of expired leases it takes over from (`stale`)."""
+    Also returns the set of expired leases it takes over from (`stale`).
+
+    Stale jobs go first: their worker died holding them, their photographer has waited a lease
+    already, and their credits are reserved; a large batch queued meanwhile must not hold them up."""
     if postgres:
         now, lease_until = func.now(), func.now() + bindparam("lease", type_=sa.Interval())
     else:
@@ -103,12 +115,17 @@ def _claim_update(postgres: bool) -> tuple[sa.Update, sa.CTE]:
         .with_for_update(skip_locked=True)
         .cte("stale")
     )
+    candidates = union_all(
+        select(stale.c.id, literal(0).label("rank")), select(due.c.id, literal(1).label("rank"))
+    ).subquery()
+    first = select(candidates.c.id).order_by(candidates.c.rank).limit(limit)
     claim = (
         update(Job)
-        .where(Job.id.in_(union_all(select(due.c.id), select(stale.c.id)).limit(limit)))
+        .where(Job.id.in_(first))
         .values(
             status=JobStatus.PROCESSING,
             lease_owner=bindparam("owner"),
+            lease_token=_new_token(postgres),
             lease_expires_at=lease_until,
             attempts=Job.attempts + 1,
             started_at=func.coalesce(Job.started_at, now),
@@ -161,9 +178,10 @@ def _claim_statement_postgres() -> sa.Select[tuple[Job, bool, Asset | None, int]
 def claim_jobs(*, session: Session, owner: str, limit: int, lease_seconds: float) -> list[ClaimedJob]:
     """Lease up to `limit` due jobs to `owner` in one statement, and record each attempt.
 
-    Due means queued with `run_after` passed, or processing with an expired lease (its
-    worker died). On PostgreSQL both sets are picked `FOR UPDATE SKIP LOCKED`, so concurrent
-    workers never wait on or double-claim a row, and leases run on the database's clock, which
+    Due means processing with an expired lease (its worker died, or lost the database for longer
+    than the lease), taken first, or queued with `run_after` passed. Each claim gets a new
+    `lease_token`, which every later step of that attempt presents. On PostgreSQL both sets are
+    picked `FOR UPDATE SKIP LOCKED`, so concurrent workers never wait on or double-claim a row, and leases run on the database's clock, which
     every worker machine shares; SQLite runs the same statement under its single write lock,
     which makes the conditional UPDATE atomic.
     """
@@ -239,11 +257,14 @@ def _interrupted(session: Session, job_ids: list[uuid.UUID]) -> set[uuid.UUID]:
     return set(session.execute(select(JobEvent.job_id).where(JobEvent.id.in_(latest), JobEvent.type == "claimed")).scalars())
 
 
-def _transition(session: Session, job_id: uuid.UUID, owner: str, values: dict[str, Any], event: str | None, **detail: Any) -> bool:
-    """Apply `values` to a job this worker still owns, with its event; False if the lease is gone."""
+def _transition(
+    session: Session, job_id: uuid.UUID, lease_token: str, values: dict[str, Any], event: str | None, **detail: Any
+) -> bool:
+    """Apply `values` to a job whose lease this attempt still holds, with its event; False if the lease is gone."""
     start_transaction(session)
     try:
-        owned = session.execute(update(Job).where(*_owned(job_id, owner)).values(**values), execution_options=NO_SYNC).rowcount
+        change = update(Job).where(*_owned(job_id, lease_token)).values(**values)
+        owned = session.execute(change, execution_options=NO_SYNC).rowcount
         if owned and event:
             add_event(session, job_id, event, **detail)
         session.commit()
@@ -253,14 +274,15 @@ def _transition(session: Session, job_id: uuid.UUID, owner: str, values: dict[st
     return owned == 1
 
 
-def extend_leases(*, session: Session, owner: str, job_ids: list[uuid.UUID], lease_seconds: float) -> set[uuid.UUID]:
-    """The heartbeat: push forward the leases `owner` still holds among `job_ids`; returns those."""
+def extend_leases(*, session: Session, leases: dict[str, uuid.UUID], lease_seconds: float) -> set[str]:
+    """The heartbeat: push forward the leases still held among `leases` (token to job id); returns
+    their tokens. Tokens are unique, so a token matches its own claim only; the ids use the index."""
     start_transaction(session)
     extend = (
         update(Job)
-        .where(Job.id.in_(job_ids), Job.lease_owner == owner, Job.status == JobStatus.PROCESSING)
+        .where(Job.id.in_(set(leases.values())), Job.lease_token.in_(list(leases)), Job.status == JobStatus.PROCESSING)
         .values(lease_expires_at=_now(session, lease_seconds))
-        .returning(Job.id)
+        .returning(Job.lease_token)
     )
     try:
         held = set(session.execute(extend, execution_options=NO_SYNC).scalars())
@@ -272,35 +294,38 @@ def extend_leases(*, session: Session, owner: str, job_ids: list[uuid.UUID], lea
 
 
 def schedule_retry(
-    *, session: Session, job_id: uuid.UUID, owner: str, attempt: int, delay_seconds: float, error_code: str, error_message: str
+    *, session: Session, job_id: uuid.UUID, lease_token: str, attempt: int, delay_seconds: float, error_code: str,
+    error_message: str,
 ) -> bool:
     """Back to `queued` after a transient failure, due again in `delay_seconds`; no charge."""
     values = {
         "status": JobStatus.QUEUED, "run_after": _now(session, delay_seconds), "lease_owner": None,
-        "lease_expires_at": None, "error_code": error_code, "error_message": error_message,
+        "lease_expires_at": None, "lease_token": None, "error_code": error_code, "error_message": error_message,
     }
     return _transition(
-        session, job_id, owner, values, "attempt_failed",
+        session, job_id, lease_token, values, "attempt_failed",
         attempt=attempt, error_code=error_code, message=error_message, retry_in_seconds=round(delay_seconds, 3),
     )
 
 
-def fail_job(*, session: Session, job_id: uuid.UUID, owner: str, attempt: int, error_code: str, error_message: str) -> bool:
+def fail_job(*, session: Session, job_id: uuid.UUID, lease_token: str, attempt: int, error_code: str, error_message: str) -> bool:
     """`failed` for good, with a message the photographer can act on; no charge."""
     values = {
         "status": JobStatus.FAILED, "finished_at": _now(session), "lease_owner": None, "lease_expires_at": None,
-        "error_code": error_code, "error_message": error_message,
+        "lease_token": None, "error_code": error_code, "error_message": error_message,
     }
-    return _transition(session, job_id, owner, values, "failed", attempt=attempt, error_code=error_code, message=error_message)
+    return _transition(
+        session, job_id, lease_token, values, "failed", attempt=attempt, error_code=error_code, message=error_message
+    )
 
 
-def release_job(*, session: Session, job_id: uuid.UUID, owner: str) -> bool:
+def release_job(*, session: Session, job_id: uuid.UUID, lease_token: str) -> bool:
     """Hand an unfinished job back to the queue (worker stopping): due now, the attempt not counted."""
     values = {
         "status": JobStatus.QUEUED, "run_after": _now(session), "lease_owner": None, "lease_expires_at": None,
-        "attempts": Job.attempts - 1,
+        "lease_token": None, "attempts": Job.attempts - 1,
     }
-    return _transition(session, job_id, owner, values, "released", reason="worker stopped before the job finished")
+    return _transition(session, job_id, lease_token, values, "released", reason="worker stopped before the job finished")
 
 
 def next_output_version(*, session: Session, original_id: uuid.UUID) -> int:
@@ -313,15 +338,18 @@ def next_output_version(*, session: Session, original_id: uuid.UUID) -> int:
 
 @functools.cache
 def _succeed_statement(postgres: bool) -> sa.Update:
-    """`succeeded`, if `owner` still holds the lease on `job_id` (`now` too on SQLite)."""
+    """`succeeded`, if the attempt holding `lease_token` still holds the lease on `job_id` (`now` too on SQLite)."""
     jobs = Job.__table__
     now = func.now() if postgres else bindparam("now", type_=UTCDateTime())
     return (
         update(jobs)
-        .where(jobs.c.id == bindparam("job_id"), jobs.c.lease_owner == bindparam("owner"), jobs.c.status == JobStatus.PROCESSING)
+        .where(
+            jobs.c.id == bindparam("job_id"), jobs.c.lease_token == bindparam("token"),
+            jobs.c.status == JobStatus.PROCESSING,
+        )
         .values(
-            status=JobStatus.SUCCEEDED, finished_at=now, lease_owner=None, lease_expires_at=None, error_code=None,
-            error_message=None,
+            status=JobStatus.SUCCEEDED, finished_at=now, lease_owner=None, lease_expires_at=None, lease_token=None,
+            error_code=None, error_message=None,
         )
     )
 
@@ -329,7 +357,7 @@ def _succeed_statement(postgres: bool) -> sa.Update:
 @functools.cache
 def _finish_statement_postgres() -> sa.Select[tuple[int]]:
     """PostgreSQL: the whole finish in one statement, which counts the jobs it finished (0: the
-    lease was lost, and nothing was written). Parameters: `job_id`, `owner`, `at`, `detail` (the
+    lease was lost, and nothing was written). Parameters: `job_id`, `token`, `at`, `detail` (the
     event's), `ref` (the ledger's), and every asset column prefixed `output_` and `thumb_`.
 
     Built once, as one statement on the tables: it runs for every job, and each statement
@@ -351,21 +379,22 @@ def _finish_statement_postgres() -> sa.Select[tuple[int]]:
     return select(func.count()).select_from(finished).add_cte(stored, logged, entry, moved)
 
 
-def finish_success(*, session: Session, job: Job, original: Asset, owner: str, files: OutputFiles) -> FinishOutcome:
-    """In one transaction, if `owner` still holds the lease: `succeeded`, the output and thumbnail
-    assets, the `succeeded` event, the ledger row (kind `job`, ref the job id) and one credit taken."""
+def finish_success(*, session: Session, job: Job, original: Asset, lease_token: str, files: OutputFiles) -> FinishOutcome:
+    """In one transaction, if the attempt holding `lease_token` still holds the lease: `succeeded`,
+    the output and thumbnail assets, the `succeeded` event, the ledger row (kind `job`, ref the job
+    id) and one credit taken."""
     output, thumb = _output_asset_rows(job, original, files)
     detail = {"attempt": job.attempts, "output_asset_id": str(output["id"]), "version": files.version}
     start_transaction(session)
     try:
         if is_postgres(session.get_bind()):
             _autocommit(session)
-            params = {"job_id": job.id, "owner": owner, "at": utcnow(), "detail": detail, "ref": str(job.id)}
+            params = {"job_id": job.id, "token": lease_token, "at": utcnow(), "detail": detail, "ref": str(job.id)}
             params |= {f"output_{name}": value for name, value in output.items()}
             params |= {f"thumb_{name}": value for name, value in thumb.items()}
             finished = session.execute(_finish_statement_postgres(), params).scalar_one()
         else:
-            finished = _finish_sqlite(session, job, owner, [output, thumb], detail)
+            finished = _finish_sqlite(session, job, lease_token, [output, thumb], detail)
     except IntegrityError as exc:
         session.rollback()
         if _version_taken(exc):
@@ -390,9 +419,10 @@ def _version_taken(exc: IntegrityError) -> bool:
     return "assets.parent_asset_id, assets.version" in str(exc.orig)  # SQLite names its columns
 
 
-def _finish_sqlite(session: Session, job: Job, owner: str, assets: list[dict[str, Any]], detail: dict[str, Any]) -> bool:
+def _finish_sqlite(session: Session, job: Job, lease_token: str, assets: list[dict[str, Any]], detail: dict[str, Any]) -> bool:
     """SQLite (no statements inside WITH): the finish's statements one by one, under its write lock."""
-    if not session.execute(_succeed_statement(False), {"job_id": job.id, "owner": owner, "now": utcnow()}).rowcount:
+    params = {"job_id": job.id, "token": lease_token, "now": utcnow()}
+    if not session.execute(_succeed_statement(False), params).rowcount:
         return False
     session.execute(insert(Asset.__table__), assets)
     add_event(session, job.id, "succeeded", **detail)
@@ -402,7 +432,8 @@ def _finish_sqlite(session: Session, job: Job, owner: str, assets: list[dict[str
 
 def _stored_by_job(session: Session, job_id: uuid.UUID, key: str) -> bool:
     """Whether this output is already recorded: a finish whose commit succeeded but whose
-    acknowledgement was lost to a dropped connection, and was then retried."""
+    acknowledgement was lost to a dropped connection, and was then retried. Output keys are
+    per attempt, so a match is this attempt's own finish."""
     found = session.execute(select(Asset.id).where(Asset.job_id == job_id, Asset.storage_key == key)).first()
     session.rollback()
     return found is not None
@@ -415,6 +446,7 @@ def _output_asset_rows(job: Job, original: Asset, files: OutputFiles) -> tuple[d
     common = {
         "shoot_id": original.shoot_id, "user_id": original.user_id, "content_type": "image/jpeg",
         "status": AssetStatus.READY, "job_id": job.id, "reject_reason": None, "created_at": utcnow(),
+        "sweep_failures": 0, "sweep_after": None,
     }
     output = {
         **common, "id": output_id, "kind": AssetKind.OUTPUT, "storage_key": files.key, "filename": f"{stem}.jpg",

@@ -2,7 +2,10 @@
 
 The bytes go from the browser straight to storage. Nothing the client declares is trusted:
 at completion the stored object's size comes from a HEAD, its type from its first bytes, and
-its dimensions from a decode with an allow-list and decompression-bomb limits.
+its dimensions from a decode with an allow-list and decompression-bomb limits. The checked bytes
+are then copied to a key of the server's choosing, which the photo uses from then on: an upload
+link stays valid for its whole lifetime (S3 cannot revoke one), so the object it writes may be
+replaced after the check, but nothing reads that object any more.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import logging
 import posixpath
 import re
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -20,11 +24,12 @@ from sqlmodel import Session
 from luster_app.config import Settings
 from luster_app.imaging import ImageRejected, make_thumbnail, open_image, oriented_size, sniff_format
 from luster_app.models import Asset, AssetKind, AssetStatus, utcnow
-from luster_app.services.errors import Conflict, Invalid, NotFound, TooLarge, UnsupportedMedia
+from luster_app.imaging.budget import BudgetExhausted, CheckLimits
+from luster_app.services.errors import Busy, Conflict, Invalid, NotFound, TooLarge, UnsupportedMedia
 from luster_app.services.shoots import get_shoot
 from luster_app.storage import Storage, UploadInstructions
 from luster_app.storage.base import read_at_most
-from luster_app.storage.keys import original_key, thumb_key
+from luster_app.storage.keys import checked_original_key, original_key, thumb_key
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,10 @@ SNIFF_BYTES = 64
 FILENAME_MAX = 255
 UNREADABLE = "The file is damaged or not a readable image."
 NOT_ARRIVED = "The upload did not reach storage; try again."
+SWEEP_BACKOFF_MAX_SECONDS = 24 * 3600
+BUSY = "We are checking many photos right now; this one will be checked in a moment."
+BUSY_RETRY_SECONDS = 5
+DRAFT_MEGAPIXELS = 1.0
 
 
 class UploadRejected(Invalid):
@@ -179,9 +188,13 @@ def _has_duplicate(
 
 
 def complete_upload(
-    *, session: Session, storage: Storage, settings: Settings, user_id: uuid.UUID, asset_id: uuid.UUID
+    *, session: Session, storage: Storage, settings: Settings, user_id: uuid.UUID, asset_id: uuid.UUID,
+    limits: CheckLimits | None = None,
 ) -> Asset:
-    """Verify the uploaded object, record its upright size and write its thumbnail; UploadRejected if bad."""
+    """Verify the uploaded object, keep a copy of exactly the bytes checked, record its upright size
+    and write its thumbnail; UploadRejected if bad. With `limits` (the web process's), the read and
+    decode wait for a check slot and their pixels' share; Busy (503) if they do not come free in time.
+    """
     asset = session.execute(
         select(Asset).where(Asset.id == asset_id, Asset.user_id == user_id, Asset.kind == AssetKind.ORIGINAL)
     ).scalars().first()
@@ -193,21 +206,36 @@ def complete_upload(
         raise UploadRejected(asset.reject_reason or "This photo was rejected.", asset_id=asset.id)
     session.commit()  # hold no transaction open during the storage round trips and the decode
 
+    uploaded = asset.storage_key  # before the update below points the photo at its checked copy
     try:
-        data, image_format = _read_object(storage=storage, settings=settings, key=asset.storage_key)
-        width, height, thumbnail, thumb_width, thumb_height = _decode(data, settings=settings)
+        with limits.slot() if limits else nullcontext():
+            data, image_format = _read_object(storage=storage, settings=settings, key=uploaded)
+            width, height, thumbnail, thumb_width, thumb_height = _decode(data, settings=settings, limits=limits)
     except ImageRejected as exc:
         _reject(session=session, storage=storage, asset=asset, reason=exc.reason)
+        if asset.status == AssetStatus.READY:  # a concurrent completion won (and dropped the upload it copied)
+            return asset
         raise UploadRejected(exc.reason, asset_id=asset.id) from None
+    except BudgetExhausted:
+        log.info("upload check of %s deferred: this process is checking as many photos as it may", asset.id)
+        raise Busy(BUSY, retry_after=BUSY_RETRY_SECONDS) from None
 
-    key = thumb_key(asset.user_id, asset.shoot_id, asset.id)
-    storage.put_bytes(key, thumbnail, content_type="image/jpeg")
-    # Conditional on `pending`: two concurrent completions record one thumbnail row.
+    check = uuid.uuid4().hex[:16]
+    checked = checked_original_key(asset.user_id, asset.shoot_id, asset.id, image_format, check)
+    key = thumb_key(asset.user_id, asset.shoot_id, asset.id, check)
+    try:
+        storage.put_bytes(checked, data, content_type=FORMAT_CONTENT_TYPES[image_format])
+        storage.put_bytes(key, thumbnail, content_type="image/jpeg")
+    except BaseException:
+        _delete_quietly(storage, checked, key)
+        raise
+    # Conditional on `pending`: of two concurrent completions, one records its copy and thumbnail.
     marked = session.execute(
         update(Asset)
         .where(Asset.id == asset.id, Asset.status == AssetStatus.PENDING)
         .values(
             status=AssetStatus.READY,
+            storage_key=checked,
             width=width,
             height=height,
             bytes=len(data),
@@ -232,25 +260,56 @@ def complete_upload(
         )
     session.commit()
     session.refresh(asset)
+    # The winner drops the uploaded object (read from nowhere now); a loser drops its own copies.
+    _delete_quietly(storage, *((uploaded,) if marked.rowcount == 1 else (checked, key)))
     if asset.status != AssetStatus.READY:  # a concurrent completion rejected it
-        storage.delete(key)
         raise UploadRejected(asset.reject_reason or "This photo was rejected.", asset_id=asset.id)
     return asset
+
+
+def _delete_quietly(storage: Storage, *keys: str) -> None:
+    for key in keys:
+        try:
+            storage.delete(key)
+        except Exception:  # noqa: BLE001  (an object nothing reads costs storage, not correctness)
+            log.warning("could not delete an unused upload object", exc_info=True)
 
 
 def abandoned_uploads(*, session: Session, settings: Settings, limit: int = 20) -> list[uuid.UUID]:
     """Photos still `pending` `upload_abandon_seconds` after they were signed, oldest first: the
     browser that uploaded them went away (a phone's tab closed, a laptop slept) before it said
-    the upload was done, and their upload links have expired."""
-    cutoff = utcnow() - timedelta(seconds=settings.upload_abandon_seconds)
+    the upload was done, and their upload links have expired. A photo whose settling failed
+    waits out its backoff (`defer_abandoned_upload`), so failing ones never crowd out the rest."""
+    now = utcnow()
+    cutoff = now - timedelta(seconds=settings.upload_abandon_seconds)
     stale = session.execute(
         select(Asset.id)
-        .where(Asset.kind == AssetKind.ORIGINAL, Asset.status == AssetStatus.PENDING, Asset.created_at < cutoff)
+        .where(
+            Asset.kind == AssetKind.ORIGINAL, Asset.status == AssetStatus.PENDING, Asset.created_at < cutoff,
+            or_(Asset.sweep_after.is_(None), Asset.sweep_after <= now),
+        )
         .order_by(Asset.created_at)
         .limit(limit)
     ).scalars().all()
     session.commit()  # each photo's write starts a fresh transaction (SQLite cannot upgrade a read)
     return list(stale)
+
+
+def defer_abandoned_upload(*, session: Session, settings: Settings, asset_id: uuid.UUID) -> None:
+    """Settling this abandoned upload failed (storage or decoder trouble): try it again after a
+    backoff that doubles with each failure, from one sweep interval up to a day."""
+    pending = (Asset.id == asset_id, Asset.status == AssetStatus.PENDING)
+    failures = session.execute(select(Asset.sweep_failures).where(*pending)).scalar()
+    session.commit()  # the write below starts a fresh transaction (SQLite cannot upgrade a read)
+    if failures is None:
+        return
+    wait = min(SWEEP_BACKOFF_MAX_SECONDS, settings.worker_upload_sweep_seconds * 2 ** min(failures, 20))
+    session.execute(
+        update(Asset)
+        .where(*pending, Asset.sweep_failures == failures)  # a concurrent sweeper's failure counts once
+        .values(sweep_failures=failures + 1, sweep_after=utcnow() + timedelta(seconds=wait))
+    )
+    session.commit()
 
 
 def settle_abandoned_upload(*, session: Session, storage: Storage, settings: Settings, asset_id: uuid.UUID) -> AssetStatus | None:
@@ -310,13 +369,21 @@ def _read_object(*, storage: Storage, settings: Settings, key: str) -> tuple[byt
     return data, image_format
 
 
-def _decode(data: bytes, *, settings: Settings) -> tuple[int, int, bytes, int, int]:
-    """Upright width and height, and the thumbnail, whose full decode proves the file is intact."""
+def _decode(data: bytes, *, settings: Settings, limits: CheckLimits | None) -> tuple[int, int, bytes, int, int]:
+    """Upright width and height, and the thumbnail, whose full decode proves the file is intact.
+    The decode holds the photo's share of `limits`' pixel budget, known from its header."""
     try:
-        width, height = oriented_size(open_image(data, max_pixels=settings.max_image_pixels))
-        thumbnail, thumb_width, thumb_height = make_thumbnail(data, max_pixels=settings.max_image_pixels)
-    except (ImageRejected, MemoryError):
-        raise  # out of memory says nothing about the file: it must not be rejected for it
+        header = open_image(data, max_pixels=settings.max_image_pixels)
+        share = header.width * header.height / 1e6
+        if header.format == "JPEG":  # decoded in draft mode near thumbnail size (make_thumbnail)
+            share = min(share, DRAFT_MEGAPIXELS)
+        with limits.pixels(share) if limits else nullcontext():
+            # Inside the budget: reading a PNG's orientation decodes all of it (its EXIF may follow the pixels).
+            width, height = oriented_size(header)
+            del header
+            thumbnail, thumb_width, thumb_height = make_thumbnail(data, max_pixels=settings.max_image_pixels)
+    except (ImageRejected, MemoryError, BudgetExhausted):
+        raise  # out of memory (or no budget) says nothing about the file: it must not be rejected for it
     except Exception as exc:  # noqa: BLE001  (an untrusted file may trip any decoder error)
         log.info("decoding an upload failed: %s", exc.__class__.__name__)
         raise ImageRejected(UNREADABLE) from exc

@@ -12,17 +12,30 @@ def asset_prefix(user_id: uuid.UUID, shoot_id: uuid.UUID, asset_id: uuid.UUID) -
 
 
 def original_key(user_id: uuid.UUID, shoot_id: uuid.UUID, asset_id: uuid.UUID, image_format: str) -> str:
-    """`image_format` is a sniffed Pillow format name (JPEG, HEIF, PNG, WEBP)."""
+    """Where the browser uploads the photo. `image_format` is a Pillow format name (JPEG, HEIF, PNG, WEBP)."""
     return f"{asset_prefix(user_id, shoot_id, asset_id)}/original.{EXTENSIONS[image_format]}"
 
 
-def thumb_key(user_id: uuid.UUID, shoot_id: uuid.UUID, asset_id: uuid.UUID) -> str:
-    return f"{asset_prefix(user_id, shoot_id, asset_id)}/thumb.jpg"
+def checked_original_key(user_id: uuid.UUID, shoot_id: uuid.UUID, asset_id: uuid.UUID, image_format: str, check: str) -> str:
+    """Where a completion (`check`: its random id) keeps the bytes it checked: no upload link can
+    write here, so every later step reads exactly what was checked."""
+    return f"{asset_prefix(user_id, shoot_id, asset_id)}/original-{check}.{EXTENSIONS[image_format]}"
 
 
-def output_key(user_id: uuid.UUID, shoot_id: uuid.UUID, asset_id: uuid.UUID, job_id: uuid.UUID, version: int) -> str:
-    return f"{asset_prefix(user_id, shoot_id, asset_id)}/outputs/{job_id}_v{version}.jpg"
+def thumb_key(user_id: uuid.UUID, shoot_id: uuid.UUID, asset_id: uuid.UUID, check: str) -> str:
+    """Per completion, like the checked original: concurrent completions never share a thumbnail."""
+    return f"{asset_prefix(user_id, shoot_id, asset_id)}/thumb-{check}.jpg"
 
 
-def output_thumb_key(user_id: uuid.UUID, shoot_id: uuid.UUID, asset_id: uuid.UUID, job_id: uuid.UUID, version: int) -> str:
-    return f"{asset_prefix(user_id, shoot_id, asset_id)}/outputs/{job_id}_v{version}_thumb.jpg"
+def output_key(
+    user_id: uuid.UUID, shoot_id: uuid.UUID, asset_id: uuid.UUID, job_id: uuid.UUID, version: int, *, attempt: str
+) -> str:
+    """Per attempt (`attempt`: its lease token), so no attempt ever writes over, or deletes, an
+    output that another attempt of the same job committed."""
+    return f"{asset_prefix(user_id, shoot_id, asset_id)}/outputs/{job_id}_{attempt}_v{version}.jpg"
+
+
+def output_thumb_key(
+    user_id: uuid.UUID, shoot_id: uuid.UUID, asset_id: uuid.UUID, job_id: uuid.UUID, version: int, *, attempt: str
+) -> str:
+    return f"{asset_prefix(user_id, shoot_id, asset_id)}/outputs/{job_id}_{attempt}_v{version}_thumb.jpg"

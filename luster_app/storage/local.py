@@ -2,6 +2,7 @@
 
 Upload and download URLs point at /api/files/{key} (luster_app/api/files.py) and carry an
 HMAC over the operation, key, expiry and size limit, made with a secret generated on first run.
+An upload URL works once: after an upload through it completes, another is refused.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ class InvalidKey(ValueError):
     """A key that could escape the storage directory."""
 
 
+class UploadLinkUsed(Exception):
+    """An upload through this signed URL already completed; nothing of this one was kept."""
+
+
 def load_or_create_secret(path: Path) -> bytes:
     """The 32-byte secret at `path`, created (mode 0600) on first use; concurrent first runs agree."""
     if not path.exists():
@@ -61,6 +66,8 @@ class LocalStorage:
 
     def __init__(self, *, root: Path, secret_path: Path, base_url: str) -> None:
         self.root = root
+        # One empty file per upload link used and not yet expired, named by expiry and key.
+        self._used_links = root.with_name(f"{root.name}-used-links")
         self._secret_path = secret_path
         self._secret: bytes | None = None
         self.base_url = base_url.rstrip("/")
@@ -144,9 +151,19 @@ class LocalStorage:
     def verify_download(self, key: str, *, expires: int, download_name: str, signature: str) -> bool:
         return self._verify("GET", key, expires, download_name, signature)
 
-    async def receive(self, key: str, chunks: AsyncIterable[bytes], *, max_bytes: int) -> int:
-        """Stream `chunks` into `key`; past `max_bytes` stop, keep nothing and raise ObjectTooLarge."""
+    async def receive(self, key: str, chunks: AsyncIterable[bytes], *, max_bytes: int, link_expires: int | None = None) -> int:
+        """Stream `chunks` into `key`; past `max_bytes` stop, keep nothing and raise ObjectTooLarge.
+
+        With `link_expires` (the upload link's expiry), the link is single-use: once an upload
+        through it has been stored, another raises UploadLinkUsed and keeps nothing, so the photo
+        cannot be replaced after it was checked. An upload that broke off uses nothing up.
+        """
         path = self.path_for(key)
+        used = None
+        if link_expires is not None:
+            used = self._used_links / f"{link_expires}-{hashlib.sha256(key.encode()).hexdigest()}"
+            if used.exists():
+                raise UploadLinkUsed(key)
         tmp = self._temp_path(path)
         written = 0
         try:
@@ -156,10 +173,26 @@ class LocalStorage:
                     if written > max_bytes:
                         raise ObjectTooLarge(f"the upload is larger than {max_bytes} bytes")
                     await anyio.to_thread.run_sync(file.write, chunk)
+            if used is not None:
+                self._use_link(used)
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
         return written
+
+    def _use_link(self, marker: Path) -> None:
+        """Record the link as used (atomically: of two concurrent uploads one wins), and forget
+        links past their expiry, which their signature refuses anyway."""
+        self._used_links.mkdir(parents=True, exist_ok=True)
+        now = time.time()
+        for old in self._used_links.iterdir():
+            expires = old.name.partition("-")[0]
+            if expires.isdigit() and int(expires) < now:
+                old.unlink(missing_ok=True)
+        try:
+            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            raise UploadLinkUsed(marker.name) from None
 
     # --- signing ---
 

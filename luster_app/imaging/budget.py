@@ -1,0 +1,104 @@
+"""Bounds on decoded photos held at once in one process: the worker's jobs and the web
+process's upload checks both decode untrusted photos, and memory must not grow with how many
+arrive together."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from luster_app.config import Settings
+
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+LARGE_ALLOCATION = 1 << 20
+
+
+def return_photo_memory_to_the_os() -> bool:
+    """Have glibc give every allocation over 1 MiB its own mapping, returned to the OS when freed.
+
+    By default glibc raises that threshold after the first large free and then serves photos
+    from per-thread heaps, where freed photos stay resident; with many job threads the process
+    then grows with concurrency whatever the pixel budget says. Process-wide; False where the
+    C library is not glibc (nothing to tune there).
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, LARGE_ALLOCATION))
+    except (OSError, AttributeError):
+        return False
+
+
+class BudgetExhausted(Exception):
+    """The photo's share of the budget did not come free within the wait."""
+
+
+class PixelBudget:
+    """A counting semaphore in megapixels: how much decoded photo one process may hold at once.
+
+    A holder keeps its photo's share from decode to encode, so memory stays bounded however many
+    photos are in flight. A photo larger than the whole budget waits until it can run alone.
+    `peak` is the most ever held at once: the budget's own account of what it allowed.
+    """
+
+    def __init__(self, megapixels: float) -> None:
+        self.total = float(megapixels)
+        self.peak = 0.0
+        self._free = self.total
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def hold(self, megapixels: float, *, wait: float | None = None) -> Iterator[None]:
+        """Hold `megapixels` for the block; with `wait`, BudgetExhausted if not free in time."""
+        share = min(max(megapixels, 0.0), self.total)
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._free >= share, timeout=wait):
+                raise BudgetExhausted(f"{share:.1f} megapixels not free within {wait}s")
+            self._free -= share
+            self.peak = max(self.peak, self.total - self._free)
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._free += share
+                self._changed.notify_all()
+
+
+@dataclass(frozen=True)
+class CheckLimits:
+    """The web process's bounds on upload checks: checks at once (each holds the file's bytes),
+    and megapixels decoded at once. Either not free within `wait`: BudgetExhausted, which the
+    API answers 503 with Retry-After, so hostile parallel completes meet a refusal, not an OOM."""
+
+    slots: threading.BoundedSemaphore
+    budget: PixelBudget
+    wait: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CheckLimits:
+        """The limits of this process, which checks uploads in its request threads: without
+        `return_photo_memory_to_the_os` each thread's heap would keep the photos it freed."""
+        return_photo_memory_to_the_os()
+        return cls(
+            slots=threading.BoundedSemaphore(settings.upload_check_slots or os.cpu_count() or 1),
+            budget=PixelBudget(settings.upload_check_megapixels),
+            wait=settings.upload_check_wait_seconds,
+        )
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        if not self.slots.acquire(timeout=self.wait):
+            raise BudgetExhausted("no upload check slot free")
+        try:
+            yield
+        finally:
+            self.slots.release()
+
+    def pixels(self, megapixels: float) -> AbstractContextManager[None]:
+        return self.budget.hold(megapixels, wait=self.wait)
