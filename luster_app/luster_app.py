@@ -1,6 +1,8 @@
 """The Reflex app: pages plus the REST API mounted on the same backend."""
 
 import reflex as rx
+from reflex.constants import Dirs
+from reflex.utils.prerequisites import get_web_dir
 
 from luster_app import routes
 from luster_app.api import create_api
@@ -28,7 +30,8 @@ def _prepare_backend() -> None:
 
 
 app = rx.App(
-    api_transformer=create_api(),
+    # The compiled pages this backend serves (`--single-port`): their inline scripts go into the CSP.
+    api_transformer=create_api(frontend_dir=(get_web_dir() / Dirs.STATIC).resolve()),
     theme=rx.theme(accent_color="amber", radius="medium"),
     # The direct-upload helper and the shoot page's upload queue (the only JavaScript of the app).
     head_components=[rx.script(src="/direct_upload.js")],
