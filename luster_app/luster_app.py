@@ -39,7 +39,7 @@ app = rx.App(
 app.register_lifespan_task(_prepare_backend)
 app.add_page(landing, route=routes.LANDING, title="Luster — listing-ready real-estate photos", on_load=AuthState.load_user)
 app.add_page(login_page, route=routes.LOGIN, title="Sign in — Luster", on_load=LoginState.load)
-app.add_page(confirm_page, route=routes.CONFIRM, title="Signing in — Luster", on_load=ConfirmState.confirm)
+app.add_page(confirm_page, route=routes.CONFIRM, title="Confirm sign-in — Luster", on_load=ConfirmState.load)
 app.add_page(logout_page, route=routes.LOGOUT, title="Sign out — Luster", on_load=AuthState.sign_out)
 app.add_page(shoot_page, route=routes.SHOOT, title="Shoot — Luster", on_load=ShootState.load)
 app.add_page(shoots_page, route=routes.SHOOTS, title="Shoots — Luster", on_load=ShootsState.load)

@@ -135,6 +135,10 @@ class SupabaseAuth:
             # Same answer for every address, so the response cannot tell who has an account.
             log.warning("Supabase Auth /otp answered %s (%s)", response.status_code, _error_code(response))
 
+    def link_email(self, *, token: str, link_type: str = "magiclink") -> None:
+        """GoTrue tells a link's email only by using it (POST /verify), so the check comes after."""
+        return None
+
     def confirm_magic_link(self, *, token: str, link_type: str = "magiclink") -> AuthSession:
         """Exchange the email's token hash for a session (POST /verify)."""
         if not token or link_type not in LINK_TYPES:
