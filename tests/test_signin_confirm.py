@@ -118,3 +118,12 @@ def test_supabase_link_of_another_account_is_used_but_its_session_ended_not_hand
         check(supabase, fake.otp_requests[0].token_hash, auth_service.new_browser_nonce())
     signed_in = confirm(supabase, fake.otp_requests[0].token_hash, victim)
     assert signed_in.user.email == "victim@example.com"
+
+
+def test_a_browser_that_asked_for_two_accounts_can_use_either_link_named_right(local, smtp) -> None:
+    browser = auth_service.new_browser_nonce()
+    request_link(local, "first@example.com", browser)
+    request_link(local, "second@example.com", browser)
+    first = received_link(smtp, "first@example.com")["token"]
+    assert check(local, first, browser) == "first@example.com"
+    assert confirm(local, first, browser).user.email == "first@example.com"

@@ -161,28 +161,29 @@ def _bind_browser(*, session: Session, browser_nonce: str, email: str) -> None:
     session.commit()
 
 
-def requested_email(*, session: Session, browser_nonce: str) -> str | None:
-    """The account this browser last asked a link for (within the last hour), if any."""
+def requested_emails(*, session: Session, browser_nonce: str) -> list[str]:
+    """The accounts this browser asked links for within the last hour, newest first."""
     if not browser_nonce:
-        return None
-    return session.execute(
+        return []
+    rows = session.execute(
         select(SignInRequest.email)
         .where(SignInRequest.browser_hash == _browser_hash(browser_nonce), SignInRequest.expires_at > utcnow())
         .order_by(SignInRequest.id.desc())
-        .limit(1)
-    ).scalar_one_or_none()
+    ).scalars()
+    return list(dict.fromkeys(rows))
 
 
 def check_browser_link(*, session: Session, auth: AuthProvider, token: str, link_type: str, browser_nonce: str) -> str:
     """The account a link would sign this browser into, without using the link: what the confirm
     page names on its button. AuthError when the link is unusable; OtherBrowser when this browser
-    did not ask for it."""
+    did not ask for it. A provider that cannot name a link's account before use (Supabase) gets
+    the account this browser asked for last, and `confirm_browser_link` holds the link to it."""
     linked = auth.link_email(token=token, link_type=link_type)
-    expected = requested_email(session=session, browser_nonce=browser_nonce)
+    asked = requested_emails(session=session, browser_nonce=browser_nonce)
     session.commit()
-    if expected is None or (linked is not None and linked != expected):
+    if not asked or (linked is not None and linked not in asked):
         raise OtherBrowser(email=linked)
-    return expected
+    return linked or asked[0]
 
 
 def confirm_browser_link(*, session: Session, auth: AuthProvider, token: str, link_type: str, browser_nonce: str) -> SignedIn:
