@@ -1,7 +1,7 @@
 """Security headers on every answer over real HTTP: API routes, errors, signed files and downloads.
 
 The pages of the served app, and the CSP they run under in a real browser, are in
-tests/test_security_headers_browser.py.
+tests/test_websec_browser.py.
 """
 
 from __future__ import annotations
