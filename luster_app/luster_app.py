@@ -1,6 +1,8 @@
 """The Reflex app: pages plus the REST API mounted on the same backend."""
 
 import reflex as rx
+from reflex.constants import Dirs
+from reflex.utils.prerequisites import get_web_dir
 
 from luster_app import routes
 from luster_app.api import create_api
@@ -28,14 +30,15 @@ def _prepare_backend() -> None:
 
 
 app = rx.App(
-    api_transformer=create_api(),
+    # The compiled pages this backend serves (`--single-port`): their inline scripts go into the CSP.
+    api_transformer=create_api(frontend_dir=(get_web_dir() / Dirs.STATIC).resolve()),
     # The direct-upload helper and the shoot page's upload queue (the only JavaScript of the app).
     head_components=[rx.script(src="/direct_upload.js")],
 )
 app.register_lifespan_task(_prepare_backend)
 app.add_page(landing, route=routes.LANDING, title="Luster — listing-ready real-estate photos", on_load=AuthState.load_user)
 app.add_page(login_page, route=routes.LOGIN, title="Sign in — Luster", on_load=LoginState.load)
-app.add_page(confirm_page, route=routes.CONFIRM, title="Signing in — Luster", on_load=ConfirmState.confirm)
+app.add_page(confirm_page, route=routes.CONFIRM, title="Confirm sign-in — Luster", on_load=ConfirmState.load)
 app.add_page(logout_page, route=routes.LOGOUT, title="Sign out — Luster", on_load=AuthState.sign_out)
 app.add_page(shoot_page, route=routes.SHOOT, title="Shoot — Luster", on_load=ShootState.load)
 app.add_page(shoots_page, route=routes.SHOOTS, title="Shoots — Luster", on_load=ShootsState.load)

@@ -246,6 +246,18 @@ class IdempotencyKey(SQLModel, table=True):
     created_at: datetime = _created_at()
 
 
+class SignInRequest(SQLModel, table=True):
+    """A browser asked for a sign-in link for `email`: the link signs in only where this browser's
+    nonce cookie matches (against login CSRF). Only the nonce's hash is stored."""
+
+    __tablename__ = "sign_in_requests"
+    id: int | None = Field(default=None, primary_key=True)
+    browser_hash: str = Field(max_length=128, index=True)
+    email: str = Field(max_length=320)
+    created_at: datetime = _created_at()
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
 class RateLimitHit(SQLModel, table=True):
     """One counted request in a rate-limit bucket; shared by every app replica through the DB."""
 

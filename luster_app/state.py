@@ -56,6 +56,9 @@ class AuthState(rx.State):
     refresh_token: str = _session_cookie("luster_refresh")
     # Where to land after sign-in when the link itself does not say (Supabase's email template).
     return_to: str = _session_cookie("luster_return_to", max_age=3600)
+    # This browser's proof that it asked for the sign-in link it opens (see services.auth.OtherBrowser).
+    # Under https the __Host- prefix stops a sibling subdomain from planting its own value.
+    signin_nonce: str = _session_cookie("__Host-luster_signin" if _SECURE else "luster_signin", max_age=3600)
     signed_in: bool = False
     email: str = ""
     auth_problem: str = ""

@@ -276,18 +276,39 @@ def test_expired_supabase_link_is_401(fake, sb_client) -> None:
     assert "expired" in answer.json()["detail"]
 
 
-def test_refresh_keeps_a_user_signed_in_and_tolerates_a_second_tab(fake, sb_client) -> None:
+def test_refresh_keeps_a_user_signed_in(fake, sb_client) -> None:
     first = sign_in(fake, sb_client, "tabs@example.com")
     answer = sb_client.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]})
     assert answer.status_code == 200
     refreshed = redact_tokens(answer.json())
     assert not same_token(refreshed["refresh_token"], first["refresh_token"])  # Supabase rotates it
     assert me(sb_client, refreshed["access_token"]).status_code == 200
-    # Another tab still holding the old refresh token gets the same session, not a reuse error.
-    answer = sb_client.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]})
-    assert answer.status_code == 200
-    assert same_token(answer.json()["refresh_token"], refreshed["refresh_token"])
     assert sb_client.post("/api/auth/refresh", json={"refresh_token": "never-issued"}).status_code == 401
+
+
+def test_a_rotated_refresh_token_presented_again_is_refused_and_ends_the_session(fake, sb_client) -> None:
+    """Whoever presents an old refresh token (a thief's copy) gets nothing, and Supabase sees the reuse."""
+    fake.reuse_interval_seconds = 0  # past GoTrue's reuse interval
+    first = sign_in(fake, sb_client, "stolen@example.com")
+    refreshed = redact_tokens(sb_client.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]}).json())
+    answer = sb_client.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert answer.status_code == 401
+    assert "access_token" not in answer.json()
+    assert fake.reuse_detections == 1
+    # Reuse detection revoked the whole session, so a thief who refreshed first is locked out too.
+    assert sb_client.post("/api/auth/refresh", json={"refresh_token": refreshed["refresh_token"]}).status_code == 401
+
+
+def test_two_tabs_refreshing_at_once_both_stay_signed_in(fake, sb_client) -> None:
+    """Two tabs presenting the same token together: Supabase's reuse interval (not a cache of ours)
+    gives the second one the session's current token, so neither tab is signed out."""
+    fake.reuse_interval_seconds = 3600  # "at once", however slow this machine is
+    first = sign_in(fake, sb_client, "two-tabs@example.com")
+    answers = [sb_client.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]}) for _ in range(2)]
+    assert [answer.status_code for answer in answers] == [200, 200]
+    assert same_token(answers[0].json()["refresh_token"], answers[1].json()["refresh_token"])
+    assert fake.reuse_detections == 0
+    assert me(sb_client, answers[1].json()["access_token"]).status_code == 200
 
 
 def same_token(a: str, b: str) -> bool:
@@ -308,7 +329,7 @@ def test_sign_out_also_ends_a_session_another_tab_refreshed(fake, sb_client) -> 
     answer = sb_client.post("/api/auth/refresh", json={"refresh_token": session["refresh_token"]})
     refreshed = redact_tokens(answer.json())
     assert sb_client.post("/api/auth/logout", headers=bearer(refreshed["access_token"])).status_code == 204
-    # The old refresh token was remembered for other tabs; after sign-out it must not bring the session back.
+    # After sign-out neither the old nor the current refresh token brings the session back.
     assert sb_client.post("/api/auth/refresh", json={"refresh_token": session["refresh_token"]}).status_code == 401
     assert sb_client.post("/api/auth/refresh", json={"refresh_token": refreshed["refresh_token"]}).status_code == 401
 

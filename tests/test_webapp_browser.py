@@ -85,6 +85,7 @@ class Photographer:
         link = LINK.search(message.get_payload(decode=True).decode())
         assert link is not None, "the sign-in email has no link"
         page.goto(link.group(0))
+        page.click("#confirm-sign-in")
         page.wait_for_url(f"{self.app_url}/shoots")
 
     def api_headers(self) -> dict[str, str]:

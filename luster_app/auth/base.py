@@ -62,6 +62,11 @@ class AuthProvider(Protocol):
         """Email a one-time sign-in link to `email` (it need not have an account yet)."""
         ...
 
+    def link_email(self, *, token: str, link_type: str) -> str | None:
+        """The email a link would sign in, without using it; None when the provider cannot tell
+        before use (Supabase); AuthError when the link is invalid, expired or used."""
+        ...
+
     def confirm_magic_link(self, *, token: str, link_type: str) -> AuthSession:
         """Exchange the token from a link for a session, once; AuthError when invalid or used."""
         ...

@@ -10,7 +10,7 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 import jwt
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
 from luster_app import routes
@@ -113,6 +113,20 @@ class LocalAuth:
             session.commit()
         link = f"{self.settings.app_url}{routes.CONFIRM}?{urlencode({'token': token, 'next': next_path})}"
         send_sign_in_link(settings=self.settings, to=email, link=link, ttl_minutes=int(LINK_TTL.total_seconds() // 60))
+
+    def link_email(self, *, token: str, link_type: str = "magiclink") -> str:
+        """Whom a still-usable link signs in (the confirm page names it before the click)."""
+        with new_session(self.db) as session:
+            email = session.execute(
+                select(MagicLink.email).where(
+                    MagicLink.token_hash == hash_link_token(token or ""),
+                    MagicLink.used_at.is_(None),
+                    MagicLink.expires_at > utcnow(),
+                )
+            ).scalar_one_or_none()
+        if email is None:
+            raise AuthError(INVALID_LINK)
+        return email
 
     def confirm_magic_link(self, *, token: str, link_type: str = "magiclink") -> AuthSession:
         """Use up the link (one conditional UPDATE, so two clicks cannot both win) and sign its owner in."""

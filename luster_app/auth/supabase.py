@@ -12,9 +12,7 @@ on from another browser too, use `{{ .RedirectTo }}&token_hash={{ .TokenHash }}&
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -35,11 +33,10 @@ log = logging.getLogger(__name__)
 ASYMMETRIC_ALGORITHMS = ("ES256", "RS256")
 LINK_TYPES = ("magiclink", "email", "signup")
 HTTP_TIMEOUT_SECONDS = 10.0
-# Every browser tab keeps its own copy of the session cookie's value in its Reflex state, so a
-# second tab may present a refresh token the first tab already rotated. Supabase would call that
-# reuse (and may revoke the whole session), so this process remembers each rotation's answer
-# while its access token lives.
-MAX_ROTATION_MEMORY_SECONDS = 3600
+# No cache of refresh answers: a rotated refresh token presented again must reach Supabase, whose
+# reuse detection revokes the session (a thief's copy then dies with it). Two tabs refreshing at the
+# same moment are Supabase's reuse interval's business (GOTRUE_SECURITY_REFRESH_TOKEN_REUSE_INTERVAL,
+# 10 s by default): it gives the second caller the session's current token.
 INVALID_SESSION = "invalid or expired session"
 
 
@@ -61,15 +58,12 @@ class SupabaseAuth:
         self.settings = settings
         self.issuer = f"{settings.supabase_url}/auth/v1"
         self._http = http or httpx.Client(timeout=HTTP_TIMEOUT_SECONDS)
-        self._clock = clock
         self.jwks = JwksCache(
             url=settings.supabase_jwks_url or f"{self.issuer}/.well-known/jwks.json",
             http=self._http,
             cooldown_seconds=jwks_cooldown_seconds,
             clock=clock,
         )
-        self._rotations: dict[str, tuple[float, AuthSession]] = {}  # fingerprint -> (forget at, answer)
-        self._rotations_lock = threading.Lock()
 
     # --- tokens ---
 
@@ -141,6 +135,10 @@ class SupabaseAuth:
             # Same answer for every address, so the response cannot tell who has an account.
             log.warning("Supabase Auth /otp answered %s (%s)", response.status_code, _error_code(response))
 
+    def link_email(self, *, token: str, link_type: str = "magiclink") -> None:
+        """GoTrue tells a link's email only by using it (POST /verify), so the check comes after."""
+        return None
+
     def confirm_magic_link(self, *, token: str, link_type: str = "magiclink") -> AuthSession:
         """Exchange the email's token hash for a session (POST /verify)."""
         if not token or link_type not in LINK_TYPES:
@@ -154,30 +152,17 @@ class SupabaseAuth:
         """Rotate the refresh token for new tokens (POST /token?grant_type=refresh_token)."""
         if not refresh_token:
             raise AuthError("Your session has ended; sign in again.")
-        fingerprint = hashlib.sha256(refresh_token.encode()).hexdigest()
-        with self._rotations_lock:
-            now = self._clock()
-            self._rotations = {k: v for k, v in self._rotations.items() if v[0] > now}
-            remembered = self._rotations.get(fingerprint)
-        if remembered is not None:
-            return remembered[1]
         response = self._post("/token", json={"refresh_token": refresh_token}, params={"grant_type": "refresh_token"})
         if response.is_error:
             raise AuthError("Your session has ended; sign in again.")
-        session = self._session_from(response)
-        with self._rotations_lock:
-            self._rotations[fingerprint] = (now + min(session.expires_in, MAX_ROTATION_MEMORY_SECONDS), session)
-        return session
+        return self._session_from(response)
 
     def sign_out(self, *, access_token: str) -> None:
         """Revoke this session's refresh tokens at Supabase (best effort: the cookie goes anyway)."""
         try:
-            user_id = self.verify_access_token(access_token).user_id
+            self.verify_access_token(access_token)
         except AuthError:
             return  # nothing to revoke with an invalid token
-        with self._rotations_lock:
-            # Remembered rotations must not bring the session back after sign-out.
-            self._rotations = {k: v for k, v in self._rotations.items() if v[1].identity.user_id != user_id}
         try:
             response = self._post("/logout", json={}, params={"scope": "local"}, bearer=access_token)
         except AuthUnavailable:

@@ -13,7 +13,7 @@ from luster_app.services.errors import ServiceError
 from luster_app.state import AuthState, app_context
 
 
-def _request_link(context: AppContext, *, email: str, client_address: str, next_path: str) -> None:
+def _request_link(context: AppContext, *, email: str, client_address: str, next_path: str, browser_nonce: str) -> None:
     with context.session() as session:
         auth_service.request_magic_link(
             session=session,
@@ -22,6 +22,7 @@ def _request_link(context: AppContext, *, email: str, client_address: str, next_
             email=email,
             client_address=client_address,
             next_path=next_path,
+            browser_nonce=browser_nonce,
         )
 
 
@@ -44,6 +45,7 @@ class LoginState(AuthState):
         """Ask for a link; the answer is the same whether or not the address has an account."""
         email = str(form_data.get("email", "")).strip()
         next_path = self._next_path(self.router.url.query_parameters.get("next"))
+        browser_nonce = self.signin_nonce or auth_service.new_browser_nonce()
         self.sending, self.error = True, ""
         yield
         try:
@@ -53,11 +55,12 @@ class LoginState(AuthState):
                 email=email,
                 client_address=self.router.session.client_ip,
                 next_path=next_path,
+                browser_nonce=browser_nonce,
             )
         except ServiceError as exc:
             self.error = str(exc)
         else:
-            self.sent_to, self.return_to = email.lower(), next_path
+            self.sent_to, self.return_to, self.signin_nonce = email.lower(), next_path, browser_nonce
         finally:
             self.sending = False
 
@@ -82,7 +85,7 @@ def _email_form() -> rx.Component:
 def _check_your_email() -> rx.Component:
     return rx.callout(
         rx.text("Check your email. We sent a sign-in link to ", rx.text.strong(LoginState.sent_to),
-                ". It works once, for 30 minutes."),
+                ". It works once, for 30 minutes, in this browser."),
         icon="mail",
         color_scheme="green",
         id="login-sent",

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
+import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from email import errors as email_errors
 from email import policy as email_policy
 from urllib.parse import urlsplit
 
+from sqlalchemy import delete, select
 from sqlmodel import Session
 
 from luster_app import routes
 from luster_app.auth.base import AuthError, AuthProvider, AuthSession
 from luster_app.config import Settings
-from luster_app.models import User
+from luster_app.models import SignInRequest, User, utcnow
 from luster_app.services.errors import Invalid
 from luster_app.services.ratelimit import check_rate_limit
 from luster_app.services.users import ensure_user
@@ -23,6 +27,27 @@ RATE_WINDOW_SECONDS = 15 * 60
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # Where a link may not send the user back to: the sign-in pages themselves.
 NOT_A_DESTINATION = (routes.LOGIN, routes.CONFIRM, routes.LOGOUT)
+# How long a browser's request binds its links: Supabase's default link lifetime (local links live 30 minutes).
+BROWSER_BINDING_TTL = timedelta(hours=1)
+OTHER_BROWSER = (
+    "This sign-in link was asked for in another browser, so it does not work here. "
+    "Open it in the browser where you asked for it, or ask for a new link from this one."
+)
+
+
+class OtherBrowser(AuthError):
+    """A link opened in a browser that did not ask for it (or asked for another account).
+
+    We refuse rather than offer "sign in as X anyway": that click is exactly what a login-CSRF
+    lure asks for ("sign in to see the photos"), while refusing costs a user who switched devices
+    one more link, and leaves this one unused for the browser that asked.
+    """
+
+    status_code = 403
+
+    def __init__(self, message: str = OTHER_BROWSER, *, email: str | None = None) -> None:
+        super().__init__(message)
+        self.email = email  # the account the link signs in, when the provider can tell before use
 
 
 @dataclass(frozen=True)
@@ -90,9 +115,13 @@ def _client_network(address: str) -> str:
 
 
 def request_magic_link(
-    *, session: Session, auth: AuthProvider, settings: Settings, email: str, client_address: str, next_path: str | None
+    *, session: Session, auth: AuthProvider, settings: Settings, email: str, client_address: str, next_path: str | None,
+    browser_nonce: str | None = None,
 ) -> None:
-    """Send a sign-in link, rate limited per client address and per email; answers alike for every address."""
+    """Send a sign-in link, rate limited per client address and per email; answers alike for every address.
+
+    `browser_nonce` (the web UI's cookie) binds the link to the asking browser: the confirm page
+    uses it only there. API clients send none and exchange the token themselves (POST /api/auth/confirm)."""
     email = normalize_email(email)
     # Each limit is committed on its own, so a refused request still counts against the other.
     check_rate_limit(
@@ -111,7 +140,65 @@ def request_magic_link(
         message="Too many sign-in links for this email. Use the latest one, or wait a few minutes.",
     )
     session.commit()
+    if browser_nonce:
+        _bind_browser(session=session, browser_nonce=browser_nonce, email=email)
     auth.send_magic_link(email=email, next_path=safe_next_path(next_path, app_url=settings.app_url))
+
+
+def new_browser_nonce() -> str:
+    """The random value a browser keeps in a cookie to prove it is the one that asked for a link."""
+    return secrets.token_urlsafe(32)
+
+
+def _browser_hash(browser_nonce: str) -> str:
+    return hashlib.sha256(browser_nonce.encode()).hexdigest()
+
+
+def _bind_browser(*, session: Session, browser_nonce: str, email: str) -> None:
+    now = utcnow()
+    session.execute(delete(SignInRequest).where(SignInRequest.expires_at <= now))
+    session.add(SignInRequest(browser_hash=_browser_hash(browser_nonce), email=email, expires_at=now + BROWSER_BINDING_TTL))
+    session.commit()
+
+
+def requested_emails(*, session: Session, browser_nonce: str) -> list[str]:
+    """The accounts this browser asked links for within the last hour, newest first."""
+    if not browser_nonce:
+        return []
+    rows = session.execute(
+        select(SignInRequest.email)
+        .where(SignInRequest.browser_hash == _browser_hash(browser_nonce), SignInRequest.expires_at > utcnow())
+        .order_by(SignInRequest.id.desc())
+    ).scalars()
+    return list(dict.fromkeys(rows))
+
+
+def check_browser_link(*, session: Session, auth: AuthProvider, token: str, link_type: str, browser_nonce: str) -> str:
+    """The account a link would sign this browser into, without using the link: what the confirm
+    page names on its button. AuthError when the link is unusable; OtherBrowser when this browser
+    did not ask for it. A provider that cannot name a link's account before use (Supabase) gets
+    the account this browser asked for last, and `confirm_browser_link` holds the link to it."""
+    linked = auth.link_email(token=token, link_type=link_type)
+    asked = requested_emails(session=session, browser_nonce=browser_nonce)
+    session.commit()
+    if not asked or (linked is not None and linked not in asked):
+        raise OtherBrowser(email=linked)
+    return linked or asked[0]
+
+
+def confirm_browser_link(*, session: Session, auth: AuthProvider, token: str, link_type: str, browser_nonce: str) -> SignedIn:
+    """Use a link in the browser that asked for it (the confirm page's button), for that account only."""
+    expected = check_browser_link(session=session, auth=auth, token=token, link_type=link_type, browser_nonce=browser_nonce)
+    signed_in = confirm_magic_link(session=session, auth=auth, token=token, link_type=link_type)
+    assert signed_in.tokens is not None
+    if signed_in.user.email != expected:
+        # Only a provider that cannot name a link's account before use (Supabase) gets here: the
+        # link was someone else's, so the session it made is ended, never handed to this browser.
+        auth.sign_out(access_token=signed_in.tokens.access_token)
+        raise OtherBrowser(email=signed_in.user.email)
+    session.execute(delete(SignInRequest).where(SignInRequest.browser_hash == _browser_hash(browser_nonce)))
+    session.commit()
+    return signed_in
 
 
 def confirm_magic_link(*, session: Session, auth: AuthProvider, token: str, link_type: str = "magiclink") -> SignedIn:

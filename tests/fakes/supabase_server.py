@@ -3,6 +3,11 @@
 It records each OTP request (the "email" a test then reads), serves a JWKS, mints ES256
 access tokens shaped like Supabase's, and answers /verify (token_hash) and
 /token?grant_type=refresh_token. Keys can be rotated; JWKS requests are counted.
+
+Refresh tokens rotate as GoTrue's do: a used token presented again within the reuse interval
+(GoTrue's REFRESH_TOKEN_REUSE_INTERVAL, 10 s by default) gets the session's current token, for
+clients that refreshed at the same moment; later, it counts as reuse and revokes every refresh
+token of that session (reuse detection).
 """
 
 from __future__ import annotations
@@ -39,7 +44,11 @@ class _Refresh:
     user_id: str
     email: str
     session_id: str
-    revoked: bool = False
+    revoked_at: float | None = None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
 
 
 @dataclass
@@ -70,6 +79,8 @@ class FakeSupabase:
         self.otp_requests: list[OtpRequest] = []
         self.logouts: list[str] = []
         self.users: dict[str, str] = {}  # email -> user id
+        self.reuse_interval_seconds = 10.0  # GoTrue's default REFRESH_TOKEN_REUSE_INTERVAL
+        self.reuse_detections = 0
         self._links: dict[str, _Link] = {}
         self._refresh: dict[str, _Refresh] = {}
         self._lock = threading.Lock()
@@ -162,9 +173,20 @@ class FakeSupabase:
         session_id = str(uuid.uuid4())
         return self._session_body(user_id=user_id, email=email, session_id=session_id)
 
-    def _session_body(self, *, user_id: str, email: str, session_id: str) -> dict[str, Any]:
-        refresh_token = secrets.token_urlsafe(9)  # Supabase's refresh tokens are short opaque strings
-        self._refresh[refresh_token] = _Refresh(user_id=user_id, email=email, session_id=session_id)
+    def _current_refresh(self, session_id: str) -> str | None:
+        return next((token for token, refresh in self._refresh.items()
+                     if refresh.session_id == session_id and not refresh.revoked), None)
+
+    def _revoke_session(self, session_id: str, now: float) -> None:
+        for refresh in self._refresh.values():
+            if refresh.session_id == session_id and refresh.revoked_at is None:
+                refresh.revoked_at = now
+
+    def _session_body(self, *, user_id: str, email: str, session_id: str,
+                      refresh_token: str | None = None) -> dict[str, Any]:
+        if refresh_token is None:
+            refresh_token = secrets.token_urlsafe(9)  # Supabase's refresh tokens are short opaque strings
+            self._refresh[refresh_token] = _Refresh(user_id=user_id, email=email, session_id=session_id)
         now = int(time.time())
         return {
             "access_token": self.mint_access_token(sub=user_id, email=email, session_id=session_id),
@@ -203,10 +225,17 @@ class FakeSupabase:
                 if refresh is None:
                     return 400, {"code": 400, "error_code": "refresh_token_not_found",
                                  "msg": "Invalid Refresh Token: Refresh Token Not Found"}
-                if refresh.revoked:
+                now = time.time()
+                if refresh.revoked_at is not None:
+                    current = self._current_refresh(refresh.session_id)
+                    if current is not None and now - refresh.revoked_at <= self.reuse_interval_seconds:
+                        return 200, self._session_body(user_id=refresh.user_id, email=refresh.email,
+                                                       session_id=refresh.session_id, refresh_token=current)
+                    self.reuse_detections += 1
+                    self._revoke_session(refresh.session_id, now)
                     return 400, {"code": 400, "error_code": "refresh_token_already_used",
                                  "msg": "Invalid Refresh Token: Already Used"}
-                refresh.revoked = True
+                refresh.revoked_at = now
                 return 200, self._session_body(user_id=refresh.user_id, email=refresh.email,
                                                session_id=refresh.session_id)
             if method == "POST" and path == "/auth/v1/logout":
@@ -216,9 +245,7 @@ class FakeSupabase:
                                         algorithms=["ES256"], audience="authenticated")
                 except (jwt.PyJWTError, KeyError):
                     return 401, {"code": 401, "error_code": "bad_jwt", "msg": "invalid JWT"}
-                for refresh in self._refresh.values():
-                    if refresh.session_id == claims.get("session_id"):
-                        refresh.revoked = True
+                self._revoke_session(str(claims.get("session_id")), time.time())
                 self.logouts.append(str(claims["sub"]))
                 return 204, None
         return 404, {"code": 404, "error_code": "not_found", "msg": "not found"}
