@@ -169,7 +169,7 @@ class SupabaseAuth:
             self._rotations[fingerprint] = (now + min(session.expires_in, MAX_ROTATION_MEMORY_SECONDS), session)
         return session
 
-    def sign_out(self, *, access_token: str) -> None:
+    def sign_out(self, *, access_token: str, everywhere: bool = False) -> None:
         """Revoke this session's refresh tokens at Supabase (best effort: the cookie goes anyway)."""
         try:
             user_id = self.verify_access_token(access_token).user_id
@@ -179,7 +179,7 @@ class SupabaseAuth:
             # Remembered rotations must not bring the session back after sign-out.
             self._rotations = {k: v for k, v in self._rotations.items() if v[1].identity.user_id != user_id}
         try:
-            response = self._post("/logout", json={}, params={"scope": "local"}, bearer=access_token)
+            response = self._post("/logout", json={}, params={"scope": "global" if everywhere else "local"}, bearer=access_token)
         except AuthUnavailable:
             log.warning("Supabase Auth did not confirm the sign-out")
             return

@@ -33,6 +33,7 @@ MAX_ADJUSTMENT = 100_000
 JOB_STATUSES = (JobStatus.QUEUED, JobStatus.PROCESSING, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
 T = TypeVar("T")
 CANCELED_MESSAGE = "Canceled by Luster support before it started. No credit was charged."
+OWNER_CANCELED_MESSAGE = "You canceled this before it started. No credit was charged."
 
 
 @dataclass(frozen=True)
@@ -280,21 +281,35 @@ def retry_job(*, session: Session, admin: User, job_id: uuid.UUID, extra_attempt
     return job
 
 
-def cancel_job(*, session: Session, admin: User, job_id: uuid.UUID) -> Job:
-    """A queued job to `canceled`: no worker will run it and nothing is charged. A job being
-    processed belongs to its worker: Conflict (409)."""
-    require_admin(session=session, admin=admin)
+def cancel_job(*, session: Session, job_id: uuid.UUID, admin: User | None = None, owner_id: uuid.UUID | None = None) -> Job:
+    """A queued job to `canceled`: no worker will run it, nothing is charged, and its reserved
+    credit is free at once. A job being processed belongs to its worker: Conflict (409).
+
+    Called for support by an `admin`, or for a photographer by `owner_id` (the job's owner:
+    anyone else's job is NotFound, as for a job that does not exist).
+    """
+    if (admin is None) == (owner_id is None):
+        raise ValueError("cancel_job needs exactly one of admin and owner_id")
+    if admin is not None:
+        require_admin(session=session, admin=admin)
+    whose = [] if owner_id is None else [Job.user_id == owner_id]
+    by_owner = owner_id is not None
     start_transaction(session)
     try:
         # Conditional on `queued`, so a worker's claim and this cancel cannot both win.
         canceled = session.execute(
             update(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
-            .values(status=JobStatus.CANCELED, finished_at=utcnow(), error_code="canceled", error_message=CANCELED_MESSAGE)
+            .where(Job.id == job_id, Job.status == JobStatus.QUEUED, *whose)
+            .values(
+                status=JobStatus.CANCELED, finished_at=utcnow(), error_code="canceled",
+                error_message=OWNER_CANCELED_MESSAGE if by_owner else CANCELED_MESSAGE,
+            )
         ).rowcount
-        if canceled:
+        if canceled and by_owner:
+            add_event(session, job_id, "canceled", by="owner")
+        elif canceled:
             add_event(session, job_id, "admin_cancel", admin_id=str(admin.id))
-        job = session.get(Job, job_id, populate_existing=True)
+        job = session.execute(select(Job).where(Job.id == job_id, *whose).execution_options(populate_existing=True)).scalars().first()
         session.commit()
     except BaseException:
         session.rollback()
@@ -303,9 +318,12 @@ def cancel_job(*, session: Session, admin: User, job_id: uuid.UUID) -> Job:
         raise NotFound("Job not found.")
     if not canceled:
         if job.status == JobStatus.PROCESSING:
-            raise Conflict("This job is being processed: its worker owns it until it succeeds or fails.")
+            raise Conflict(
+                "This photo is being enhanced right now and can no longer be canceled; it is charged only if it succeeds."
+                if by_owner else "This job is being processed: its worker owns it until it succeeds or fails."
+            )
         raise Conflict(f"Only a queued job can be canceled; this one is {job.status}.")
-    log.info("admin %s canceled job %s", admin.id, job_id)
+    log.info("%s canceled job %s", "its owner" if by_owner else f"admin {admin.id}", job_id)
     return job
 
 

@@ -216,8 +216,9 @@ class FakeSupabase:
                                         algorithms=["ES256"], audience="authenticated")
                 except (jwt.PyJWTError, KeyError):
                     return 401, {"code": 401, "error_code": "bad_jwt", "msg": "invalid JWT"}
+                everywhere = query.get("scope") == "global"  # every session of the user, as GoTrue does
                 for refresh in self._refresh.values():
-                    if refresh.session_id == claims.get("session_id"):
+                    if refresh.session_id == claims.get("session_id") or (everywhere and refresh.user_id == claims.get("sub")):
                         refresh.revoked = True
                 self.logouts.append(str(claims["sub"]))
                 return 204, None
