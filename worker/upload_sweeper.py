@@ -1,4 +1,5 @@
-"""Settle abandoned uploads in the background of a worker process."""
+"""Settle abandoned uploads, and retry stored objects storage refused to delete, in the background
+of a worker process."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import threading
 
 from luster_app.context import AppContext
 from luster_app.models import AssetStatus
+from luster_app.services.storage_cleanup import sweep_pending_deletions
 from luster_app.services.uploads import abandoned_uploads, settle_abandoned_upload
 from worker.pipeline import ImageLimits
 
@@ -48,8 +50,22 @@ class UploadSweeper:
     def _run(self) -> None:
         while True:
             self._sweep()
+            self.sweep_deletions()
             if self._stop.wait(self._interval):
                 return
+
+    def sweep_deletions(self) -> None:
+        """Delete again the objects storage refused earlier (a photo or account deleted during an
+        outage); each one still refused waits longer before its next try."""
+        context = self._context
+        try:
+            with context.session() as session:
+                deleted, failing = sweep_pending_deletions(session=session, storage=context.storage)
+        except Exception:  # noqa: BLE001
+            log.warning("retrying stored-object deletions failed; trying again in %.0fs", self._interval, exc_info=True)
+            return
+        if deleted or failing:
+            log.info("stored objects: %d deleted, %d still refused by storage", deleted, failing)
 
     def _sweep(self) -> None:
         context = self._context

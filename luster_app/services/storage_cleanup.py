@@ -43,10 +43,12 @@ def delete_pending(*, session: Session, storage: Storage, ids: list[int]) -> int
     return failed
 
 
-def sweep_pending_deletions(*, session: Session, storage: Storage, limit: int = SWEEP_BATCH) -> tuple[int, int]:
-    """One pass of the worker's sweep over the deletions that are due: (deleted, still failing)."""
+def sweep_pending_deletions(
+    *, session: Session, storage: Storage, limit: int = SWEEP_BATCH, now: datetime | None = None
+) -> tuple[int, int]:
+    """One pass of the worker's sweep over the deletions due by `now`: (deleted, still failing)."""
     due = session.execute(
-        select(PendingDeletion).where(PendingDeletion.next_attempt_at <= utcnow()).order_by(PendingDeletion.next_attempt_at).limit(limit)
+        select(PendingDeletion).where(PendingDeletion.next_attempt_at <= (now or utcnow())).order_by(PendingDeletion.next_attempt_at).limit(limit)
     ).scalars().all()
     failed = sum(not _delete_one(session=session, storage=storage, deletion=deletion) for deletion in due)
     return len(due) - failed, failed
