@@ -17,8 +17,10 @@ def _close_dialog() -> rx.Component:
             rx.alert_dialog.description(
                 rx.vstack(
                     rx.text(
-                        "This deletes for good your ", rx.text.strong(AccountState.shoot_count, " shoots"), " and ",
-                        rx.text.strong(AccountState.photo_count, " photos"),
+                        "This deletes for good your ",
+                        rx.text.strong(AccountState.shoot_count, rx.cond(AccountState.shoot_count == 1, " shoot", " shoots")),
+                        " and ",
+                        rx.text.strong(AccountState.photo_count, rx.cond(AccountState.photo_count == 1, " photo", " photos")),
                         ", every enhanced version and every stored file. Your ",
                         rx.text.strong(AccountState.credits_balance, " unused credits"),
                         " are lost, and you are signed out on every device.",
