@@ -74,7 +74,8 @@
   /*
    * The shoot page's upload queue. Reflex starts it with rx.call_script and follows it by
    * awaiting changed() in a call_script callback loop; rows are plain JSON for the page state:
-   * {key, name, size, loaded, state: queued|uploading|checking|done|failed|duplicate, error}.
+   * {key, name, size, loaded, state: queued|uploading|checking|done|failed|duplicate, error, shoot,
+   * retryable (a failure another try may fix)}.
    *
    * Each file keeps the shoot it was queued for, and the session (user) it was queued under:
    * opening another shoot and queueing more files there sends no earlier file to it. The page
@@ -129,11 +130,22 @@
     return answer;
   }
 
+  /* The photo a failed try left pending would count as this same file already in the shoot. */
+  async function dropFailedTry(row) {
+    const assetId = row.failedAssetId;
+    row.failedAssetId = "";
+    await fetch(`/api/assets/${assetId}`, { method: "DELETE", headers: { Authorization: `Bearer ${row.session.token}` } })
+      .catch(() => null); // if it stays, the server calls the retry a duplicate and "Upload anyway" remains
+  }
+
   async function run(row) {
     const file = files.get(row.key);
     update(row, { state: "uploading", loaded: 0, error: "" });
     try {
+      if (row.failedAssetId) await dropFailedTry(row);
+      row.assetId = "";
       const answer = await presign(row, row.allowDuplicate);
+      row.assetId = answer.asset_id;
       const onProgress = (loaded) => update(row, { loaded: Math.min(loaded, row.size) });
       await send(file, answer.upload, onProgress);
       update(row, { state: "checking", loaded: row.size });
@@ -141,7 +153,9 @@
       update(row, { state: "done" });
       files.delete(row.key);
     } catch (error) {
-      update(row, { state: error.status === 409 ? "duplicate" : "failed", error: error.message });
+      // Too large, not a photo, not accepted: the same file would fail again, so no Retry.
+      const retryable = ![409, 413, 415, 422].includes(error.status);
+      update(row, { state: error.status === 409 ? "duplicate" : "failed", error: error.message, retryable });
     }
     pump();
   }
@@ -152,7 +166,9 @@
   }
 
   function snapshot() {
-    return rows.map(({ key, name, size, loaded, state, error, shoot }) => ({ key, name, size, loaded, state, error, shoot }));
+    return rows.map(({ key, name, size, loaded, state, error, shoot, retryable }) => ({
+      key, name, size, loaded, state, error, shoot, retryable: Boolean(retryable),
+    }));
   }
 
   function requeue(key, bearer, fromStates, changes) {
@@ -187,7 +203,8 @@
     },
     /* Try a failed file again (same shoot, the session's newest token). */
     retry({ key, bearer }) {
-      return requeue(key, bearer, ["failed"], {});
+      const row = rows.find((r) => r.key === key && r.state === "failed");
+      return requeue(key, bearer, ["failed"], { failedAssetId: (row && row.assetId) || "" });
     },
     /* Forget finished and failed rows. */
     clear() {

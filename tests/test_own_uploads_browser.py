@@ -88,7 +88,7 @@ def test_queued_files_use_the_refreshed_token_and_a_failed_file_can_be_retried(s
     page.evaluate("(bearer) => { lusterUploads.changed({bearer}); }", fresh)
     rows = page.evaluate(SETTLED)
     assert [row["state"] for row in rows] == ["failed"] * 3 + ["done"] * 2, rows
-    assert all("session" in row["error"] for row in rows[:3])
+    assert all("session" in row["error"] and row["retryable"] for row in rows[:3])
     for row in rows[:3]:  # "Retry" on each failed row: the same shoot, the session's newest token
         page.evaluate("(config) => lusterUploads.retry(config)", {"key": row["key"], "bearer": ""})
     rows = page.evaluate(SETTLED)

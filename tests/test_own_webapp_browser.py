@@ -68,9 +68,27 @@ def test_a_photographer_renames_cancels_deletes_and_closes_the_account(
     # Three photos and a file that is not one; after a reload, the refused file is still listed with its reason.
     not_a_photo = tmp_path / "notes.jpg"
     not_a_photo.write_text("shopping list, not a photo")
+    # The connection drops during the first file's upload: its row offers "Retry".
+    dropped: list[str] = []
+
+    def drop_first(route) -> None:  # noqa: ANN001
+        if route.request.method == "PUT" and not dropped:
+            dropped.append(route.request.url)
+            route.abort()
+        else:
+            route.continue_()
+
+    page.route("**/api/files/**", drop_first)
     me.upload(*PHOTO_FILES, not_a_photo)
+    retry = page.locator('.upload-row[data-state="failed"] .upload-retry')
+    retry.wait_for()
+    assert retry.count() == 1
+    me.shot("upload-failed")
+    retry.click()
     page.wait_for_function(f"document.querySelectorAll('.photo-card').length === {len(PHOTO_FILES)}")
+    page.unroute("**/api/files/**")
     me.upload_row("notes.jpg").locator(".upload-error").wait_for()
+    assert me.upload_row("notes.jpg").locator(".upload-retry").count() == 0  # the same file would fail again
     page.reload()
     refused = page.locator(".refused-upload", has_text="notes.jpg")
     refused.wait_for()

@@ -42,7 +42,7 @@ def _row(state: type, row, retry: Callable | None) -> rx.Component:  # noqa: ANN
                       class_name="upload-insist", margin_top="0.35em"),
         ),
         rx.cond(
-            row.state == "failed",
+            (row.state == "failed") & row.retryable,
             rx.button("Retry", size="1", variant="soft", on_click=retry(row.key), class_name="upload-retry",
                       margin_top="0.35em"),
         ) if retry else rx.fragment(),
