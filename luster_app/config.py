@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # A photo still `pending` this long after its upload was signed is finished from what reached
     # storage (the phone's tab closed before it reported back) or rejected with a reason.
     upload_abandon_seconds: int = 3600
+    # Originals (which may carry GPS) older than this many days are deleted with their outputs by
+    # the worker's sweep; unset (None): kept until the photographer deletes them.
+    original_retention_days: int | None = Field(default=None, ge=1)
 
     # --- auth ---
     supabase_url: str = ""
@@ -90,6 +93,11 @@ class Settings(BaseSettings):
 
     # --- scale-out ---
     redis_url: str = ""
+
+    @field_validator("original_retention_days", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("app_url", "supabase_url", "s3_endpoint", "openai_base_url", "stripe_api_base")
     @classmethod

@@ -129,6 +129,8 @@ def test_a_photographer_renames_cancels_deletes_and_closes_the_account(
     # Close the account: the confirmation names what goes; the account page says what stays.
     page.goto(f"{app_url}/account")
     assert "credit history" in page.inner_text("#account-what-stays")
+    page.wait_for_function("document.querySelector('#account-retention').innerText === "
+                           "'Your photos are kept until you delete them.'")
     me.shot("account")
     page.click("#close-account")
     what_goes = page.locator("#close-what-goes")

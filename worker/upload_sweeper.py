@@ -8,6 +8,7 @@ import threading
 
 from luster_app.context import AppContext
 from luster_app.models import AssetStatus
+from luster_app.services.retention import apply_retention
 from luster_app.services.storage_cleanup import sweep_pending_deletions
 from luster_app.services.uploads import abandoned_uploads, settle_abandoned_upload
 from worker.pipeline import ImageLimits
@@ -50,9 +51,21 @@ class UploadSweeper:
     def _run(self) -> None:
         while True:
             self._sweep()
+            self.sweep_retention()
             self.sweep_deletions()
             if self._stop.wait(self._interval):
                 return
+
+    def sweep_retention(self) -> None:
+        """Delete the photos older than ORIGINAL_RETENTION_DAYS, where it is set."""
+        context = self._context
+        if context.settings.original_retention_days is None:
+            return
+        try:
+            with context.session() as session:
+                apply_retention(session=session, storage=context.storage, settings=context.settings)
+        except Exception:  # noqa: BLE001
+            log.warning("applying photo retention failed; trying again in %.0fs", self._interval, exc_info=True)
 
     def sweep_deletions(self) -> None:
         """Delete again the objects storage refused earlier (a photo or account deleted during an

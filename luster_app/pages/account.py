@@ -61,6 +61,10 @@ def account_page() -> rx.Component:
                     rx.data_list.label("Available"),
                     rx.data_list.value(rx.text(AccountState.credits_available, " credits")),
                 ),
+                rx.data_list.item(
+                    rx.data_list.label("Photos kept"),
+                    rx.data_list.value(rx.text(AccountState.retention, id="account-retention")),
+                ),
                 orientation=rx.breakpoints(initial="vertical", sm="horizontal"),
             ),
             width="100%",

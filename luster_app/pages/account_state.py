@@ -12,6 +12,7 @@ from luster_app import routes
 from luster_app.context import AppContext
 from luster_app.models import Asset, AssetKind, Shoot
 from luster_app.services import account
+from luster_app.services.retention import retention_notice
 from luster_app.services import auth as auth_service
 from luster_app.services.errors import ServiceError
 from luster_app.state import AuthState, app_context
@@ -41,6 +42,7 @@ class AccountState(AuthState):
     close_open: bool = False
     close_error: str = ""
     what_stays: str = account.WHAT_STAYS
+    retention: str = ""
 
     @rx.event
     async def load(self):
@@ -49,6 +51,7 @@ class AccountState(AuthState):
             yield self._sign_in_first()
             return
         self._load_credits(user)
+        self.retention = retention_notice(app_context().settings)
         self.shoot_count, self.photo_count = await asyncio.to_thread(holdings, app_context(), user.id)
 
     @rx.event
