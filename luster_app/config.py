@@ -45,8 +45,8 @@ class Settings(BaseSettings):
     # storage (the phone's tab closed before it reported back) or rejected with a reason.
     upload_abandon_seconds: int = 3600
     # Originals (which may carry GPS) older than this many days are deleted with their outputs by
-    # the worker's sweep; unset (None): kept until the photographer deletes them.
-    original_retention_days: int | None = Field(default=None, ge=1)
+    # the worker's sweep; unset or 0: kept until the photographer deletes them.
+    original_retention_days: int = Field(default=0, ge=0)
 
     # --- auth ---
     supabase_url: str = ""
@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     @field_validator("original_retention_days", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
+        return 0 if isinstance(value, str) and not value.strip() else value
 
     @field_validator("app_url", "supabase_url", "s3_endpoint", "openai_base_url", "stripe_api_base")
     @classmethod

@@ -25,7 +25,7 @@ def age(app: Backend, asset_id: str, days: int) -> None:  # noqa: F811
         session.commit()
 
 
-def sweep(app: Backend, retention_days: int | None) -> None:  # noqa: F811
+def sweep(app: Backend, retention_days: int) -> None:  # noqa: F811
     settings = app.context.settings.model_copy(update={"original_retention_days": retention_days})
     context = AppContext(settings, db=app.context.db, storage=app.context.storage)
     Worker(context, concurrency=1, drain=True).upload_sweeper.sweep_retention()
@@ -39,7 +39,7 @@ def test_photos_older_than_the_retention_period_are_deleted_with_their_outputs(a
     age(app, old, days=40)
     age(app, recent, days=20)
 
-    sweep(app, None)  # unset: kept, however old
+    sweep(app, 0)  # unset: kept, however old
     assert len(photos(app, alice)) == 2 and len(keys_of(app, old)) == 4
 
     sweep(app, 30)

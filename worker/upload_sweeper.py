@@ -59,7 +59,7 @@ class UploadSweeper:
     def sweep_retention(self) -> None:
         """Delete the photos older than ORIGINAL_RETENTION_DAYS, where it is set."""
         context = self._context
-        if context.settings.original_retention_days is None:
+        if not context.settings.original_retention_days:
             return
         try:
             with context.session() as session:

@@ -27,7 +27,7 @@ BATCH = 100
 def retention_notice(settings: Settings) -> str:
     """What the account page says about how long photos are kept."""
     days = settings.original_retention_days
-    if days is None:
+    if not days:
         return "Your photos are kept until you delete them."
     return f"Photos are deleted, with their enhanced versions, {days} day{'s' if days != 1 else ''} after upload."
 
@@ -35,7 +35,7 @@ def retention_notice(settings: Settings) -> str:
 def apply_retention(*, session: Session, storage: Storage, settings: Settings, limit: int = BATCH) -> int:
     """Delete up to `limit` photos older than the retention period; returns how many went."""
     days = settings.original_retention_days
-    if days is None:
+    if not days:
         return 0
     cutoff = utcnow() - timedelta(days=days)
     expired = session.execute(
