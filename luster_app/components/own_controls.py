@@ -26,9 +26,10 @@ def _rename_dialog(own: type) -> rx.Component:
             rx.dialog.title("Rename the shoot"),
             rx.vstack(
                 rx.text("Name", size="2", weight="medium"),
-                rx.input(value=own.new_name, on_change=own.set_new_name, id="rename-name", width="100%"),
+                # Uncontrolled (default_value): the dialog's content mounts on open, with the current name.
+                rx.input(default_value=own.new_name, on_change=own.set_new_name, id="rename-name", width="100%"),
                 rx.text("Address (optional)", size="2", weight="medium"),
-                rx.input(value=own.new_address, on_change=own.set_new_address, id="rename-address", width="100%"),
+                rx.input(default_value=own.new_address, on_change=own.set_new_address, id="rename-address", width="100%"),
                 rx.hstack(
                     rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray")),
                     rx.button("Save", on_click=own.save_rename, id="rename-save"),

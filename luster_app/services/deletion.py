@@ -8,11 +8,12 @@ with it, so their reserved credits are free at once.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Select, delete, select, update
 from sqlmodel import Session
 
 from luster_app.config import Settings
@@ -22,7 +23,7 @@ from luster_app.services.jobs import lock_credits, start_transaction
 from luster_app.services.storage_cleanup import delete_pending, record_deletions
 from luster_app.storage import Storage, keys
 
-BUSY = "{what} being enhanced right now. Delete it once that finishes (usually within a few minutes)."
+WAIT = "once that finishes (usually within a few minutes)."
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,11 @@ def delete_asset(*, session: Session, storage: Storage, settings: Settings, user
     ).scalars().first()
     if asset is None:
         raise NotFound("Photo not found.")
-    what = f"{asset.filename} is" if asset.kind == AssetKind.ORIGINAL else "The photo this version belongs to is"
+    what = asset.filename if asset.kind == AssetKind.ORIGINAL else "The photo this version belongs to"
     return _remove(
         session=session, storage=storage, settings=settings, user_id=user_id,
-        roots=select(Asset.id).where(Asset.id == asset_id, Asset.user_id == user_id), busy=BUSY.format(what=what),
+        roots=select(Asset.id).where(Asset.id == asset_id, Asset.user_id == user_id),
+        busy=f"{what} is being enhanced right now. Delete it {WAIT}",
     )
 
 
@@ -58,7 +60,7 @@ def delete_shoot(*, session: Session, storage: Storage, settings: Settings, user
     return _remove(
         session=session, storage=storage, settings=settings, user_id=user_id,
         roots=select(Asset.id).where(Asset.shoot_id == shoot_id, Asset.user_id == user_id),
-        busy=BUSY.format(what="A photo of this shoot is").replace("Delete it", "Delete the shoot"),
+        busy=f"A photo of this shoot is being enhanced right now. Delete the shoot {WAIT}",
         shoots=select(Shoot.id).where(Shoot.id == shoot_id, Shoot.user_id == user_id),
     )
 
@@ -72,7 +74,10 @@ def remove_everything(*, session: Session, settings: Settings, user_id: uuid.UUI
     )[1]
 
 
-def _remove(*, session: Session, storage: Storage, settings: Settings, user_id: uuid.UUID, roots, busy: str, shoots=None) -> Removed:  # noqa: ANN001
+def _remove(
+    *, session: Session, storage: Storage, settings: Settings, user_id: uuid.UUID, roots: Select, busy: str,
+    shoots: Select | None = None,
+) -> Removed:
     start_transaction(session)
     try:
         removed, deletion_ids = _remove_rows(
@@ -84,10 +89,14 @@ def _remove(*, session: Session, storage: Storage, settings: Settings, user_id: 
         session.rollback()
         raise
     failed = delete_pending(session=session, storage=storage, ids=deletion_ids)
-    return Removed(photos=removed.photos, outputs=removed.outputs, jobs_canceled=removed.jobs_canceled, objects_pending=failed)
+    return dataclasses.replace(removed, objects_pending=failed)
 
 
-def _remove_rows(*, session: Session, user_id: uuid.UUID, roots, busy: str, shoots, upload_ttl: timedelta) -> tuple[Removed, list[int]]:  # noqa: ANN001
+def _remove_rows(
+    *, session: Session, user_id: uuid.UUID, roots: Select, busy: str, shoots: Select | None, upload_ttl: timedelta
+) -> tuple[Removed, list[int]]:
+    """Delete the rows of the `roots` assets, everything made from them, their jobs and download
+    links (and the `shoots`), inside the caller's transaction; record their stored objects."""
     # First: job creation for this user waits, so no job can start on a photo being deleted.
     lock_credits(session, user_id)
     family = _with_descendants(session, user_id, list(session.execute(roots).scalars()))
@@ -98,15 +107,16 @@ def _remove_rows(*, session: Session, user_id: uuid.UUID, roots, busy: str, shoo
         update(Job).where(Job.asset_id.in_(originals), Job.status == JobStatus.QUEUED)
         .values(status=JobStatus.CANCELED, finished_at=utcnow(), error_code="canceled", error_message="The photo was deleted.")
     ).rowcount if originals else 0
-    job_ids = list(session.execute(select(Job.id, Job.status).where(Job.asset_id.in_(originals))).all()) if originals else []
-    if any(status == JobStatus.PROCESSING for _, status in job_ids):
+    jobs = session.execute(select(Job.id, Job.status).where(Job.asset_id.in_(originals))).all() if originals else []
+    if any(status == JobStatus.PROCESSING for _, status in jobs):
         raise Conflict(busy)
+    job_ids = [job_id for job_id, _ in jobs]
     ids = [asset.id for asset in family]
     if ids:
         session.execute(delete(DownloadLink).where(DownloadLink.asset_id.in_(ids)))
     if job_ids:
-        session.execute(delete(JobEvent).where(JobEvent.job_id.in_([job_id for job_id, _ in job_ids])))
-        session.execute(delete(Job).where(Job.id.in_([job_id for job_id, _ in job_ids])))
+        session.execute(delete(JobEvent).where(JobEvent.job_id.in_(job_ids)))
+        session.execute(delete(Job).where(Job.id.in_(job_ids)))
     if ids:
         session.execute(delete(Asset).where(Asset.id.in_(ids)))
     if shoots is not None:
