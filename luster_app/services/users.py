@@ -12,7 +12,7 @@ from luster_app.auth.base import AuthError
 from luster_app.models import Credits, Job, JobStatus, User
 from luster_app.services.errors import Conflict
 
-ACCOUNT_CLOSED = "This Luster account was closed; sign in with another email to start a new one."
+ACCOUNT_CLOSED = "This Luster account was closed: its photos are deleted and it can no longer sign in."
 
 
 def ensure_user(*, session: Session, user_id: uuid.UUID, email: str) -> User:
