@@ -1,5 +1,6 @@
-"""Owning one's work in a real browser, on a desktop and on a phone: rename a shoot, see an upload
-that never arrived until it is dismissed, cancel a queued batch, delete a photo, close the account.
+"""Owning one's work in a real browser, on a desktop and on a phone: rename a shoot, retry a failed
+upload, see an upload that never arrived until it is dismissed, cancel a queued batch, delete a
+photo and a shoot, close the account.
 
 The app runs without a worker, so enhanced photos stay queued until the photographer cancels
 them. Screenshots land beside those of tests/test_webapp_browser.py, prefixed `own-`.
@@ -125,6 +126,16 @@ def test_a_photographer_renames_cancels_deletes_and_closes_the_account(
     confirm.click()
     me.card(doomed).wait_for(state="detached")
     assert sorted(a["filename"] for a in api.get(f"/api/shoots/{shoot_id}/assets").json()) == sorted(p.name for p in PHOTO_FILES[1:])
+
+    # Delete a whole (mistaken) shoot, after its confirmation.
+    extra = api.post("/api/shoots", json={"name": "Wrong listing"}).json()["id"]
+    page.goto(f"{app_url}/shoots/{extra}")
+    page.click("#shoot-delete")
+    page.locator("#shoot-delete-confirm").wait_for()
+    me.shot("delete-shoot", full_page=False)
+    page.click("#shoot-delete-confirm")
+    page.wait_for_url(re.compile(r".*/shoots/?$"))
+    assert [s["id"] for s in api.get("/api/shoots").json()] == [shoot_id]
 
     # Close the account: the confirmation names what goes; the account page says what stays.
     page.goto(f"{app_url}/account")
