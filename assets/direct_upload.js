@@ -84,15 +84,42 @@
   /*
    * The shoot page's upload queue. Reflex starts it with rx.call_script and follows it by
    * awaiting changed() in a call_script callback loop; rows are plain JSON for the page state:
-   * {key, name, size, loaded, state: queued|uploading|checking|done|failed|duplicate, error}.
+   * {key, name, size, loaded, state: queued|uploading|checking|done|failed|duplicate, error, shoot,
+   * retryable (a failure another try may fix)}.
+   *
+   * Each file keeps the shoot it was queued for, and the session (user) it was queued under:
+   * opening another shoot and queueing more files there sends no earlier file to it. The page
+   * hands over a fresh access token of that user whenever it follows the queue (start, insist,
+   * retry, changed), well before the old one expires, so a long queue outlasts any one token.
    */
   const PARALLEL = 3;
   const rows = [];
   const files = new Map();
+  const sessions = new Map(); // the token's subject (user id) -> {token}: the newest token for that user
   let version = 0;
   let seen = -1;
-  let token = "";
-  let shootId = "";
+
+  function subjectOf(token) {
+    try {
+      const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      return JSON.parse(atob(payload)).sub || token;
+    } catch (_) {
+      return token; // not a JWT: a session of its own
+    }
+  }
+
+  /* The session object for this token's user, now holding this (newer) token. */
+  function session(bearer) {
+    const subject = subjectOf(bearer || "");
+    const found = sessions.get(subject) || {};
+    if (bearer) found.token = bearer;
+    sessions.set(subject, found);
+    return found;
+  }
+
+  function active(row) {
+    return row.state === "queued" || row.state === "uploading" || row.state === "checking";
+  }
 
   function update(row, changes) {
     Object.assign(row, changes);
@@ -103,9 +130,9 @@
     const file = files.get(row.key);
     const response = await fetch("/api/uploads/presign", {
       method: "POST",
-      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      headers: { Authorization: `Bearer ${row.session.token}`, "Content-Type": "application/json" },
       body: JSON.stringify({
-        shoot_id: shootId, filename: file.name, content_type: file.type, size: file.size, allow_duplicate: allowDuplicate,
+        shoot_id: row.shoot, filename: file.name, content_type: file.type, size: file.size, allow_duplicate: allowDuplicate,
       }),
     });
     const answer = await response.json().catch(() => ({}));
@@ -113,19 +140,32 @@
     return answer;
   }
 
+  /* The photo a failed try left pending would count as this same file already in the shoot. */
+  async function dropFailedTry(row) {
+    const assetId = row.failedAssetId;
+    row.failedAssetId = "";
+    await fetch(`/api/assets/${assetId}`, { method: "DELETE", headers: { Authorization: `Bearer ${row.session.token}` } })
+      .catch(() => null); // if it stays, the server calls the retry a duplicate and "Upload anyway" remains
+  }
+
   async function run(row) {
     const file = files.get(row.key);
     update(row, { state: "uploading", loaded: 0, error: "" });
     try {
+      if (row.failedAssetId) await dropFailedTry(row);
+      row.assetId = "";
       const answer = await presign(row, row.allowDuplicate);
+      row.assetId = answer.asset_id;
       const onProgress = (loaded) => update(row, { loaded: Math.min(loaded, row.size) });
       await send(file, answer.upload, onProgress);
       update(row, { state: "checking", loaded: row.size });
-      await complete("", answer.asset_id, token);
+      await complete("", answer.asset_id, row.session.token);
       update(row, { state: "done" });
       files.delete(row.key);
     } catch (error) {
-      update(row, { state: error.status === 409 ? "duplicate" : "failed", error: error.message });
+      // Too large, not a photo, not accepted: the same file would fail again, so no Retry.
+      const retryable = ![409, 413, 415, 422].includes(error.status);
+      update(row, { state: error.status === 409 ? "duplicate" : "failed", error: error.message, retryable });
     }
     pump();
   }
@@ -136,19 +176,31 @@
   }
 
   function snapshot() {
-    return rows.map(({ key, name, size, loaded, state, error }) => ({ key, name, size, loaded, state, error }));
+    return rows.map(({ key, name, size, loaded, state, error, shoot, retryable }) => ({
+      key, name, size, loaded, state, error, shoot, retryable: Boolean(retryable),
+    }));
+  }
+
+  function requeue(key, bearer, fromStates, changes) {
+    if (bearer) session(bearer);
+    const row = rows.find((r) => r.key === key && fromStates.includes(r.state));
+    if (row) update(row, { state: "queued", error: "", ...changes });
+    pump();
+    return snapshot();
   }
 
   global.lusterUploads = {
-    /* Queue the files chosen in the <input type=file> with this id (or dropped onto its zone). */
+    /* Queue the files chosen in the <input type=file> with this id (or dropped onto its zone) for this shoot. */
     start({ inputId, shoot, bearer }) {
-      token = bearer;
-      shootId = shoot;
+      const owner = session(bearer);
       const input = document.getElementById(inputId);
       Array.from((input && input.files) || []).forEach((file) => {
         const key = `${Date.now()}-${rows.length}`;
         files.set(key, file);
-        rows.push({ key, name: file.name, size: file.size, loaded: 0, state: "queued", error: "", allowDuplicate: false });
+        rows.push({
+          key, name: file.name, size: file.size, loaded: 0, state: "queued", error: "", allowDuplicate: false,
+          shoot, session: owner,
+        });
       });
       if (input) input.value = ""; // choosing the same file again must fire "change" again
       version += 1;
@@ -157,11 +209,12 @@
     },
     /* Upload a file the server said is already in the shoot, because the photographer insists. */
     insist({ key, bearer }) {
-      token = bearer;
-      const row = rows.find((r) => r.key === key && r.state === "duplicate");
-      if (row) update(row, { state: "queued", allowDuplicate: true });
-      pump();
-      return snapshot();
+      return requeue(key, bearer, ["duplicate"], { allowDuplicate: true });
+    },
+    /* Try a failed file again (same shoot, the session's newest token). */
+    retry({ key, bearer }) {
+      const row = rows.find((r) => r.key === key && r.state === "failed");
+      return requeue(key, bearer, ["failed"], { failedAssetId: (row && row.assetId) || "" });
     },
     /* Forget finished and failed rows. */
     clear() {
@@ -171,8 +224,10 @@
       version += 1;
       return snapshot();
     },
-    /* Resolves with the rows once something changed (checked a few times a second). */
-    changed() {
+    /* Resolves with the rows once something changed (checked a few times a second); `bearer`:
+     * a fresh token of the signed-in user, used from now on by their files still to go. */
+    changed({ bearer } = {}) {
+      if (bearer) session(bearer);
       return new Promise((resolve) => {
         const check = () => {
           if (version !== seen) {
@@ -183,7 +238,19 @@
         setTimeout(check, 250);
       });
     },
+    /* How many files are still on their way. */
+    inFlight() {
+      return rows.filter(active).length;
+    },
   };
+
+  /* Leaving the page (closing the tab, reloading, another site) would drop the files still on
+   * their way: the browser asks first. Moving between the app's pages keeps the queue going. */
+  global.addEventListener("beforeunload", (event) => {
+    if (!rows.some(active)) return;
+    event.preventDefault();
+    event.returnValue = ""; // older browsers show the prompt only when this is set
+  });
 
   /* Files dropped on an element marked data-upload-input="<input id>" go to that input. */
   document.addEventListener("dragover", (event) => {

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     upload_check_megapixels: int = 300
     upload_check_wait_seconds: float = 3.0
 
+
+    # Originals (which may carry GPS) older than this many days are deleted with their outputs by
+    # the worker's sweep; unset or 0: kept until the photographer deletes them.
+    original_retention_days: int = Field(default=0, ge=0)
+
     # --- auth ---
     supabase_url: str = ""
     supabase_anon_key: str = ""
@@ -97,6 +102,11 @@ class Settings(BaseSettings):
 
     # --- scale-out ---
     redis_url: str = ""
+
+    @field_validator("original_retention_days", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return 0 if isinstance(value, str) and not value.strip() else value
 
     @field_validator("app_url", "supabase_url", "s3_endpoint", "openai_base_url", "stripe_api_base")
     @classmethod

@@ -79,6 +79,9 @@ class User(SQLModel, table=True):
     email: str = Field(max_length=320, unique=True, index=True)
     created_at: datetime = _created_at()
     is_admin: bool = Field(default=False)
+    # Set when the photographer closed the account: their tokens are refused from then on, and
+    # `email` no longer holds their address (see services/account.py).
+    closed_at: datetime | None = _ts()
 
 
 class Credits(SQLModel, table=True):
@@ -279,3 +282,16 @@ class DownloadLink(SQLModel, table=True):
     asset_id: uuid.UUID | None = Field(default=None, foreign_key="assets.id")
     created_at: datetime = _created_at()
     expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class PendingDeletion(SQLModel, table=True):
+    """A stored object whose row is gone and which storage has not yet confirmed deleting; the
+    worker's sweep retries it until storage does (services/storage_cleanup.py)."""
+
+    __tablename__ = "pending_deletions"
+    id: int | None = Field(default=None, primary_key=True)
+    storage_key: str = Field(max_length=512)
+    created_at: datetime = _created_at()
+    attempts: int = Field(default=0)
+    last_error: str | None = Field(default=None, max_length=500)
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False, index=True))

@@ -24,11 +24,14 @@ for display (the navbar); never authorize with them. Long calls belong in
 
 from __future__ import annotations
 
+import time
+
+import jwt
 import reflex as rx
 from reflex.event import EventSpec
 
 from luster_app import routes
-from luster_app.auth import AuthSession, AuthUnavailable
+from luster_app.auth import AuthError, AuthSession, AuthUnavailable
 from luster_app.config import get_settings
 from luster_app.context import AppContext, default_context
 from luster_app.models import User
@@ -37,6 +40,8 @@ from luster_app.services.users import credit_summary
 
 _SECURE = get_settings().app_url.startswith("https://")
 _SESSION_MAX_AGE = get_settings().refresh_ttl_seconds
+# The browser's own API calls (the upload queue) get a token valid at least this much longer.
+BROWSER_TOKEN_AHEAD_SECONDS = 600
 
 
 def app_context() -> AppContext:
@@ -85,6 +90,24 @@ class AuthState(rx.State):
             self._remember_session(result.tokens)
         self.signed_in, self.email, self.auth_problem = True, result.user.email, ""
         return result.user
+
+    def _browser_token(self) -> str:
+        """The access token for the browser's own API calls, refreshed when it expires within
+        BROWSER_TOKEN_AHEAD_SECONDS, so a long upload queue never sends an expired one."""
+        try:
+            # Only when to refresh is read from the token; every use of it is verified by the API.
+            expires = jwt.decode(self.access_token, options={"verify_signature": False}).get("exp", 0)
+        except jwt.PyJWTError:
+            expires = 0
+        if self.refresh_token and expires < time.time() + BROWSER_TOKEN_AHEAD_SECONDS:
+            context = app_context()
+            try:
+                with context.session() as session:
+                    result = auth_service.refresh_session(session=session, auth=context.auth, refresh_token=self.refresh_token)
+                self._remember_session(result.tokens)
+            except (AuthError, AuthUnavailable):
+                pass  # the API will say what is wrong; the next follow tries again
+        return self.access_token
 
     def _load_credits(self, user: User) -> None:
         """Refresh the displayed balance and available credits of `user`."""

@@ -1,4 +1,5 @@
-"""Settle abandoned uploads in the background of a worker process."""
+"""Settle abandoned uploads, and retry stored objects storage refused to delete, in the background
+of a worker process."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import uuid
 
 from luster_app.context import AppContext
 from luster_app.models import AssetStatus
+from luster_app.services.retention import apply_retention
+from luster_app.services.storage_cleanup import sweep_pending_deletions
 from luster_app.services.uploads import abandoned_uploads, defer_abandoned_upload, settle_abandoned_upload
 from worker.pipeline import ImageLimits
 
@@ -49,8 +52,34 @@ class UploadSweeper:
     def _run(self) -> None:
         while True:
             self._sweep()
+            self.sweep_retention()
+            self.sweep_deletions()
             if self._stop.wait(self._interval):
                 return
+
+    def sweep_retention(self) -> None:
+        """Delete the photos older than ORIGINAL_RETENTION_DAYS, where it is set."""
+        context = self._context
+        if not context.settings.original_retention_days:
+            return
+        try:
+            with context.session() as session:
+                apply_retention(session=session, storage=context.storage, settings=context.settings)
+        except Exception:  # noqa: BLE001
+            log.warning("applying photo retention failed; trying again in %.0fs", self._interval, exc_info=True)
+
+    def sweep_deletions(self) -> None:
+        """Delete again the objects storage refused earlier (a photo or account deleted during an
+        outage); each one still refused waits longer before its next try."""
+        context = self._context
+        try:
+            with context.session() as session:
+                deleted, failing = sweep_pending_deletions(session=session, storage=context.storage)
+        except Exception:  # noqa: BLE001
+            log.warning("retrying stored-object deletions failed; trying again in %.0fs", self._interval, exc_info=True)
+            return
+        if deleted or failing:
+            log.info("stored objects: %d deleted, %d still refused by storage", deleted, failing)
 
     def _sweep(self) -> None:
         context = self._context

@@ -37,10 +37,10 @@ def get_current_user(
         raise HTTPException(401, "sign in first: missing bearer token", headers={"WWW-Authenticate": "Bearer"})
     try:
         identity = context.auth.verify_access_token(credentials.credentials)
-    except AuthError as exc:
+        bind_log_context(user_id=identity.user_id)
+        return ensure_user(session=session, user_id=identity.user_id, email=identity.email)
+    except AuthError as exc:  # also a closed account's still unexpired token
         raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
-    bind_log_context(user_id=identity.user_id)
-    return ensure_user(session=session, user_id=identity.user_id, email=identity.email)
 
 
 Ctx = Annotated[AppContext, Depends(get_context)]

@@ -13,6 +13,9 @@ from luster_app.api.deps import Ctx, CurrentUser, DbSession
 from luster_app.context import AppContext
 from luster_app.models import Asset, Job
 from luster_app.services.idempotency import MAX_KEY_LENGTH
+
+
+from luster_app.services.admin import cancel_job
 from luster_app.services.jobs import MAX_BATCH, JobOptions, JobView, create_batch, create_job, get_job_for_user
 
 router = APIRouter(tags=["jobs"])
@@ -130,3 +133,10 @@ def post_batch(
 def get_job(job_id: uuid.UUID, user: CurrentUser, session: DbSession, context: Ctx) -> JobDetailOut:
     """Status, attempts, error, outputs with signed URLs, and the event timeline of the caller's job."""
     return _detail(context, get_job_for_user(session=session, user_id=user.id, job_id=job_id))
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut)
+def post_cancel(job_id: uuid.UUID, user: CurrentUser, session: DbSession) -> JobOut:
+    """Cancel the caller's queued job: it becomes `canceled` and its reserved credit is free at
+    once. 409 once it is being processed or has finished; 404 for another user's job."""
+    return JobOut.of(cancel_job(session=session, owner_id=user.id, job_id=job_id))

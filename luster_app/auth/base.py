@@ -75,6 +75,7 @@ class AuthProvider(Protocol):
         """A fresh session for a refresh token; AuthError when it is no longer valid."""
         ...
 
-    def sign_out(self, *, access_token: str) -> None:
-        """End the session server-side where the provider keeps one (best effort)."""
+    def sign_out(self, *, access_token: str, everywhere: bool = False) -> None:
+        """End the session server-side where the provider keeps one (best effort); `everywhere`:
+        every session of the user, on every device (account closure)."""
         ...

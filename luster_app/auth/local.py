@@ -155,5 +155,6 @@ class LocalAuth:
         identity = self._verify(refresh_token, audience=REFRESH_AUDIENCE, message="Your session has ended; sign in again.")
         return self._session_for(user_id=identity.user_id, email=identity.email)
 
-    def sign_out(self, *, access_token: str) -> None:
-        """Nothing to revoke: local sessions live only in the client's cookie."""
+    def sign_out(self, *, access_token: str, everywhere: bool = False) -> None:
+        """Nothing to revoke: local sessions live only in the client's cookie (a closed account's
+        tokens are refused by `ensure_user`)."""

@@ -157,14 +157,14 @@ class SupabaseAuth:
             raise AuthError("Your session has ended; sign in again.")
         return self._session_from(response)
 
-    def sign_out(self, *, access_token: str) -> None:
+    def sign_out(self, *, access_token: str, everywhere: bool = False) -> None:
         """Revoke this session's refresh tokens at Supabase (best effort: the cookie goes anyway)."""
         try:
             self.verify_access_token(access_token)
         except AuthError:
             return  # nothing to revoke with an invalid token
         try:
-            response = self._post("/logout", json={}, params={"scope": "local"}, bearer=access_token)
+            response = self._post("/logout", json={}, params={"scope": "global" if everywhere else "local"}, bearer=access_token)
         except AuthUnavailable:
             log.warning("Supabase Auth did not confirm the sign-out")
             return

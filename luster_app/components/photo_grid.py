@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import reflex as rx
 
 from luster_app.components.shell import empty_state
@@ -44,7 +46,7 @@ def _output_row(state: type, photo, output) -> rx.Component:  # noqa: ANN001
     )
 
 
-def _card(state: type, photo) -> rx.Component:  # noqa: ANN001 - a Var of PhotoCard
+def _card(state: type, photo, delete_button: Callable | None) -> rx.Component:  # noqa: ANN001 - a Var of PhotoCard
     ready = photo.upload_status == "ready"
     has_output = photo.latest_output_id != ""
     return rx.card(
@@ -107,6 +109,7 @@ def _card(state: type, photo) -> rx.Component:  # noqa: ANN001 - a Var of PhotoC
                     ),
                     rx.cond(photo.job_id != "", rx.link("Job details", href="/jobs/" + photo.job_id, size="1",
                                                         class_name="photo-job-link")),
+                    delete_button(photo) if delete_button else rx.fragment(),
                     gap="2",
                     wrap="wrap",
                     align="center",
@@ -125,12 +128,13 @@ def _card(state: type, photo) -> rx.Component:  # noqa: ANN001 - a Var of PhotoC
     )
 
 
-def photo_grid(state: type) -> rx.Component:
-    """A card per photo, or what to do first when the shoot is still empty."""
+def photo_grid(state: type, delete_button: Callable | None = None) -> rx.Component:
+    """A card per photo, or what to do first when the shoot is still empty; `delete_button(photo)`
+    makes each card's delete control."""
     return rx.cond(
         state.photos.length() > 0,
         rx.grid(
-            rx.foreach(state.photos, lambda photo: _card(state, photo)),
+            rx.foreach(state.photos, lambda photo: _card(state, photo, delete_button)),
             columns=rx.breakpoints(initial="1", xs="2", md="3", lg="4"),
             spacing="4",
             width="100%",

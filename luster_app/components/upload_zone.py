@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import reflex as rx
 
 # Phones offer the camera roll for image types; HEIC is listed so iPhones hand over the originals.
@@ -16,7 +18,7 @@ STATE_WORDS = {
 }
 
 
-def _row(state: type, row) -> rx.Component:  # noqa: ANN001 - a Var of UploadRow
+def _row(state: type, row, retry: Callable | None) -> rx.Component:  # noqa: ANN001 - a Var of UploadRow
     return rx.box(
         rx.hstack(
             rx.text(row.name, size="2", weight="medium", overflow="hidden", text_overflow="ellipsis",
@@ -39,6 +41,11 @@ def _row(state: type, row) -> rx.Component:  # noqa: ANN001 - a Var of UploadRow
             rx.button("Upload anyway", size="1", variant="soft", on_click=state.insist(row.key),
                       class_name="upload-insist", margin_top="0.35em"),
         ),
+        rx.cond(
+            (row.state == "failed") & row.retryable,
+            rx.button("Retry", size="1", variant="soft", on_click=retry(row.key), class_name="upload-retry",
+                      margin_top="0.35em"),
+        ) if retry else rx.fragment(),
         width="100%",
         padding_y="0.4em",
         border_bottom="1px solid var(--gray-4)",
@@ -47,8 +54,9 @@ def _row(state: type, row) -> rx.Component:  # noqa: ANN001 - a Var of UploadRow
     )
 
 
-def upload_zone(state: type, input_id: str) -> rx.Component:
-    """Drag-and-drop (desktop) and a picker for many files; the bytes go straight to storage."""
+def upload_zone(state: type, input_id: str, retry: Callable | None = None) -> rx.Component:
+    """Drag-and-drop (desktop) and a picker for many files; the bytes go straight to storage.
+    `retry(key)`: the event that sends a failed file again."""
     return rx.card(
         rx.el.label(
             rx.vstack(
@@ -81,7 +89,7 @@ def upload_zone(state: type, input_id: str) -> rx.Component:
         rx.cond(
             state.uploads.length() > 0,
             rx.vstack(
-                rx.foreach(state.uploads, lambda row: _row(state, row)),
+                rx.foreach(state.uploads, lambda row: _row(state, row, retry)),
                 rx.cond(
                     ~state.uploads_active,
                     rx.button("Clear finished", size="1", variant="ghost", on_click=state.clear_uploads,

@@ -62,7 +62,8 @@ class ShootState(AuthState):
 
     @rx.var
     def ready_ids(self) -> list[str]:
-        return [photo.id for photo in self.photos if photo.upload_status == "ready"]
+        """What "Select all" takes: photos that can be enhanced now (uploaded, no job in progress)."""
+        return [p.id for p in self.photos if p.upload_status == "ready" and p.job_status not in JobStatus.ACTIVE]
 
     @rx.var
     def has_outputs(self) -> bool:
@@ -166,7 +167,7 @@ class ShootState(AuthState):
         """Files were picked or dropped: hand them to the browser's upload queue, with a fresh token."""
         if self._signed_in_user() is None:
             return self._sign_in_first()
-        config = {"inputId": UPLOAD_INPUT_ID, "shoot": self.shoot_id, "bearer": self.access_token}
+        config = {"inputId": UPLOAD_INPUT_ID, "shoot": self.shoot_id, "bearer": self._browser_token()}
         return rx.call_script(f"lusterUploads.start({json.dumps(config)})", callback=ShootState.uploads_changed)
 
     @rx.event
@@ -174,7 +175,7 @@ class ShootState(AuthState):
         """Upload a file that is already in the shoot anyway."""
         if self._signed_in_user() is None:
             return self._sign_in_first()
-        config = {"key": key, "bearer": self.access_token}
+        config = {"key": key, "bearer": self._browser_token()}
         return rx.call_script(f"lusterUploads.insist({json.dumps(config)})", callback=ShootState.uploads_changed)
 
     @rx.event
@@ -193,7 +194,8 @@ class ShootState(AuthState):
         if self.uploads_active and not self.following_uploads:
             # One follower at a time: it asks the browser again each time the queue moves.
             self.following_uploads = True
-            return rx.call_script("lusterUploads.changed()", callback=ShootState.uploads_followed)
+            fresh = json.dumps({"bearer": self._browser_token()})
+            return rx.call_script(f"lusterUploads.changed({fresh})", callback=ShootState.uploads_followed)
         return None
 
     @rx.event
@@ -345,6 +347,10 @@ class ShootState(AuthState):
 
 def shoot_page() -> rx.Component:
     """The shoot: header, uploads, enhance controls, the photo grid, and the compare dialog."""
+    # Imported here: the substate module imports ShootState from this one.
+    from luster_app.components import own_controls as own_ui
+    from luster_app.pages.shoot_own import ShootOwnState as Own
+
     return page_shell(
         rx.cond(
             ShootState.missing,
@@ -356,12 +362,16 @@ def shoot_page() -> rx.Component:
                 ShootState.loaded,
                 rx.vstack(
                     shoot_header.shoot_header(ShootState),
+                    own_ui.shoot_actions(Own),
                     shoot_header.messages(ShootState),
-                    upload_zone.upload_zone(ShootState, UPLOAD_INPUT_ID),
-                    enhance_panel.enhance_bar(ShootState),
-                    photo_grid.photo_grid(ShootState),
+                    upload_zone.upload_zone(ShootState, UPLOAD_INPUT_ID, retry=Own.retry_upload),
+                    own_ui.refused_uploads(Own),
+                    rx.flex(enhance_panel.enhance_bar(ShootState), own_ui.cancel_queued_button(Own), gap="3",
+                            align="center", wrap="wrap", width="100%"),
+                    photo_grid.photo_grid(ShootState, delete_button=lambda photo: own_ui.delete_photo_button(Own, photo)),
                     enhance_panel.enhance_dialog(ShootState),
                     compare.compare_dialog(ShootState),
+                    own_ui.delete_photo_dialog(Own),
                     spacing="5",
                     width="100%",
                 ),

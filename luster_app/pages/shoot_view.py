@@ -59,6 +59,7 @@ class UploadRow:
     state: str  # queued, uploading, checking, done, failed, duplicate
     error: str
     percent: int
+    retryable: bool = False  # failed for a reason that another try may fix (connection, expired link)
 
 
 @dataclasses.dataclass
@@ -186,6 +187,7 @@ def upload_rows(snapshot: list[dict[str, Any]]) -> list[UploadRow]:
             state=str(row.get("state", "")),
             error=str(row.get("error", "")),
             percent=int(100 * int(row.get("loaded") or 0) / max(1, int(row.get("size") or 1))),
+            retryable=bool(row.get("retryable")),
         )
         for row in snapshot
     ]

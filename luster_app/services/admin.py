@@ -33,6 +33,7 @@ MAX_ADJUSTMENT = 100_000
 JOB_STATUSES = (JobStatus.QUEUED, JobStatus.PROCESSING, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
 T = TypeVar("T")
 CANCELED_MESSAGE = "Canceled by Luster support before it started. No credit was charged."
+OWNER_CANCELED_MESSAGE = "You canceled this before it started. No credit was charged."
 
 
 @dataclass(frozen=True)
@@ -272,14 +273,32 @@ def retry_job(*, session: Session, admin: User, job_id: uuid.UUID, extra_attempt
     return job
 
 
-def cancel_job(*, session: Session, admin: User, job_id: uuid.UUID) -> Job:
-    """A queued job to `canceled`: no worker will run it and nothing is charged. A job being
-    processed belongs to its worker: Conflict (409)."""
-    require_admin(session=session, admin=admin)
+def cancel_job(*, session: Session, job_id: uuid.UUID, admin: User | None = None, owner_id: uuid.UUID | None = None) -> Job:
+    """A queued job to `canceled`: no worker will run it, nothing is charged, and its reserved
+    credit is free at once. A job being processed belongs to its worker: Conflict (409).
+
+    Called for support by an `admin`, or for a photographer by `owner_id` (the job's owner:
+    anyone else's job is NotFound, as for a job that does not exist).
+    """
+    if (admin is None) == (owner_id is None):
+        raise ValueError("cancel_job needs exactly one of admin and owner_id")
+    if admin is not None:
+        require_admin(session=session, admin=admin)
+    whose = [] if owner_id is None else [Job.user_id == owner_id]
+    by_owner = owner_id is not None
     start_transaction(session)
     try:
-        canceled = cancel_queued(session, [job_id], message=CANCELED_MESSAGE, event="admin_cancel", admin_id=str(admin.id))
-        job = session.get(Job, job_id, populate_existing=True)
+        # Only the owner's (or, for an admin, any) job; cancel_queued is conditional on `queued`.
+        job = session.execute(
+            select(Job).where(Job.id == job_id, *whose).execution_options(populate_existing=True)
+        ).scalars().first()
+        if job is not None:
+            if by_owner:
+                canceled = cancel_queued(session, [job_id], message=OWNER_CANCELED_MESSAGE, event="canceled", by="owner")
+            else:
+                canceled = cancel_queued(session, [job_id], message=CANCELED_MESSAGE, event="admin_cancel",
+                                         admin_id=str(admin.id))
+            job = session.get(Job, job_id, populate_existing=True) if canceled else job
         session.commit()
     except BaseException:
         session.rollback()
@@ -288,9 +307,12 @@ def cancel_job(*, session: Session, admin: User, job_id: uuid.UUID) -> Job:
         raise NotFound("Job not found.")
     if not canceled:
         if job.status == JobStatus.PROCESSING:
-            raise Conflict("This job is being processed: its worker owns it until it succeeds or fails.")
+            raise Conflict(
+                "This photo is being enhanced right now and can no longer be canceled; it is charged only if it succeeds."
+                if by_owner else "This job is being processed: its worker owns it until it succeeds or fails."
+            )
         raise Conflict(f"Only a queued job can be canceled; this one is {job.status}.")
-    log.info("admin %s canceled job %s", admin.id, job_id)
+    log.info("%s canceled job %s", "its owner" if by_owner else f"admin {admin.id}", job_id)
     return job
 
 

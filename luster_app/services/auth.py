@@ -239,7 +239,7 @@ def resume_session(*, session: Session, auth: AuthProvider, access_token: str, r
         return None
 
 
-def sign_out(*, auth: AuthProvider, access_token: str) -> None:
-    """End the provider's session, where it keeps one."""
+def sign_out(*, auth: AuthProvider, access_token: str, everywhere: bool = False) -> None:
+    """End the provider's session (`everywhere`: all the user's sessions), where it keeps them."""
     if access_token:
-        auth.sign_out(access_token=access_token)
+        auth.sign_out(access_token=access_token, everywhere=everywhere)

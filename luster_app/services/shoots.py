@@ -63,19 +63,44 @@ class AssetView:
     outputs: list[OutputView] = field(default_factory=list)
 
 
-def create_shoot(*, session: Session, user_id: uuid.UUID, name: str, address: str | None = None) -> Shoot:
-    """A new, empty shoot for this user."""
+def _clean_name(name: str) -> str:
     name = name.strip()
-    address = (address or "").strip() or None
     if not name:
         raise Invalid("Give the shoot a name.")
     if len(name) > NAME_MAX:
         raise Invalid(f"A shoot name can be at most {NAME_MAX} characters.")
+    return name
+
+
+def _clean_address(address: str | None) -> str | None:
+    address = (address or "").strip() or None
     if address and len(address) > ADDRESS_MAX:
         raise Invalid(f"An address can be at most {ADDRESS_MAX} characters.")
-    shoot = Shoot(user_id=user_id, name=name, address=address)
+    return address
+
+
+def create_shoot(*, session: Session, user_id: uuid.UUID, name: str, address: str | None = None) -> Shoot:
+    """A new, empty shoot for this user."""
+    shoot = Shoot(user_id=user_id, name=_clean_name(name), address=_clean_address(address))
     session.add(shoot)
     session.commit()
+    return shoot
+
+
+def update_shoot(
+    *, session: Session, user_id: uuid.UUID, shoot_id: uuid.UUID, name: str | None = None, address: str | None = None,
+    change_address: bool = False,
+) -> Shoot:
+    """Rename the user's shoot and/or change its address (`change_address`: set it to `address`,
+    an empty one clearing it); NotFound for anyone else's."""
+    shoot = get_shoot(session=session, user_id=user_id, shoot_id=shoot_id)
+    if name is not None:
+        shoot.name = _clean_name(name)
+    if change_address:
+        shoot.address = _clean_address(address)
+    session.add(shoot)
+    session.commit()
+    session.refresh(shoot)
     return shoot
 
 
@@ -118,6 +143,12 @@ def list_shoots(*, session: Session, storage: Storage, settings: Settings, user_
         )
         for shoot in shoots
     ]
+
+
+def shoot_summary(*, session: Session, storage: Storage, settings: Settings, user_id: uuid.UUID, shoot_id: uuid.UUID) -> ShootSummary:
+    """One of the user's shoots as `list_shoots` shows it; NotFound for anyone else's."""
+    get_shoot(session=session, user_id=user_id, shoot_id=shoot_id)
+    return next(s for s in list_shoots(session=session, storage=storage, settings=settings, user_id=user_id) if s.id == shoot_id)
 
 
 def list_assets_with_urls(

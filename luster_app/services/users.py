@@ -8,13 +8,20 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from luster_app.auth.base import AuthError
 from luster_app.models import Credits, Job, JobStatus, User
 from luster_app.services.errors import Conflict
 
+ACCOUNT_CLOSED = "This Luster account was closed: its photos are deleted and it can no longer sign in."
+
 
 def ensure_user(*, session: Session, user_id: uuid.UUID, email: str) -> User:
-    """The user with this id, created with a zero-balance credits row if new (race-safe)."""
+    """The user with this id, created with a zero-balance credits row if new (race-safe).
+
+    AuthError for a closed account: every token issued for it, by any provider, is refused."""
     user = session.get(User, user_id)
+    if user is not None and user.closed_at is not None:
+        raise AuthError(ACCOUNT_CLOSED)
     if user is not None:
         return user
     if _create_user(session=session, user_id=user_id, email=email):

@@ -245,7 +245,12 @@ class FakeSupabase:
                                         algorithms=["ES256"], audience="authenticated")
                 except (jwt.PyJWTError, KeyError):
                     return 401, {"code": 401, "error_code": "bad_jwt", "msg": "invalid JWT"}
-                self._revoke_session(str(claims.get("session_id")), time.time())
+                everywhere = query.get("scope") == "global"  # every session of the user, as GoTrue does
+                session_ids = {str(claims.get("session_id"))} | {
+                    refresh.session_id for refresh in self._refresh.values()
+                    if everywhere and refresh.user_id == claims.get("sub")}
+                for session_id in session_ids:
+                    self._revoke_session(session_id, time.time())
                 self.logouts.append(str(claims["sub"]))
                 return 204, None
         return 404, {"code": 404, "error_code": "not_found", "msg": "not found"}
