@@ -67,12 +67,20 @@ def enhance(image: Image.Image, rgb: np.ndarray, params: dict[str, Any]) -> Imag
     return result.filter(ImageFilter.UnsharpMask(radius=max(0.6, long_edge / 4000), percent=round(70 * strength), threshold=2))
 
 
+def nothing_to_do(what: str) -> EngineError:
+    """An edit that would return the photo unchanged: a permanent failure, so it is never charged."""
+    return EngineError(
+        "nothing_to_do", f"No {what} found in this photo; nothing was charged. Try another preset, such as Enhance.",
+        transient=False,
+    )
+
+
 def replace_sky(image: Image.Image, rgb: np.ndarray, style: str) -> Image.Image:
-    """The photo with its sky (if any is visible) replaced by a generated one of `style`."""
+    """The photo with its sky replaced by a generated one of `style`; EngineError if none is visible."""
     sky = find_sky(rgb)
     if sky.mean() < MIN_SKY_FRACTION:
-        log.info("no sky found (%.2f%% of the frame); sky left as it is", 100 * sky.mean())
-        return image.copy()
+        log.info("no sky found (%.2f%% of the frame)", 100 * sky.mean())
+        raise nothing_to_do("sky")
     new_sky = render_sky(style, image.size, horizon=sky_horizon(sky))
     return Image.composite(new_sky, image, sky_alpha(image, rgb, sky))
 
@@ -108,9 +116,11 @@ def lawn(image: Image.Image, rgb: np.ndarray, params: dict[str, Any]) -> Image.I
     """Grass turned an even, healthy green; everything outside the grass mask keeps its pixels."""
     grass = find_grass(rgb)
     strength = float(params["strength"])
-    if grass.max() < 0.5 or strength <= 0:
-        log.info("no lawn found; photo left as it is")
-        return image.copy()
+    if grass.max() < 0.5:
+        log.info("no lawn found")
+        raise nothing_to_do("lawn")
+    if strength <= 0:
+        raise EngineError("nothing_to_do", "A lawn strength of 0 changes nothing; nothing was charged.", transient=False)
     hue, saturation, value = image.convert("HSV").split()
     # Pull yellow, brown and olive hues toward one green; leave blues and purples alone.
     near = (LEVELS > 0.03) & (LEVELS < 0.53)
