@@ -67,3 +67,11 @@ def test_a_photo_with_sky_is_still_replaced_and_charged(app) -> None:
     job = client.get(f"/api/jobs/{response.json()['id']}", headers=headers).json()
     assert job["status"] == "succeeded"
     assert balance(context, user.id) == 0 and job_charges(context, user.id) == 1
+    # The classic engine reports exactly what it drew, from its own sky mask: all in the sky.
+    alteration = job["alteration"]
+    assert alteration["measured_by"] == "masks"
+    assert 0.03 < alteration["redrawn_inside"] < 0.2 and alteration["redrawn_outside"] == 0
+    assert alteration["largest_outside"] is None and all(area["allowed"] for area in alteration["areas"])
+    top = alteration["areas"][0]["box"]
+    assert top[1] == 0 and top[3] < 0.5  # the sky: from the top edge, above the middle
+    assert job["alteration_summary"].endswith("of the photo redrawn, all in the sky")

@@ -92,13 +92,25 @@ class JobRunner:
 
     def _store_and_finish(self, claimed: ClaimedJob, rendered: Rendered) -> None:
         job, original, version = claimed.job, claimed.original, claimed.next_version
+        # Honest edits: an edit that redrew too much outside its preset's region is kept for its
+        # owner's review, uncharged (services/review.py decides later).
+        alteration, review = None, False
+        if rendered.alteration is not None:
+            settings = self.context.settings
+            alteration = rendered.alteration.to_json()
+            review = rendered.alteration.needs_review(
+                outside_share=settings.review_outside_share, area_share=settings.review_area_share
+            )
         for _ in range(VERSION_TRIES):
             files = self._store(job, original, rendered, version)
             outcome = self.db(
-                lambda session: finish_success(session=session, job=job, original=original, owner=self.owner, files=files)  # noqa: B023
+                lambda session: finish_success(  # noqa: B023
+                    session=session, job=job, original=original, owner=self.owner, files=files,  # noqa: B023
+                    alteration=alteration, review=review,
+                )
             )
             if outcome is FinishOutcome.FINISHED:
-                log.info("succeeded: output v%d", version)
+                log.info("%s: output v%d", "needs review" if review else "succeeded", version)
                 return
             if outcome is FinishOutcome.LEASE_LOST:
                 # The files stay: the worker that took the job over stores its output under the
