@@ -8,6 +8,7 @@ SQLite and PostgreSQL.
 from __future__ import annotations
 
 import io
+import uuid
 import zipfile
 from collections.abc import Iterator
 
@@ -18,6 +19,7 @@ from PIL import Image
 from luster_app.api import create_api
 from luster_app.engines import build_engine
 from luster_app.imaging import load_normalised
+from luster_app.services import gallery
 from tests.admin_support import make_admin
 from tests.conftest import PHOTOS, make_user
 from tests.fakes.openai_server import FakeOpenAI
@@ -109,6 +111,9 @@ def test_a_new_object_on_the_house_holds_the_edit_for_review_uncharged(app) -> N
     assert _delivered(client, headers, job["shoot_id"]) == (0, 0)
     download = client.get(f"/api/outputs/{job['outputs'][0]['asset_id']}/download", headers=headers)
     assert download.status_code == 404
+    with context.session() as session:
+        progress = gallery.progress_by_shoot(session=session, user_id=user.id)
+    assert progress[uuid.UUID(job["shoot_id"])].summary == "1 to review"
 
 
 def test_accepting_charges_once_and_delivers(app) -> None:

@@ -69,7 +69,7 @@ class RetryPolicy:
         """Retry (and when) or fail now, and the message the job shows either way."""
         if not error.transient:
             # Some engine messages already say so ("No sky found…; nothing was charged.").
-            said = "charged" in error.message.lower()
+            said = "nothing was charged" in error.message.lower()
             return RetryDecision(retry=False, message=error.message if said else f"{error.message} {NO_CHARGE}")
         if attempt >= max_attempts:
             return RetryDecision(
