@@ -167,3 +167,20 @@ def test_the_admin_console_lists_jobs_in_review_with_their_shares(app) -> None:
 
     assert [row["id"] for row in listed["jobs"]] == [job["id"]]
     assert listed["jobs"][0]["alteration"]["redrawn_outside"] == job["alteration"]["redrawn_outside"] > 0.01
+
+
+def test_the_thresholds_are_settings(settings, db_url) -> None:
+    with FakeOpenAI() as fake:
+        engine_settings = settings.model_copy(update={
+            "openai_api_key": "sk-test-local-only", "openai_base_url": fake.url,
+            "review_outside_share": 0.5, "review_area_share": 0.5,
+        })
+        context = worker_context(engine_settings, db_url, build_engine(engine_settings))
+        with TestClient(create_api(context)) as client:
+            user, headers = user_with_credits(context, 1)
+            fake.paint_next(PAINTED)
+            job = _run_sky_job(context, client, headers, user)
+        context.db.dispose()
+
+    assert job["status"] == "succeeded" and job["alteration"]["redrawn_outside"] > 0.01
+    assert balance(context, user.id) == 0 and job_charges(context, user.id) == 1

@@ -21,10 +21,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from luster_app.engines.alteration import Alteration, allowed_region, grid_size, measure, on_grid
 from luster_app.engines.base import EngineError, EngineRequest
-from luster_app.engines.openai_models import ImageModelSpec, choose_size, model_spec, size_param
-from luster_app.imaging.encode import encode_jpeg
 from luster_app.engines.masks import ANALYSIS_EDGE
+from luster_app.engines.openai_models import ImageModelSpec, choose_size, model_spec, size_param
 from luster_app.imaging.arrays import downsized, to_float
+from luster_app.imaging.encode import encode_jpeg
 from luster_app.imaging.postprocess import crop_to_content, pad_to_canvas, transfer_edit_measured
 from luster_app.presets import PRESETS
 
