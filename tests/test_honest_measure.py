@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
+from luster_app.config import Settings
+from luster_app.engines import EngineRequest, build_engine
 from luster_app.engines.alteration import DECLUTTER_MAX_OBJECT, measure
+from luster_app.imaging import load_normalised
+from tests.conftest import PHOTOS
+from tests.fakes.openai_server import FakeOpenAI
 
 GRID = (100, 200)  # rows, columns: 20,000 cells
 
@@ -63,3 +70,23 @@ def test_one_large_area_needs_review_even_when_the_total_is_under_the_limit() ->
     assert alteration.outside == 80 / 20_000  # 0.4%: under 1% in total, over 0.3% in one area
     assert alteration.needs_review(outside_share=0.01, area_share=0.003)
     assert not alteration.needs_review(outside_share=0.01, area_share=0.005)
+
+
+def test_a_full_resolution_photo_recoloured_by_the_model_shows_nothing_redrawn_and_a_painted_window_is_found(
+    tmp_path: Path,
+) -> None:
+    """The 8-megapixel iPhone photo through the real client: the fit runs at half the answer's size."""
+    photo = load_normalised((PHOTOS / "hdr" / "iphone_hdr_NO.jpg").read_bytes(), max_pixels=100_000_000)
+    request = EngineRequest(image=photo, preset="enhance", prompt_text="Brighten and balance this photo.")
+    with FakeOpenAI() as fake:
+        engine = build_engine(Settings(_env_file=None, luster_env="test", luster_data_dir=tmp_path,
+                                       openai_api_key="sk-test-local-only", openai_base_url=fake.url))
+        _, toned = engine.edit_measured(request)
+        fake.paint_next((0.2, 0.5, 0.35, 0.7))
+        _, painted = engine.edit_measured(request)
+
+    assert toned.inside + toned.outside < 0.001 and not toned.needs_review(outside_share=0.01, area_share=0.003)
+    largest = painted.largest_outside
+    assert largest is not None and painted.needs_review(outside_share=0.01, area_share=0.003)
+    left, top, right, bottom = largest.box
+    assert abs(left - 0.2) < 0.03 and abs(top - 0.5) < 0.03 and abs(right - 0.35) < 0.03 and abs(bottom - 0.7) < 0.03
