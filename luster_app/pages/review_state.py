@@ -14,7 +14,6 @@ from typing import Any
 import reflex as rx
 
 from luster_app.context import AppContext
-from luster_app.models import AssetKind
 from luster_app.services import review
 from luster_app.services.errors import ServiceError
 from luster_app.services.jobs import get_job_for_user
@@ -56,7 +55,7 @@ def job_changes(context: AppContext, user_id: uuid.UUID, job_id: uuid.UUID) -> C
     with context.session() as session:
         found = get_job_for_user(session=session, user_id=user_id, job_id=job_id)
     job = found.job
-    outputs = [item.output for item in found.outputs if item.output.kind == AssetKind.OUTPUT]
+    outputs = [item.output for item in found.outputs]
     ttl = context.settings.signed_url_ttl_seconds
     url = context.storage.signed_get_url(outputs[-1].storage_key, expires_in=ttl) if outputs else ""
     summary = (job.alteration or {}).get("summary") or "Not measured (made before honest edits)."
