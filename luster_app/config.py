@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     job_lease_seconds: int = 300
     job_max_attempts: int = 4
     jobs_per_minute_per_user: int = 120
+    # Honest edits: an AI edit that redraws more than this share of the photo outside the
+    # preset's region, or any one area larger than the second, waits for its owner's review.
+    review_outside_share: float = 0.01
+    review_area_share: float = 0.003
     job_retry_base_seconds: float = 10.0  # first retry's wait; doubles per attempt, with jitter
     job_retry_max_seconds: float = 600.0
     worker_poll_seconds: float = 1.0  # how often an idle worker looks for due jobs

@@ -47,7 +47,12 @@ class JobStatus:
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELED = "canceled"
+    # The edit redrew more outside the preset's region than allowed: kept, not delivered or
+    # charged until its owner accepts it (then `succeeded`) or rejects it (then `failed`).
+    NEEDS_REVIEW = "needs_review"
     ACTIVE = (QUEUED, PROCESSING)
+    # Jobs that hold one of their owner's credits until they end.
+    RESERVING = (QUEUED, PROCESSING, NEEDS_REVIEW)
     FINAL = (SUCCEEDED, FAILED, CANCELED)
 
 
@@ -61,6 +66,7 @@ class AssetStatus:
     PENDING = "pending"
     READY = "ready"
     REJECTED = "rejected"
+    HELD = "held"  # an output waiting for its owner's review: never listed, downloaded or shared
 
 
 class LedgerKind:
@@ -165,6 +171,8 @@ class Job(SQLModel, table=True):
     lease_token: str | None = Field(default=None, max_length=64)
     error_code: str | None = Field(default=None, max_length=64)
     error_message: str | None = Field(default=None, max_length=2000)
+    # What the edit redrew, inside and outside the preset's region (engines/alteration.py).
+    alteration: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: datetime = _created_at()
     started_at: datetime | None = _ts()
     finished_at: datetime | None = _ts()

@@ -152,7 +152,8 @@ def _known_queue(context: AppContext, now: datetime) -> dict[str, uuid.UUID]:
     return named
 
 
-EXPECTED_BY_STATUS = {"queued": 2, "processing": 1, "succeeded": 1, "failed": 5, "canceled": 1}
+# Every status is counted, jobs held for review too (none here).
+EXPECTED_BY_STATUS = {"queued": 2, "processing": 1, "needs_review": 0, "succeeded": 1, "failed": 5, "canceled": 1}
 EXPECTED_FAILED = {"content_policy": 2, "engine_unavailable": 1}
 EXPECTED_RETRIED = {"engine_unavailable": 1, "storage_unavailable": 1}
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from luster_app.config import Settings
+from luster_app.engines.alteration import Alteration
 from luster_app.engines.base import EngineRequest, ImageEngine
 from luster_app.imaging import encode_jpeg, load_normalised
 from luster_app.imaging.budget import PixelBudget, return_photo_memory_to_the_os  # noqa: F401  (re-exported)
@@ -49,6 +50,7 @@ class Rendered:
     thumb: bytes
     thumb_width: int
     thumb_height: int
+    alteration: Alteration | None = None  # what the edit redrew, where the engine measures it
 
 
 def megapixels(asset: Asset) -> float:
@@ -72,18 +74,21 @@ def render(job: Job, original: Asset, *, storage: Storage, engine: ImageEngine, 
             image=image, preset=job.preset, params=job.params, prompt_text=job.prompt_text, label=original.filename
         )
         del image
+        # Engines that measure what they redrew (honest edits) say so; others only edit.
+        measured = getattr(engine, "edit_measured", None)
+        edit = measured or (lambda request: (engine.edit(request), None))
         if getattr(engine, "cpu_bound", False):
             with limits.cpu:
-                edited = engine.edit(request)
+                edited, alteration = edit(request)
         else:
-            edited = engine.edit(request)
+            edited, alteration = edit(request)
         del request
         with limits.cpu:
             jpeg = encode_jpeg(edited)
             thumb, thumb_width, thumb_height = _thumbnail(edited)
             width, height = edited.size
             del edited
-    return Rendered(jpeg, width, height, thumb, thumb_width, thumb_height)
+    return Rendered(jpeg, width, height, thumb, thumb_width, thumb_height, alteration)
 
 
 def _thumbnail(image: Image.Image) -> tuple[bytes, int, int]:

@@ -68,7 +68,9 @@ class RetryPolicy:
     def decide(self, error: AttemptError, *, attempt: int, max_attempts: int) -> RetryDecision:
         """Retry (and when) or fail now, and the message the job shows either way."""
         if not error.transient:
-            return RetryDecision(retry=False, message=f"{error.message} {NO_CHARGE}")
+            # Some engine messages already say so ("No sky found…; nothing was charged.").
+            said = "nothing was charged" in error.message.lower()
+            return RetryDecision(retry=False, message=error.message if said else f"{error.message} {NO_CHARGE}")
         if attempt >= max_attempts:
             return RetryDecision(
                 retry=False, message=f"{error.message} We tried {attempt} times. {NO_CHARGE} Please try again later."

@@ -94,15 +94,25 @@ class JobRunner:
 
     def _store_and_finish(self, claimed: ClaimedJob, rendered: Rendered) -> None:
         job, original, version = claimed.job, claimed.original, claimed.next_version
+        # Honest edits: an edit that redrew too much outside its preset's region is kept for its
+        # owner's review, uncharged (services/review.py decides later).
+        alteration, review = None, False
+        if rendered.alteration is not None:
+            settings = self.context.settings
+            alteration = rendered.alteration.to_json()
+            review = rendered.alteration.needs_review(
+                outside_share=settings.review_outside_share, area_share=settings.review_area_share
+            )
         for _ in range(VERSION_TRIES):
             files = self._store(job, original, rendered, version)
             outcome = self.db(
                 lambda session: finish_success(  # noqa: B023
-                    session=session, job=job, original=original, lease_token=job.lease_token, files=files  # noqa: B023
+                    session=session, job=job, original=original, lease_token=job.lease_token,  # noqa: B023
+                    files=files, alteration=alteration, review=review,  # noqa: B023
                 )
             )
             if outcome is FinishOutcome.FINISHED:
-                log.info("succeeded: output v%d", version)
+                log.info("%s: output v%d", "needs review" if review else "succeeded", version)
                 return
             # Lease lost (the job was claimed again) or version taken by another job on this
             # photo: no row names these files (the finish checked), and their keys are this

@@ -13,10 +13,9 @@ from luster_app.api.deps import Ctx, CurrentUser, DbSession
 from luster_app.context import AppContext
 from luster_app.models import Asset, Job
 from luster_app.services.idempotency import MAX_KEY_LENGTH
-
-
 from luster_app.services.admin import cancel_job
 from luster_app.services.jobs import MAX_BATCH, JobOptions, JobView, create_batch, create_job, get_job_for_user
+from luster_app.services.review import accept_job, reject_job
 
 router = APIRouter(tags=["jobs"])
 
@@ -46,6 +45,10 @@ class JobOut(BaseModel):
     max_attempts: int
     error_code: str | None
     error_message: str | None
+    # Honest edits: what the edit redrew inside and outside its preset's region (shares of the
+    # photo, boxes as 0..1 fractions), and one line for a disclosure ("sky replaced; 0.2% …").
+    alteration: dict[str, Any] | None = None
+    alteration_summary: str | None = None
     created_at: datetime
     run_after: datetime
     started_at: datetime | None
@@ -53,7 +56,9 @@ class JobOut(BaseModel):
 
     @classmethod
     def of(cls, job: Job) -> JobOut:
-        return cls.model_validate(job, from_attributes=True)
+        out = cls.model_validate(job, from_attributes=True)
+        out.alteration_summary = (job.alteration or {}).get("summary")
+        return out
 
 
 class BatchOut(BaseModel):
@@ -140,3 +145,17 @@ def post_cancel(job_id: uuid.UUID, user: CurrentUser, session: DbSession) -> Job
     """Cancel the caller's queued job: it becomes `canceled` and its reserved credit is free at
     once. 409 once it is being processed or has finished; 404 for another user's job."""
     return JobOut.of(cancel_job(session=session, owner_id=user.id, job_id=job_id))
+
+
+@router.post("/jobs/{job_id}/accept", response_model=JobOut)
+def post_accept(job_id: uuid.UUID, user: CurrentUser, session: DbSession) -> JobOut:
+    """Accept an edit held for review: its output is delivered and one credit is charged (once).
+    409 unless the job is `needs_review`; 404 for anyone else's job."""
+    return JobOut.of(accept_job(session=session, user_id=user.id, job_id=job_id))
+
+
+@router.post("/jobs/{job_id}/reject", response_model=JobOut)
+def post_reject(job_id: uuid.UUID, user: CurrentUser, session: DbSession) -> JobOut:
+    """Reject an edit held for review: nothing is charged and the job ends `failed`; run the
+    preset again if you like. 409 unless the job is `needs_review`; 404 for anyone else's job."""
+    return JobOut.of(reject_job(session=session, user_id=user.id, job_id=job_id))

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import reflex as rx
 
+from luster_app.components.review import changes_control, outlined
+from luster_app.pages.review_state import ReviewState
+
 
 def compare_dialog(state: type) -> rx.Component:
     """The newest output, and the original in its place while "Original" is on (same frame, same size)."""
@@ -28,7 +31,7 @@ def compare_dialog(state: type) -> rx.Component:
             rx.box(
                 rx.cond(
                     image_url != "",
-                    rx.image(
+                    outlined(rx.image(
                         src=image_url,
                         alt=rx.cond(state.showing_original, "Original", "Enhanced"),
                         # The whole photo in view, as large as the screen allows; "Open full size" for pixels.
@@ -40,11 +43,14 @@ def compare_dialog(state: type) -> rx.Component:
                         margin_x="auto",
                         id="compare-image",
                         custom_attrs={"data-showing": rx.cond(state.showing_original, "original", "enhanced")},
-                    ),
+                    ), ReviewState.areas,
+                    # "What changed": the areas the AI redrew, over the enhanced photo (or the original).
+                    visible=ReviewState.show_changes & (ReviewState.changes_for == state.compare_after)),
                     rx.center(rx.spinner(size="3"), height="12em"),
                 ),
                 width="100%",
             ),
+            changes_control(state.compare_after),
             rx.hstack(
                 rx.text("Tap Original to see the photo as it was shot.", size="1", color_scheme="gray"),
                 rx.link("Open full size", href=image_url, is_external=True, size="1", id="compare-full-size"),

@@ -7,8 +7,10 @@ from collections.abc import Callable
 import reflex as rx
 
 from luster_app.components.shell import empty_state
+from luster_app.pages.review_state import ReviewState
 
-STATUS_COLORS = (("queued", "gray"), ("processing", "blue"), ("succeeded", "green"), ("failed", "red"), "gray")
+STATUS_COLORS = (("queued", "gray"), ("processing", "blue"), ("succeeded", "green"), ("failed", "red"),
+                 ("needs_review", "amber"), "gray")
 
 
 def _status(photo) -> rx.Component:  # noqa: ANN001 - a Var of PhotoCard
@@ -107,6 +109,9 @@ def _card(state: type, photo, delete_button: Callable | None) -> rx.Component:  
                         rx.button(rx.icon("sparkles", size=14), "Enhance", size="1", variant="soft",
                                   on_click=state.open_rerun(photo.id), class_name="photo-rerun"),
                     ),
+                    rx.cond(photo.job_status == "needs_review",
+                            rx.button(rx.icon("scan_search", size=14), "Review edit", size="1", color_scheme="amber",
+                                      on_click=ReviewState.open_review(photo.job_id), class_name="photo-review")),
                     rx.cond(photo.job_id != "", rx.link("Job details", href="/jobs/" + photo.job_id, size="1",
                                                         class_name="photo-job-link")),
                     delete_button(photo) if delete_button else rx.fragment(),

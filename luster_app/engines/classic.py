@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
+from luster_app.engines.alteration import Alteration, grid_size, measure, on_grid
 from luster_app.engines.base import EngineError, EngineRequest
 from luster_app.engines.masks import ANALYSIS_EDGE, find_grass, find_lit_areas, find_sky, sky_alpha, sky_horizon
 from luster_app.engines.skies import render_sky
@@ -24,6 +25,10 @@ log = logging.getLogger(__name__)
 
 # Below this share of the frame, what looks like sky is a gap in foliage: leave it alone.
 MIN_SKY_FRACTION = 0.002
+# What an edit returns: the edited photo, and where it drew new content (None: nowhere; any
+# resolution), which is also where its preset allows that, so the classic engine's own report
+# never finds anything redrawn outside the region.
+Edited = tuple[Image.Image, np.ndarray | None]
 # Healthy lawn green, as a fraction of the hue circle (about 95 degrees).
 LAWN_HUE = 0.265
 
@@ -45,7 +50,7 @@ def white_balance_gains(rgb: np.ndarray) -> np.ndarray:
     return np.clip(gains, 0.67, 1.5).astype(np.float32)
 
 
-def enhance(image: Image.Image, rgb: np.ndarray, params: dict[str, Any]) -> Image.Image:
+def enhance(image: Image.Image, rgb: np.ndarray, params: dict[str, Any]) -> Edited:
     """White balance, levels and midtone exposure, local contrast, gentle sharpening."""
     strength = float(params["strength"])
     gains = white_balance_gains(rgb) ** (0.5 + 0.5 * strength)
@@ -64,24 +69,39 @@ def enhance(image: Image.Image, rgb: np.ndarray, params: dict[str, Any]) -> Imag
     clarity = ImageFilter.UnsharpMask(radius=max(2.0, long_edge * 0.012), percent=round(35 * strength), threshold=0)
     result = result.filter(clarity)
     result = ImageEnhance.Color(result).enhance(1.0 + 0.12 * strength)
-    return result.filter(ImageFilter.UnsharpMask(radius=max(0.6, long_edge / 4000), percent=round(70 * strength), threshold=2))
+    sharpened = result.filter(ImageFilter.UnsharpMask(radius=max(0.6, long_edge / 4000), percent=round(70 * strength), threshold=2))
+    return sharpened, None
 
 
-def replace_sky(image: Image.Image, rgb: np.ndarray, style: str) -> Image.Image:
-    """The photo with its sky (if any is visible) replaced by a generated one of `style`."""
+def nothing_to_do(what: str) -> EngineError:
+    """An edit that would return the photo unchanged: a permanent failure, so it is never charged."""
+    return EngineError(
+        "nothing_to_do", f"No {what} found in this photo; nothing was charged. Try another preset, such as Enhance.",
+        transient=False,
+    )
+
+
+def replace_sky(image: Image.Image, rgb: np.ndarray, style: str) -> Edited:
+    """The photo with its sky replaced by a generated one of `style`; EngineError if none is visible."""
     sky = find_sky(rgb)
     if sky.mean() < MIN_SKY_FRACTION:
-        log.info("no sky found (%.2f%% of the frame); sky left as it is", 100 * sky.mean())
-        return image.copy()
+        log.info("no sky found (%.2f%% of the frame)", 100 * sky.mean())
+        raise nothing_to_do("sky")
     new_sky = render_sky(style, image.size, horizon=sky_horizon(sky))
-    return Image.composite(new_sky, image, sky_alpha(image, rgb, sky))
+    alpha = sky_alpha(image, rgb, sky)
+    return Image.composite(new_sky, image, alpha), _drawn(alpha)
 
 
-def sky(image: Image.Image, rgb: np.ndarray, params: dict[str, Any]) -> Image.Image:
+def _drawn(alpha: Image.Image) -> np.ndarray:
+    """Where a composite mask takes mostly the new content, measured on a small copy."""
+    return np.asarray(downsized(alpha, ANALYSIS_EDGE), dtype=np.uint8) >= 128
+
+
+def sky(image: Image.Image, rgb: np.ndarray, params: dict[str, Any]) -> Edited:
     return replace_sky(image, rgb, params["style"])
 
 
-def dusk(image: Image.Image, rgb: np.ndarray, params: dict[str, Any]) -> Image.Image:
+def dusk(image: Image.Image, rgb: np.ndarray, params: dict[str, Any]) -> Edited:
     """Blue-hour grade, a twilight sky, and warm light in the brightest areas below the skyline."""
     intensity = float(params["intensity"])
     exposure = 1.0 - 0.5 * intensity
@@ -90,27 +110,31 @@ def dusk(image: Image.Image, rgb: np.ndarray, params: dict[str, Any]) -> Image.I
     curves = tuple(np.clip(LEVELS ** (1.0 + 0.15 * intensity) * exposure * tint[c] + lift[c], 0.0, 1.0) for c in range(3))
     graded = ImageEnhance.Color(image.point(point_table(*curves))).enhance(1.0 - 0.15 * intensity)
 
-    sky_mask = find_sky(rgb)
+    sky_mask, drawn = find_sky(rgb), None
     if sky_mask.mean() >= MIN_SKY_FRACTION:
         twilight = render_sky("twilight", image.size, horizon=sky_horizon(sky_mask))
-        graded = Image.composite(twilight, graded, sky_alpha(image, rgb, sky_mask))
+        alpha = sky_alpha(image, rgb, sky_mask)
+        graded, drawn = Image.composite(twilight, graded, alpha), _drawn(alpha)
 
     glow = float(params["window_glow"])
     if glow <= 0:
-        return graded
+        return graded, drawn
     lit = find_lit_areas(rgb, exclude=dilate(sky_mask, 2))
     # Interior light: the original brightness, warmed, as if lamps were on behind the glass.
     warm = image.point(point_table(np.clip(LEVELS * 1.15 + 0.04, 0, 1), LEVELS * 0.92, LEVELS * 0.6))
-    return Image.composite(warm, graded, mask_image(np.clip(lit * glow, 0.0, 1.0), image.size))
+    # The glow is light (a tone change of the photo's own pixels), not new content.
+    return Image.composite(warm, graded, mask_image(np.clip(lit * glow, 0.0, 1.0), image.size)), drawn
 
 
-def lawn(image: Image.Image, rgb: np.ndarray, params: dict[str, Any]) -> Image.Image:
+def lawn(image: Image.Image, rgb: np.ndarray, params: dict[str, Any]) -> Edited:
     """Grass turned an even, healthy green; everything outside the grass mask keeps its pixels."""
     grass = find_grass(rgb)
     strength = float(params["strength"])
-    if grass.max() < 0.5 or strength <= 0:
-        log.info("no lawn found; photo left as it is")
-        return image.copy()
+    if grass.max() < 0.5:
+        log.info("no lawn found")
+        raise nothing_to_do("lawn")
+    if strength <= 0:
+        raise EngineError("nothing_to_do", "A lawn strength of 0 changes nothing; nothing was charged.", transient=False)
     hue, saturation, value = image.convert("HSV").split()
     # Pull yellow, brown and olive hues toward one green; leave blues and purples alone.
     near = (LEVELS > 0.03) & (LEVELS < 0.53)
@@ -120,10 +144,12 @@ def lawn(image: Image.Image, rgb: np.ndarray, params: dict[str, Any]) -> Image.I
     neighbourhood = value.filter(ImageFilter.GaussianBlur(max(2.0, max(image.size) * 0.01)))
     value = Image.blend(value, neighbourhood, 0.35).point(point_table(LEVELS**0.9))
     green = Image.merge("HSV", (hue, saturation, value)).convert("RGB")
-    return Image.composite(green, image, mask_image(np.clip(grass * strength, 0.0, 1.0), image.size))
+    weight = np.clip(grass * strength, 0.0, 1.0)
+    # Evening out the patches redraws texture, so the grass it takes counts as redrawn.
+    return Image.composite(green, image, mask_image(weight, image.size)), weight >= 0.5
 
 
-EDITS: dict[str, Callable[[Image.Image, np.ndarray, dict[str, Any]], Image.Image]] = {
+EDITS: dict[str, Callable[[Image.Image, np.ndarray, dict[str, Any]], Edited]] = {
     "enhance": enhance,
     "sky": sky,
     "dusk": dusk,
@@ -145,6 +171,10 @@ class ClassicEngine:
 
     def edit(self, request: EngineRequest) -> Image.Image:
         """The edited photo at the request image's exact size."""
+        return self.edit_measured(request)[0]
+
+    def edit_measured(self, request: EngineRequest) -> tuple[Image.Image, Alteration]:
+        """`edit`, and exactly where it drew new content: from its own masks."""
         if request.preset not in EDITS:
             raise EngineError(
                 "preset_unsupported",
@@ -154,9 +184,11 @@ class ClassicEngine:
             )
         params = validate_params(request.preset, request.params)
         image = request.image if request.image.mode == "RGB" else request.image.convert("RGB")
-        result = EDITS[request.preset](image, _analysis(image), params)
+        result, drawn = EDITS[request.preset](image, _analysis(image), params)
         if result.size != image.size:  # a programming error, never a user's
             raise AssertionError(f"classic {request.preset} changed the size {image.size} -> {result.size}")
         result.info = {}
-        return result
+        grid = grid_size(image.size)
+        redrawn = on_grid(drawn, grid) if drawn is not None else np.zeros((grid[1], grid[0]), dtype=bool)
+        return result, measure(preset=request.preset, redrawn=redrawn, allowed=redrawn, measured_by="masks")
 

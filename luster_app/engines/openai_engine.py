@@ -19,10 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from luster_app.engines.alteration import Alteration, allowed_region, grid_size, measure, on_grid
 from luster_app.engines.base import EngineError, EngineRequest
+from luster_app.engines.masks import ANALYSIS_EDGE
 from luster_app.engines.openai_models import ImageModelSpec, choose_size, model_spec, size_param
+from luster_app.imaging.arrays import downsized, to_float
 from luster_app.imaging.encode import encode_jpeg
-from luster_app.imaging.postprocess import crop_to_content, pad_to_canvas, transfer_edit
+from luster_app.imaging.postprocess import crop_to_content, pad_to_canvas, transfer_edit_measured
 from luster_app.presets import PRESETS
 
 if TYPE_CHECKING:
@@ -75,6 +78,10 @@ class OpenAIEngine:
 
     def edit(self, request: EngineRequest) -> Image.Image:
         """The edited photo at the request image's size, or EngineError (transient or not)."""
+        return self.edit_measured(request)[0]
+
+    def edit_measured(self, request: EngineRequest) -> tuple[Image.Image, Alteration]:
+        """`edit`, and what the model redrew inside and outside the preset's region."""
         if not request.prompt_text.strip():
             raise _fail("prompt_missing", "No prompt text for this edit; the job has no prompt version.")
         # The job hands over an upright, metadata-free image; this makes sure of it anyway.
@@ -92,7 +99,12 @@ class OpenAIEngine:
         except Exception as exc:  # noqa: BLE001  (every failure becomes a classified EngineError)
             raise classify_error(exc, request=request, model=self.model, timeout=self._timeout) from exc
         edited = _decode_result(response)
-        return transfer_edit(original, sent, crop_to_content(edited, box, canvas))
+        result, fit = transfer_edit_measured(original, sent, crop_to_content(edited, box, canvas))
+        grid = grid_size(original.size)
+        allowed = allowed_region(request.preset, to_float(downsized(original, ANALYSIS_EDGE)), grid)
+        # Drew new structure: where the colour fit explains less than half of the change.
+        redrawn = on_grid(fit < 0.5, grid)
+        return result, measure(preset=request.preset, redrawn=redrawn, allowed=allowed, measured_by="fit")
 
 
 def _decode_result(response: Any) -> Image.Image:

@@ -80,6 +80,11 @@ def _plane(values: np.ndarray) -> Image.Image:
 
 
 def transfer_edit(original: Image.Image, sent: Image.Image, edited: Image.Image) -> Image.Image:
+    """The model's edit applied to the full-resolution `original` (see `transfer_edit_measured`)."""
+    return transfer_edit_measured(original, sent, edited)[0]
+
+
+def transfer_edit_measured(original: Image.Image, sent: Image.Image, edited: Image.Image) -> tuple[Image.Image, np.ndarray]:
     """The model's edit applied to the full-resolution `original`, at the original's size.
 
     `sent` is the downsized photo the model saw (without padding), `edited` its answer cropped
@@ -93,18 +98,20 @@ def transfer_edit(original: Image.Image, sent: Image.Image, edited: Image.Image)
     aligned, carrying the original's detail would ghost the old content, so there a
     high-quality (Lanczos) upscale of the model's pixels is used; a per-pixel weight blends the
     two. When the original is no larger than the model's answer, its pixels are simply resized.
+
+    Also returns that weight (at the model's resolution, or half of it): 1 where the model only
+    changed tone and colour, 0 where it drew new structure. Honest edits measure it.
     """
     size = original.size
     edited = edited.convert("RGB")
     if edited.size != sent.size:
         edited = edited.resize(sent.size, Image.Resampling.LANCZOS)
-    if size[0] * size[1] <= sent.width * sent.height * 1.05:
-        return edited.resize(size, Image.Resampling.LANCZOS)
-
     # The coefficients are smooth: on a large answer, half its resolution measures them as well.
     factor = 2 if sent.width * sent.height > 1_500_000 else 1
     low_sent, low_edited = to_float(sent.reduce(factor)), to_float(edited.reduce(factor))
     gain, offset, fit = local_colour_fit(low_sent, low_edited, TRANSFER_SIGMA / factor)
+    if size[0] * size[1] <= sent.width * sent.height * 1.05:
+        return edited.resize(size, Image.Resampling.LANCZOS), fit
     planes = [_plane(gain[..., c]) for c in range(3)] + [_plane(offset[..., c] * 255.0) for c in range(3)] + [_plane(fit)]
     plane_width, plane_height = planes[0].size
 
@@ -125,4 +132,4 @@ def transfer_edit(original: Image.Image, sent: Image.Image, edited: Image.Image)
         detail = np.asarray(original_rgb.crop((0, top, width, bottom)), dtype=np.float32) * strip_gain + strip_offset
         blended = weight * detail + (1.0 - weight) * upscaled
         result[top:bottom] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
-    return Image.fromarray(result)
+    return Image.fromarray(result), fit

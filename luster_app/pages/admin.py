@@ -79,7 +79,7 @@ def _job_cells(row: Row) -> list[rx.Component]:
                 rx.button("Cancel", size="1", color_scheme="red", on_click=AdminState.cancel_job(row["id"]))),
     )
     return [_cell(row["short_id"]), _cell(row["email"]), _cell(row["preset"]), _cell(row["status"]),
-            _cell(row["attempts"]), _cell(row["error"]), _cell(row["created"]), _cell(actions)]
+            _cell(row["attempts"]), _cell(row["error"]), _cell(row["redrawn"]), _cell(row["created"]), _cell(actions)]
 
 
 def _jobs() -> rx.Component:
@@ -107,7 +107,7 @@ def _jobs() -> rx.Component:
     return rx.vstack(
         filters,
         rx.text(AdminState.jobs_caption, color_scheme="gray", size="2", id="admin-jobs-caption"),
-        _table(["job", "owner", "preset", "status", "attempts", "error", "created", ""], AdminState.jobs, _job_cells,
+        _table(["job", "owner", "preset", "status", "attempts", "error", "redrawn", "created", ""], AdminState.jobs, _job_cells,
                id="admin-jobs"),
         timeline,
         width="100%",

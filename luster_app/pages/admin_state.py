@@ -40,7 +40,17 @@ def _job_row(row: admin.JobRow) -> Row:
     return {
         "id": str(job.id), "short_id": str(job.id)[:8], "email": row.email, "preset": job.preset, "status": job.status,
         "attempts": f"{job.attempts}/{job.max_attempts}", "error": job.error_code or "", "created": _when(job.created_at),
+        "redrawn": _redrawn(job.alteration),
     }
+
+
+def _redrawn(alteration: dict | None) -> str:
+    """What an edit redrew inside and outside its preset's region (honest edits), in brief."""
+    if not alteration:
+        return ""
+    largest = alteration.get("largest_outside")
+    text = f"in {100 * alteration['redrawn_inside']:.1f}% · out {100 * alteration['redrawn_outside']:.1f}%"
+    return text + (f" (largest {100 * largest['share']:.1f}%)" if largest else "")
 
 
 def _uuid(text: object) -> uuid.UUID:

@@ -10,7 +10,7 @@ from typing import Any
 import reflex as rx
 
 from luster_app import routes
-from luster_app.components import compare, enhance_panel, photo_grid, shoot_header, upload_zone
+from luster_app.components import compare, enhance_panel, photo_grid, review, shoot_header, upload_zone
 from luster_app.components.shell import error_callout, loading, page_shell
 from luster_app.models import JobStatus, User
 from luster_app.pages import shoot_view as view
@@ -372,6 +372,7 @@ def shoot_page() -> rx.Component:
                     enhance_panel.enhance_dialog(ShootState),
                     compare.compare_dialog(ShootState),
                     own_ui.delete_photo_dialog(Own),
+                    review.review_dialog(),
                     spacing="5",
                     width="100%",
                 ),

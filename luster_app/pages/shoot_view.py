@@ -17,6 +17,7 @@ from luster_app.services.shoots import AssetView
 STATUS_WORDS = {
     JobStatus.QUEUED: "Queued",
     JobStatus.PROCESSING: "Processing",
+    JobStatus.NEEDS_REVIEW: "Needs your review",
     JobStatus.SUCCEEDED: "Succeeded",
     JobStatus.FAILED: "Failed",
     JobStatus.CANCELED: "Canceled",

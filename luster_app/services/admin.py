@@ -30,7 +30,9 @@ log = logging.getLogger(__name__)
 MAX_PAGE = 200
 MAX_REASON = 500
 MAX_ADJUSTMENT = 100_000
-JOB_STATUSES = (JobStatus.QUEUED, JobStatus.PROCESSING, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
+JOB_STATUSES = (
+    JobStatus.QUEUED, JobStatus.PROCESSING, JobStatus.NEEDS_REVIEW, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED,
+)
 T = TypeVar("T")
 CANCELED_MESSAGE = "Canceled by Luster support before it started. No credit was charged."
 OWNER_CANCELED_MESSAGE = "You canceled this before it started. No credit was charged."
@@ -124,7 +126,7 @@ def _page_bounds(limit: int, offset: int) -> tuple[int, int]:
 def _user_rows_query() -> Any:
     reserved = (
         select(Job.user_id, func.count().label("reserved"))
-        .where(Job.status.in_(JobStatus.ACTIVE))
+        .where(Job.status.in_(JobStatus.RESERVING))
         .group_by(Job.user_id)
         .subquery()
     )

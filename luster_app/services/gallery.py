@@ -44,6 +44,7 @@ class ShootProgress:
     in_progress: int = 0
     succeeded: int = 0
     failed: int = 0
+    to_review: int = 0  # edits held for their owner's review (honest edits)
 
     @property
     def summary(self) -> str:
@@ -54,6 +55,8 @@ class ShootProgress:
             parts.append(f"{self.succeeded} enhanced")
         if self.failed:
             parts.append(f"{self.failed} failed")
+        if self.to_review:
+            parts.append(f"{self.to_review} to review")
         return " · ".join(parts) or "Nothing enhanced yet"
 
 
@@ -92,6 +95,7 @@ def progress_by_shoot(*, session: Session, user_id: uuid.UUID) -> dict[uuid.UUID
             in_progress=sum(c[s] for s in JobStatus.ACTIVE),
             succeeded=c[JobStatus.SUCCEEDED],
             failed=c[JobStatus.FAILED],
+            to_review=c[JobStatus.NEEDS_REVIEW],
         )
         for shoot_id, c in counts.items()
     }

@@ -337,8 +337,9 @@ def next_output_version(*, session: Session, original_id: uuid.UUID) -> int:
 
 
 @functools.cache
-def _succeed_statement(postgres: bool) -> sa.Update:
-    """`succeeded`, if the attempt holding `lease_token` still holds the lease on `job_id` (`now` too on SQLite)."""
+def _succeed_statement(postgres: bool, review: bool) -> sa.Update:
+    """`succeeded` (or `needs_review`) with the job's `alteration`, if the attempt holding
+    `lease_token` still holds the lease on `job_id` (`now` too on SQLite)."""
     jobs = Job.__table__
     now = func.now() if postgres else bindparam("now", type_=UTCDateTime())
     return (
@@ -348,23 +349,25 @@ def _succeed_statement(postgres: bool) -> sa.Update:
             jobs.c.status == JobStatus.PROCESSING,
         )
         .values(
-            status=JobStatus.SUCCEEDED, finished_at=now, lease_owner=None, lease_expires_at=None, lease_token=None,
-            error_code=None, error_message=None,
+            status=JobStatus.NEEDS_REVIEW if review else JobStatus.SUCCEEDED, finished_at=now, lease_owner=None,
+            lease_expires_at=None, lease_token=None, error_code=None, error_message=None,
+            alteration=bindparam("alteration", type_=jobs.c.alteration.type),
         )
     )
 
 
 @functools.cache
-def _finish_statement_postgres() -> sa.Select[tuple[int]]:
+def _finish_statement_postgres(review: bool) -> sa.Select[tuple[int]]:
     """PostgreSQL: the whole finish in one statement, which counts the jobs it finished (0: the
     lease was lost, and nothing was written). Parameters: `job_id`, `token`, `at`, `detail` (the
-    event's), `ref` (the ledger's), and every asset column prefixed `output_` and `thumb_`.
+    event's), `ref` (the ledger's), `alteration`, and every asset column prefixed `output_` and
+    `thumb_`. An edit held for review (`review`) records no ledger row: nothing is charged.
 
     Built once, as one statement on the tables: it runs for every job, and each statement
     through the ORM costs this process more CPU than the database spends on it.
     """
     jobs, assets, events = Job.__table__, Asset.__table__, JobEvent.__table__
-    finished = _succeed_statement(True).returning(jobs.c.id, jobs.c.user_id).cte("finished")
+    finished = _succeed_statement(True, review).returning(jobs.c.id, jobs.c.user_id).cte("finished")
     at = bindparam("at", type_=UTCDateTime())
     columns = [column.name for column in assets.c]
     rows = union_all(*(
@@ -372,29 +375,43 @@ def _finish_statement_postgres() -> sa.Select[tuple[int]]:
         for row in ("output", "thumb")
     ))
     stored = insert(assets).from_select(columns, rows).cte("stored")
-    event = select(finished.c.id, at, literal("succeeded"), bindparam("detail", type_=events.c.detail.type))
+    outcome = JobStatus.NEEDS_REVIEW if review else "succeeded"
+    event = select(finished.c.id, at, literal(outcome), bindparam("detail", type_=events.c.detail.type))
     logged = insert(events).from_select(["job_id", "at", "type", "detail"], event).cte("logged")
+    if review:
+        return select(func.count()).select_from(finished).add_cte(stored, logged)
     charge = select(finished.c.user_id, literal(-1), literal(LedgerKind.JOB), bindparam("ref", type_=sa.String()), literal(""), at)
     entry, moved = ledger_entry_postgres(charge)
     return select(func.count()).select_from(finished).add_cte(stored, logged, entry, moved)
 
 
-def finish_success(*, session: Session, job: Job, original: Asset, lease_token: str, files: OutputFiles) -> FinishOutcome:
+def finish_success(
+    *, session: Session, job: Job, original: Asset, lease_token: str, files: OutputFiles,
+    alteration: dict[str, Any] | None = None, review: bool = False,
+) -> FinishOutcome:
     """In one transaction, if the attempt holding `lease_token` still holds the lease: `succeeded`,
     the output and thumbnail assets, the `succeeded` event, the ledger row (kind `job`, ref the job
-    id) and one credit taken."""
-    output, thumb = _output_asset_rows(job, original, files)
+    id) and one credit taken.
+
+    With `review` (the edit redrew too much outside its preset's region): `needs_review`, the
+    assets `held` (not delivered), a `needs_review` event, and no ledger row: its owner's
+    decision (services/review.py) charges or not. `alteration` is recorded on the job either way.
+    """
+    output, thumb = _output_asset_rows(job, original, files, AssetStatus.HELD if review else AssetStatus.READY)
     detail = {"attempt": job.attempts, "output_asset_id": str(output["id"]), "version": files.version}
     start_transaction(session)
     try:
         if is_postgres(session.get_bind()):
             _autocommit(session)
-            params = {"job_id": job.id, "token": lease_token, "at": utcnow(), "detail": detail, "ref": str(job.id)}
+            params = {
+                "job_id": job.id, "token": lease_token, "at": utcnow(), "detail": detail, "ref": str(job.id),
+                "alteration": alteration,
+            }
             params |= {f"output_{name}": value for name, value in output.items()}
             params |= {f"thumb_{name}": value for name, value in thumb.items()}
-            finished = session.execute(_finish_statement_postgres(), params).scalar_one()
+            finished = session.execute(_finish_statement_postgres(review), params).scalar_one()
         else:
-            finished = _finish_sqlite(session, job, lease_token, [output, thumb], detail)
+            finished = _finish_sqlite(session, job, lease_token, [output, thumb], detail, alteration, review)
     except IntegrityError as exc:
         session.rollback()
         if _version_taken(exc):
@@ -419,12 +436,18 @@ def _version_taken(exc: IntegrityError) -> bool:
     return "assets.parent_asset_id, assets.version" in str(exc.orig)  # SQLite names its columns
 
 
-def _finish_sqlite(session: Session, job: Job, lease_token: str, assets: list[dict[str, Any]], detail: dict[str, Any]) -> bool:
+def _finish_sqlite(
+    session: Session, job: Job, lease_token: str, assets: list[dict[str, Any]], detail: dict[str, Any],
+    alteration: dict[str, Any] | None, review: bool,
+) -> bool:
     """SQLite (no statements inside WITH): the finish's statements one by one, under its write lock."""
-    params = {"job_id": job.id, "token": lease_token, "now": utcnow()}
-    if not session.execute(_succeed_statement(False), params).rowcount:
+    params = {"job_id": job.id, "token": lease_token, "now": utcnow(), "alteration": alteration}
+    if not session.execute(_succeed_statement(False, review), params).rowcount:
         return False
     session.execute(insert(Asset.__table__), assets)
+    if review:
+        add_event(session, job.id, JobStatus.NEEDS_REVIEW, **detail)
+        return True
     add_event(session, job.id, "succeeded", **detail)
     apply_ledger_entry(session=session, user_id=job.user_id, delta=-1, kind=LedgerKind.JOB, ref=str(job.id))
     return True
@@ -439,13 +462,13 @@ def _stored_by_job(session: Session, job_id: uuid.UUID, key: str) -> bool:
     return found is not None
 
 
-def _output_asset_rows(job: Job, original: Asset, files: OutputFiles) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The `assets` rows of an output and its thumbnail, every column given."""
+def _output_asset_rows(job: Job, original: Asset, files: OutputFiles, status: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The `assets` rows of an output and its thumbnail (in `status`), every column given."""
     stem = f"{PurePosixPath(original.filename).stem}_{job.preset}_v{files.version}"
     output_id = uuid.uuid4()
     common = {
         "shoot_id": original.shoot_id, "user_id": original.user_id, "content_type": "image/jpeg",
-        "status": AssetStatus.READY, "job_id": job.id, "reject_reason": None, "created_at": utcnow(),
+        "status": status, "job_id": job.id, "reject_reason": None, "created_at": utcnow(),
         "sweep_failures": 0, "sweep_after": None,
     }
     output = {

@@ -211,7 +211,8 @@ def _views(*, storage: Storage, settings: Settings, assets: list[Asset]) -> list
                 thumb_url=thumb_url_of(output.id),
             )
             for output in children[asset_id]
-            if output.kind == AssetKind.OUTPUT
+            # An output held for review (or rejected) is not delivered: only ready ones are listed.
+            if output.kind == AssetKind.OUTPUT and output.status == AssetStatus.READY
         ]
 
     return [

@@ -71,6 +71,6 @@ def credit_summary(*, session: Session, user_id: uuid.UUID) -> dict[str, int]:
     """Balance, credits reserved by queued/processing jobs, and what is available to spend."""
     balance = session.execute(select(Credits.balance).where(Credits.user_id == user_id)).scalar() or 0
     reserved = session.execute(
-        select(func.count()).select_from(Job).where(Job.user_id == user_id, Job.status.in_(JobStatus.ACTIVE))
+        select(func.count()).select_from(Job).where(Job.user_id == user_id, Job.status.in_(JobStatus.RESERVING))
     ).scalar_one()
     return {"balance": balance, "reserved": reserved, "available": balance - reserved}

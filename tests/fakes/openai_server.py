@@ -65,6 +65,7 @@ class Scripted:
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    paint: tuple[float, float, float, float] | None = None  # a new object's box, as canvas fractions
 
 
 def openai_error(
@@ -122,6 +123,12 @@ class FakeOpenAI:
         with self._lock:
             self._script.append(Scripted(200, {}, delay=seconds))
 
+    def paint_next(self, box: tuple[float, float, float, float]) -> None:
+        """The next answer also draws a new object (a four-pane window) into `box` (left, top,
+        right, bottom as fractions of the canvas): what a model must not add unasked."""
+        with self._lock:
+            self._script.append(Scripted(200, {}, paint=box))
+
     def _next_script(self) -> Scripted | None:
         with self._lock:
             return self._script.popleft() if self._script else None
@@ -140,7 +147,7 @@ class FakeOpenAI:
         if scripted is not None and scripted.delay:
             if self._stopping.wait(scripted.delay):
                 return 503, openai_error("shutting down", type_="server_error"), {}
-        elif scripted is not None:
+        elif scripted is not None and scripted.paint is None:
             return scripted.status, scripted.body, scripted.headers
         model = recorded.model
         if model not in FIXED_SIZE_MODELS | CUSTOM_SIZE_MODELS:
@@ -152,7 +159,7 @@ class FakeOpenAI:
         if "input_fidelity" in fields and model not in {"gpt-image-1.5"}:
             message = f"input_fidelity is not supported for {model}."
             return 400, openai_error(message, code="unsupported_parameter", param="input_fidelity"), {}
-        return 200, _edited_response(recorded), {}
+        return 200, _edited_response(recorded, scripted.paint if scripted else None), {}
 
 
 def _size_problem(model: str, size: str) -> str | None:
@@ -171,10 +178,24 @@ def _size_problem(model: str, size: str) -> str | None:
     return None
 
 
-def _edited_response(recorded: RecordedEdit) -> dict[str, Any]:
+def _paint_window(picture: np.ndarray, box: tuple[float, float, float, float]) -> None:
+    """A window drawn over whatever was there: a white frame, dark panes, a cross of mullions."""
+    height, width = picture.shape[:2]
+    left, top, right, bottom = round(box[0] * width), round(box[1] * height), round(box[2] * width), round(box[3] * height)
+    bar = max(2, (right - left) // 12)
+    picture[top:bottom, left:right] = (240, 240, 235)
+    picture[top + bar:bottom - bar, left + bar:right - bar] = (40, 60, 80)
+    middle_x, middle_y = (left + right) // 2, (top + bottom) // 2
+    picture[top:bottom, middle_x - bar // 2:middle_x + bar // 2 + 1] = (240, 240, 235)
+    picture[middle_y - bar // 2:middle_y + bar // 2 + 1, left:right] = (240, 240, 235)
+
+
+def _edited_response(recorded: RecordedEdit, paint: tuple[float, float, float, float] | None = None) -> dict[str, Any]:
     source = Image.open(io.BytesIO(recorded.image)).convert("RGB")
     size = recorded.size or (1024, 1024)
     picture = np.asarray(source.resize(size, Image.Resampling.LANCZOS), dtype=np.int16) + WARM_SHIFT
+    if paint is not None:
+        _paint_window(picture, paint)
     output_format = recorded.fields.get("output_format", "png")
     buffer = io.BytesIO()
     image_format = {"jpeg": "JPEG", "webp": "WEBP"}.get(output_format, "PNG")
