@@ -9,12 +9,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from PIL import Image
 
 from luster_app.config import Settings
-from luster_app.engines.base import EngineRequest, ImageEngine
+from luster_app.engines.base import EngineError, EngineRequest, ImageEngine
 from luster_app.imaging import encode_jpeg, load_normalised
+from luster_app.imaging.corrections import correct, nothing_changed
 from luster_app.imaging.encode import THUMB_QUALITY
 from luster_app.models import Asset, Job
 from luster_app.storage.base import Storage
@@ -97,6 +99,7 @@ class Rendered:
     thumb: bytes
     thumb_width: int
     thumb_height: int
+    corrections: dict[str, Any] | None = None  # what the corrections the job asked for did (Job.corrections)
 
 
 def megapixels(asset: Asset) -> float:
@@ -115,23 +118,29 @@ def render(job: Job, original: Asset, *, storage: Storage, engine: ImageEngine, 
         data = storage.get_bytes(original.storage_key)
         with limits.cpu:
             image = load_normalised(data, max_pixels=limits.max_pixels)
-        del data
+            corrected = correct(image, job.preset, job.params)
+        del data, image
+        if corrected.only and not corrected.changed:
+            raise EngineError("nothing_to_change", nothing_changed(corrected), transient=False)
         request = EngineRequest(
-            image=image, preset=job.preset, params=job.params, prompt_text=job.prompt_text, label=original.filename
+            image=corrected.image, preset=job.preset, params=job.params, prompt_text=job.prompt_text, label=original.filename
         )
-        del image
-        if getattr(engine, "cpu_bound", False):
+        if corrected.only:
+            # The corrections were all the job asked for: no engine call (and no AI cost).
+            edited = corrected.image
+        elif getattr(engine, "cpu_bound", False):
             with limits.cpu:
                 edited = engine.edit(request)
         else:
             edited = engine.edit(request)
-        del request
+        outcome = corrected.outcome()
+        del request, corrected
         with limits.cpu:
             jpeg = encode_jpeg(edited)
             thumb, thumb_width, thumb_height = _thumbnail(edited)
             width, height = edited.size
             del edited
-    return Rendered(jpeg, width, height, thumb, thumb_width, thumb_height)
+    return Rendered(jpeg, width, height, thumb, thumb_width, thumb_height, outcome)
 
 
 def _thumbnail(image: Image.Image) -> tuple[bytes, int, int]:

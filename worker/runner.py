@@ -22,6 +22,7 @@ from luster_app.services.job_queue import (
     next_output_version,
     schedule_retry,
 )
+from luster_app.services.corrections import record_corrections
 from luster_app.storage.keys import output_key, output_thumb_key
 from worker.heartbeat import LeaseKeeper
 from worker.pipeline import ImageLimits, Rendered, render
@@ -81,6 +82,9 @@ class JobRunner:
                     raise FileNotFoundError("the original photo was deleted")
                 engine = self.context.image_engine
                 rendered = render(job, claimed.original, storage=self.context.storage, engine=engine, limits=self.limits)
+                if rendered.corrections and not lease.lost.is_set():
+                    self.db(lambda session: record_corrections(
+                        session=session, job_id=job.id, owner=self.owner, outcome=rendered.corrections))
                 if not lease.lost.is_set():
                     self._store_and_finish(claimed, rendered)
             except Exception as exc:  # noqa: BLE001  (every failure is classified, none escapes)

@@ -42,6 +42,7 @@ class JobOut(BaseModel):
     max_attempts: int
     error_code: str | None
     error_message: str | None
+    corrections: dict[str, Any] | None
     created_at: datetime
     run_after: datetime
     started_at: datetime | None
