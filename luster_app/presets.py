@@ -36,7 +36,15 @@ class PresetParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    correct_lens: bool = _switch(
+        False, "Undo the lens's barrel distortion, from the camera and lens the photo names (lensfun profiles).",
+        "The lens's distortion has been corrected.", "Lens distortion is left as it is.",
+    )
     straighten_verticals: bool = _switch(False, *VERTICALS)
+    auto_privacy: bool = _switch(
+        False, "Blur faces so no one can be recognised (the shoot's setting unless changed here).",
+        "Faces in the photo are blurred.", "Faces are left as they are.",
+    )
 
 
 class EnhanceParams(PresetParams):

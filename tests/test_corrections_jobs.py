@@ -6,48 +6,20 @@ from __future__ import annotations
 import io
 import re
 import uuid
-from collections.abc import Iterator
 
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image
 
-from luster_app.api import create_api
 from luster_app.context import AppContext
 from luster_app.engines.classic import ClassicEngine
 from luster_app.imaging.verticals import vertical_tilt
 from luster_app.pages.job import _job
-from tests.corrections_support import keystone, straight_building
+from luster_app.services.corrections import corrections_note
+from tests.corrections_support import keystone, make_app, run_job, straight_building  # noqa: F401  (make_app: a fixture)
 from tests.fakes.openai_server import FakeOpenAI
-from tests.jobs_support import add_photo, balance, job_charges, outputs_of, user_with_credits, worker_context
-from worker.worker import Worker
+from tests.jobs_support import add_photo, balance, job_charges, outputs_of, user_with_credits
 
 STRAIGHTENED = r"Verticals straightened by \d+\.\d°\."
-
-
-@pytest.fixture
-def make_app(settings, db_url) -> Iterator:
-    contexts: list[AppContext] = []
-    clients: list[TestClient] = []
-
-    def build(engine=None, **overrides) -> tuple[AppContext, TestClient]:
-        context = worker_context(settings, db_url, engine, **overrides)
-        contexts.append(context)
-        clients.append(TestClient(create_api(context)))
-        return context, clients[-1]
-
-    yield build
-    for client in clients:
-        client.close()
-    for context in contexts:
-        context.db.dispose()
-
-
-def _run(context: AppContext, client: TestClient, headers, photo_id, preset: str, params: dict) -> dict:
-    response = client.post("/api/jobs", json={"asset_id": str(photo_id), "preset": preset, "params": params}, headers=headers)
-    assert response.status_code == 201, response.text
-    assert Worker(context, concurrency=1, drain=True).run() == 0
-    return client.get(f"/api/jobs/{response.json()['id']}", headers=headers).json()
 
 
 def _output(context: AppContext, job_id: str) -> Image.Image:
@@ -61,11 +33,11 @@ def test_every_preset_on_the_classic_engine_straightens_and_says_so(make_app, pr
     user, headers = user_with_credits(context, 2)
     photo = add_photo(context, user, keystone(straight_building(), 7.0))
 
-    job = _run(context, client, headers, photo.id, preset, {"straighten_verticals": True})
+    job = run_job(context, client, headers, photo.id, preset, {"straighten_verticals": True})
 
     assert job["status"] == "succeeded", job["error_message"]
     assert job["params"]["straighten_verticals"] is True
-    assert re.fullmatch(STRAIGHTENED, " ".join(job["corrections"]["notes"]).capitalize() + ".")
+    assert re.fullmatch(STRAIGHTENED, corrections_note(job["corrections"]))
     output = _output(context, job["id"])
     assert vertical_tilt(output) < 0.5
     assert abs(output.width / output.height - 640 / 480) < 0.01
@@ -82,7 +54,7 @@ def test_the_ai_engine_is_sent_the_straightened_photo(make_app, tmp_path) -> Non
         user, headers = user_with_credits(context, 1)
         photo = add_photo(context, user, keystone(straight_building(), -6.0))
 
-        job = _run(context, client, headers, photo.id, "enhance", {})
+        job = run_job(context, client, headers, photo.id, "enhance", {})
 
         assert (job["status"], job["engine"]) == ("succeeded", "openai"), job["error_message"]
         [edit] = fake.requests
@@ -98,7 +70,7 @@ def test_a_job_that_asks_for_no_correction_is_left_uncorrected(make_app) -> None
     tilted = keystone(straight_building(), 7.0)
     photo = add_photo(context, user, tilted)
 
-    job = _run(context, client, headers, photo.id, "enhance", {"straighten_verticals": False})
+    job = run_job(context, client, headers, photo.id, "enhance", {"straighten_verticals": False})
 
     assert job["status"] == "succeeded" and job["corrections"] is None
     assert _output(context, job["id"]).size == tilted.size
@@ -109,7 +81,7 @@ def test_corrections_only_with_nothing_to_correct_ends_uncharged_with_the_reason
     user, headers = user_with_credits(context, 1)
     photo = add_photo(context, user, straight_building())
 
-    job = _run(context, client, headers, photo.id, "enhance", {"strength": 0, "straighten_verticals": True})
+    job = run_job(context, client, headers, photo.id, "enhance", {"strength": 0, "straighten_verticals": True})
 
     assert (job["status"], job["error_code"]) == ("failed", "nothing_to_change")
     assert job["error_message"] == (
@@ -124,7 +96,7 @@ def test_corrections_only_that_changes_the_photo_is_charged(make_app) -> None:
     user, headers = user_with_credits(context, 1)
     photo = add_photo(context, user, keystone(straight_building(), 7.0))
 
-    job = _run(context, client, headers, photo.id, "enhance", {"strength": 0, "straighten_verticals": True})
+    job = run_job(context, client, headers, photo.id, "enhance", {"strength": 0, "straighten_verticals": True})
 
     assert job["status"] == "succeeded", job["error_message"]
     assert (balance(context, user.id), job_charges(context, user.id)) == (0, 1)

@@ -31,7 +31,7 @@ def session(db_url: str):  # noqa: ANN201
 
 
 # The corrections are parameters of every preset, off unless the preset says otherwise.
-CORRECTIONS_OFF = {"straighten_verticals": False}
+CORRECTIONS_OFF = {"correct_lens": False, "straighten_verticals": False, "auto_privacy": False}
 
 
 def test_defaults_fill_in_missing_parameters() -> None:

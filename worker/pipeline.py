@@ -118,7 +118,7 @@ def render(job: Job, original: Asset, *, storage: Storage, engine: ImageEngine, 
         data = storage.get_bytes(original.storage_key)
         with limits.cpu:
             image = load_normalised(data, max_pixels=limits.max_pixels)
-            corrected = correct(image, job.preset, job.params)
+            corrected = correct(image, job.preset, job.params, original=data)
         del data, image
         if corrected.only and not corrected.changed:
             raise EngineError("nothing_to_change", nothing_changed(corrected), transient=False)
