@@ -20,9 +20,11 @@ def _switch(default: bool, description: str, on: str, off: str) -> Any:
     return Field(default, description=description, json_schema_extra={"labels": {"true": on, "false": off}})
 
 
+# The prompt label for "on" tells the AI the photo arrives already straightened (the worker
+# does it first), so the model does not warp it a second time.
 VERTICALS = (
     "Make walls and door frames stand upright (the photo is cropped a little to keep clean edges).",
-    "Straighten converging vertical lines so walls and door frames stand upright.",
+    "Walls and door frames have already been straightened: keep the perspective exactly as it is.",
     "Keep the perspective as it is.",
 )
 

@@ -85,8 +85,7 @@ def test_corrections_only_with_nothing_to_correct_ends_uncharged_with_the_reason
 
     assert (job["status"], job["error_code"]) == ("failed", "nothing_to_change")
     assert job["error_message"] == (
-        "No leaning verticals found: the photo needs none of the corrections asked for, so it was left as it is."
-        " No credit was charged."
+        "No leaning verticals found: nothing was changed, so there is no new photo. No credit was charged."
     )
     assert (balance(context, user.id), job_charges(context, user.id), outputs_of(context, job["id"])) == (1, 0, [])
 

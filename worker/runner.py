@@ -13,6 +13,7 @@ from sqlmodel import Session
 from luster_app.context import AppContext
 from luster_app.logging import log_context
 from luster_app.models import Asset, Job
+from luster_app.services.corrections import record_corrections
 from luster_app.services.job_queue import (
     ClaimedJob,
     FinishOutcome,
@@ -22,7 +23,6 @@ from luster_app.services.job_queue import (
     next_output_version,
     schedule_retry,
 )
-from luster_app.services.corrections import record_corrections
 from luster_app.storage.keys import output_key, output_thumb_key
 from worker.heartbeat import LeaseKeeper
 from worker.pipeline import ImageLimits, Rendered, render

@@ -48,7 +48,7 @@ def corrections_only(preset: str, params: dict[str, Any]) -> bool:
 def nothing_changed(corrected: Corrected) -> str:
     """Why a corrections-only job ends with no output and no charge, in the photographer's words."""
     found = "; ".join(corrected.notes)
-    return f"{found[:1].upper()}{found[1:]}: the photo needs none of the corrections asked for, so it was left as it is."
+    return f"{found[:1].upper()}{found[1:]}: nothing was changed, so there is no new photo."
 
 
 def correct(image: Image.Image, preset: str, params: dict[str, Any], *, original: bytes) -> Corrected:

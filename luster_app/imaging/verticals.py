@@ -71,33 +71,6 @@ def find_verticals(image: Image.Image) -> Segments:
     return Segments(lines[keep], lengths[keep])
 
 
-def dominant_lean(image: Image.Image) -> float | None:
-    """The length-weighted median lean of the photo's verticals from upright, in degrees (signed:
-    positive leans right going up), or None if it has too few; what the tests and notes measure."""
-    segments = find_verticals(image)
-    if segments.lengths.sum() < MIN_TOTAL_HEIGHTS * image.height:
-        return None
-    x1, y1, x2, y2 = segments.lines.T
-    up = np.where(y2 < y1, 1.0, -1.0)  # orient every segment bottom to top
-    lean = np.degrees(np.arctan2((x2 - x1) * up, (y1 - y2) * up))
-    order = np.argsort(lean)
-    weights = np.cumsum(segments.lengths[order])
-    return float(lean[order][np.searchsorted(weights, weights[-1] / 2)])
-
-
-def max_abs_lean(image: Image.Image) -> float | None:
-    """The length-weighted 90th percentile of |lean| of the photo's verticals: converging
-    verticals lean both ways, which a median of signed leans would hide."""
-    segments = find_verticals(image)
-    if segments.lengths.sum() < MIN_TOTAL_HEIGHTS * image.height:
-        return None
-    x1, y1, x2, y2 = segments.lines.T
-    lean = np.degrees(np.arctan2(np.abs(x2 - x1), np.abs(y2 - y1)))
-    order = np.argsort(lean)
-    weights = np.cumsum(segments.lengths[order])
-    return float(lean[order][np.searchsorted(weights, 0.9 * weights[-1])])
-
-
 def _misfit(segments: Segments, point: np.ndarray) -> np.ndarray:
     """Each segment's angle, in degrees, from the line joining its midpoint to `point`."""
     x1, y1, x2, y2 = segments.lines.T
