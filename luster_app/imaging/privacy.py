@@ -127,7 +127,7 @@ def find_faces(image: Image.Image) -> list[Box]:
 
 def _obscured(region: Image.Image) -> Image.Image:
     """The region pixelated to a few blocks, then blurred: no face survives at any zoom."""
-    blocks = (max(1, region.width // max(8, region.width // 6)), max(1, region.height // max(8, region.height // 6)))
+    blocks = (max(1, min(6, region.width // 8)), max(1, min(6, region.height // 8)))  # ≤ 6 across, ≥ 8 px each
     coarse = region.resize(blocks, Image.Resampling.BOX).resize(region.size, Image.Resampling.NEAREST)
     return coarse.filter(ImageFilter.GaussianBlur(max(2.0, max(region.size) / 8)))
 
