@@ -116,6 +116,8 @@ class Shoot(SQLModel, table=True):
     address: str | None = Field(default=None, max_length=500)
     # California AB 723: caption scene-altering outputs as "Digitally altered" on download.
     disclose_alterations: bool = Field(default=True)
+    # New jobs on this shoot blur faces and licence plates unless the job says otherwise.
+    auto_privacy: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     created_at: datetime = _created_at()
 
 
@@ -173,6 +175,9 @@ class Job(SQLModel, table=True):
     error_message: str | None = Field(default=None, max_length=2000)
     # What the edit redrew, inside and outside the preset's region (engines/alteration.py).
     alteration: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # What the corrections asked for in `params` did ({"notes": [...], "regions_blurred": n}),
+    # written by the worker; None until they ran, or when none was asked for.
+    corrections: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: datetime = _created_at()
     started_at: datetime | None = _ts()
     finished_at: datetime | None = _ts()

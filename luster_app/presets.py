@@ -15,22 +15,43 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from luster_app.services.errors import Invalid
 
 
+def _switch(default: bool, description: str, on: str, off: str) -> Any:
+    """A yes/no parameter whose prompt label says what each choice means."""
+    return Field(default, description=description, json_schema_extra={"labels": {"true": on, "false": off}})
+
+
+# The prompt label for "on" tells the AI the photo arrives already straightened (the worker
+# does it first), so the model does not warp it a second time.
+VERTICALS = (
+    "Make walls and door frames stand upright (the photo is cropped a little to keep clean edges).",
+    "Walls and door frames have already been straightened: keep the perspective exactly as it is.",
+    "Keep the perspective as it is.",
+)
+
+
 class PresetParams(BaseModel):
-    """Base of every preset's parameters: unknown keys are an error, not silently ignored."""
+    """Base of every preset's parameters: unknown keys are an error, not silently ignored.
+
+    The corrections (imaging/corrections.py) are parameters of every preset, run on both
+    engines before the edit, so the AI engine sees the corrected photo.
+    """
 
     model_config = ConfigDict(extra="forbid")
+
+    correct_lens: bool = _switch(
+        False, "Undo the lens's barrel distortion, from the camera and lens the photo names (lensfun profiles).",
+        "The lens's distortion has been corrected.", "Lens distortion is left as it is.",
+    )
+    straighten_verticals: bool = _switch(False, *VERTICALS)
+    auto_privacy: bool = _switch(
+        False, "Blur faces so no one can be recognised (the shoot's setting unless changed here).",
+        "Faces in the photo are blurred.", "Faces are left as they are.",
+    )
 
 
 class EnhanceParams(PresetParams):
     strength: float = Field(0.7, ge=0.0, le=1.0, description="How strongly to correct exposure, white balance and contrast.")
-    straighten_verticals: bool = Field(
-        True,
-        description="Make walls and door frames stand upright (AI engine only).",
-        json_schema_extra={"labels": {
-            "true": "Straighten converging vertical lines so walls and door frames stand upright.",
-            "false": "Keep the perspective as it is.",
-        }},
-    )
+    straighten_verticals: bool = _switch(True, *VERTICALS)
 
 
 class DuskParams(PresetParams):

@@ -30,10 +30,14 @@ def session(db_url: str):  # noqa: ANN201
     engine.dispose()
 
 
+# The corrections are parameters of every preset, off unless the preset says otherwise.
+CORRECTIONS_OFF = {"correct_lens": False, "straighten_verticals": False, "auto_privacy": False}
+
+
 def test_defaults_fill_in_missing_parameters() -> None:
-    assert validate_params("sky", None) == {"style": "clear_blue"}
-    assert validate_params("dusk", {"intensity": 0.5}) == {"intensity": 0.5, "window_glow": 0.7}
-    assert validate_params("enhance", {}) == {"strength": 0.7, "straighten_verticals": True}
+    assert validate_params("sky", None) == {"style": "clear_blue", **CORRECTIONS_OFF}
+    assert validate_params("dusk", {"intensity": 0.5}) == {"intensity": 0.5, "window_glow": 0.7, **CORRECTIONS_OFF}
+    assert validate_params("enhance", {}) == {**CORRECTIONS_OFF, "strength": 0.7, "straighten_verticals": True}
 
 
 @pytest.mark.parametrize(

@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from PIL import Image
 
 from luster_app.config import Settings
 from luster_app.engines.alteration import Alteration
-from luster_app.engines.base import EngineRequest, ImageEngine
+from luster_app.engines.base import EngineError, EngineRequest, ImageEngine
 from luster_app.imaging import encode_jpeg, load_normalised
 from luster_app.imaging.budget import PixelBudget, return_photo_memory_to_the_os  # noqa: F401  (re-exported)
+from luster_app.imaging.corrections import correct, nothing_changed
 from luster_app.imaging.encode import THUMB_QUALITY
 from luster_app.models import Asset, Job
 from luster_app.storage.base import Storage
@@ -51,6 +53,7 @@ class Rendered:
     thumb_width: int
     thumb_height: int
     alteration: Alteration | None = None  # what the edit redrew, where the engine measures it
+    corrections: dict[str, Any] | None = None  # what the corrections the job asked for did (Job.corrections)
 
 
 def megapixels(asset: Asset) -> float:
@@ -69,26 +72,32 @@ def render(job: Job, original: Asset, *, storage: Storage, engine: ImageEngine, 
         data = storage.get_bytes(original.storage_key)
         with limits.cpu:
             image = load_normalised(data, max_pixels=limits.max_pixels)
-        del data
+            corrected = correct(image, job.preset, job.params, original=data)
+        del data, image
+        if corrected.only and not corrected.changed:
+            raise EngineError("nothing_to_change", nothing_changed(corrected), transient=False)
         request = EngineRequest(
-            image=image, preset=job.preset, params=job.params, prompt_text=job.prompt_text, label=original.filename
+            image=corrected.image, preset=job.preset, params=job.params, prompt_text=job.prompt_text, label=original.filename
         )
-        del image
         # Engines that measure what they redrew (honest edits) say so; others only edit.
         measured = getattr(engine, "edit_measured", None)
         edit = measured or (lambda request: (engine.edit(request), None))
-        if getattr(engine, "cpu_bound", False):
+        if corrected.only:
+            # The corrections were all the job asked for: no engine call (and no AI cost).
+            edited, alteration = corrected.image, None
+        elif getattr(engine, "cpu_bound", False):
             with limits.cpu:
                 edited, alteration = edit(request)
         else:
             edited, alteration = edit(request)
-        del request
+        outcome = corrected.outcome()
+        del request, corrected
         with limits.cpu:
             jpeg = encode_jpeg(edited)
             thumb, thumb_width, thumb_height = _thumbnail(edited)
             width, height = edited.size
             del edited
-    return Rendered(jpeg, width, height, thumb, thumb_width, thumb_height, alteration)
+    return Rendered(jpeg, width, height, thumb, thumb_width, thumb_height, alteration, outcome)
 
 
 def _thumbnail(image: Image.Image) -> tuple[bytes, int, int]:

@@ -13,6 +13,7 @@ from sqlmodel import Session
 from luster_app.context import AppContext
 from luster_app.logging import log_context
 from luster_app.models import Asset, Job
+from luster_app.services.corrections import record_corrections
 from luster_app.services.job_queue import (
     ClaimedJob,
     FinishOutcome,
@@ -83,6 +84,9 @@ class JobRunner:
                     raise FileNotFoundError("the original photo was deleted")
                 engine = self.context.image_engine
                 rendered = render(job, claimed.original, storage=self.context.storage, engine=engine, limits=self.limits)
+                if rendered.corrections and not lease.lost.is_set():
+                    self.db(lambda session: record_corrections(
+                        session=session, job_id=job.id, owner=self.owner, outcome=rendered.corrections))
                 if not lease.lost.is_set():
                     self._store_and_finish(claimed, rendered)
             except Exception as exc:  # noqa: BLE001  (every failure is classified, none escapes)

@@ -49,6 +49,7 @@ class JobOut(BaseModel):
     # photo, boxes as 0..1 fractions), and one line for a disclosure ("sky replaced; 0.2% …").
     alteration: dict[str, Any] | None = None
     alteration_summary: str | None = None
+    corrections: dict[str, Any] | None
     created_at: datetime
     run_after: datetime
     started_at: datetime | None

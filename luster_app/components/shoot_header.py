@@ -29,6 +29,12 @@ def shoot_header(state: type) -> rx.Component:
                 " Caption sky, dusk, lawn and declutter photos “Digitally altered” on download",
                 as_="label", size="1", color_scheme="gray", max_width="22em",
             ),
+            rx.text(
+                rx.switch(checked=state.info.auto_privacy, on_change=state.set_auto_privacy, size="1",
+                          id="auto-privacy-toggle"),
+                " Auto privacy: blur faces in this shoot's new enhancements",
+                as_="label", size="1", color_scheme="gray", max_width="22em",
+            ),
             align=rx.breakpoints(initial="start", sm="end"),
             spacing="2",
         ),

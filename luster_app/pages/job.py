@@ -14,6 +14,7 @@ from luster_app.components.shell import error_callout, loading, page_shell
 from luster_app.context import AppContext
 from luster_app.models import JobStatus
 from luster_app.pages.shoot_view import STATUS_WORDS
+from luster_app.services.corrections import corrections_note
 from luster_app.services.errors import NotFound, ServiceError
 from luster_app.services.jobs import get_job_for_user
 from luster_app.services.shoots import get_asset_with_urls
@@ -37,6 +38,7 @@ NEXT_STEPS = {
     "preset_unsupported": "Re-run this photo with another preset from the shoot page.",
     "moderation_blocked": "The AI service would not edit this photo. Try another preset, or another photo.",
     "content_policy_violation": "The AI service would not edit this photo. Try another preset, or another photo.",
+    "nothing_to_change": "Nothing to do: turn on another correction, or raise Enhance's strength, and re-run.",
     "invalid_image": "Upload the photo again (a fresh export from your camera or phone), then enhance it.",
     "original_missing": "Upload the photo again, then enhance the new upload.",
     "engine_quota": "The problem is on our side: try again later.",
@@ -74,6 +76,7 @@ class JobInfo:
     next_step: str = ""
     created: str = ""
     finished: str = ""
+    corrections: str = ""
 
 
 def _event_detail(detail: dict[str, Any]) -> str:
@@ -119,6 +122,7 @@ def _job(context: AppContext, user_id: uuid.UUID, job_id: uuid.UUID) -> tuple[Jo
         next_step=NEXT_STEPS.get(job.error_code or "", DEFAULT_NEXT_STEP) if says_why else "",
         created=job.created_at.strftime(stamp),
         finished=job.finished_at.strftime(stamp) if job.finished_at else "",
+        corrections=corrections_note(job.corrections),
     )
     timeline = [
         TimelineRow(when=e.at.strftime(stamp), what=EVENT_WORDS.get(e.type, e.type.replace("_", " ").capitalize()),
@@ -203,6 +207,8 @@ def _summary() -> rx.Component:
                                                                       ("failed", "red"), ("processing", "blue"), "gray"))),
                 ),
                 rx.data_list.item(rx.data_list.label("Attempts"), rx.data_list.value(info.attempts)),
+                rx.cond(info.corrections != "", rx.data_list.item(
+                    rx.data_list.label("Corrections"), rx.data_list.value(info.corrections, id="job-corrections"))),
                 rx.data_list.item(rx.data_list.label("Queued"), rx.data_list.value(info.created)),
                 rx.cond(info.finished != "", rx.data_list.item(rx.data_list.label("Finished"),
                                                                rx.data_list.value(info.finished))),

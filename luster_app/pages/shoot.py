@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import uuid
 from typing import Any
@@ -225,6 +226,8 @@ class ShootState(AuthState):
     def _reset_values(self) -> None:
         fields = self.chosen.fields
         self.values = {field.name: field.default for field in fields}
+        if "auto_privacy" in self.values:  # the shoot's setting is the panel's starting point
+            self.values["auto_privacy"] = "true" if self.info.auto_privacy else "false"
         self.numbers = {field.name: float(field.default) for field in fields if field.kind == "slider"}
 
     @rx.event
@@ -341,7 +344,18 @@ class ShootState(AuthState):
         if user is None:
             return self._sign_in_first()
         await asyncio.to_thread(view.set_disclose, app_context(), user.id, uuid.UUID(self.shoot_id), disclose)
-        self.info = view.ShootInfo(name=self.info.name, address=self.info.address, disclose=disclose)
+        self.info = dataclasses.replace(self.info, disclose=disclose)
+        return None
+
+    @rx.event
+    async def set_auto_privacy(self, on: bool):
+        """The shoot's Auto privacy: its new jobs blur faces unless the enhance panel says otherwise."""
+        user = self._signed_in_user()
+        if user is None:
+            return self._sign_in_first()
+        await asyncio.to_thread(view.set_auto_privacy, app_context(), user.id, uuid.UUID(self.shoot_id), on)
+        self.info = dataclasses.replace(self.info, auto_privacy=on)
+        self._reset_values()
         return None
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from luster_app.context import AppContext
 from luster_app.models import JobStatus
-from luster_app.services import downloads, gallery, shoots
+from luster_app.services import corrections, downloads, gallery, shoots
 from luster_app.services.jobs import JobOptions, create_batch
 from luster_app.services.presets import list_presets
 from luster_app.services.shoots import AssetView
@@ -97,12 +97,14 @@ class ShootInfo:
     name: str
     address: str
     disclose: bool
+    auto_privacy: bool = False
 
 
 def shoot_info(context: AppContext, user_id: uuid.UUID, shoot_id: uuid.UUID) -> ShootInfo:
     with context.session() as session:
         shoot = shoots.get_shoot(session=session, user_id=user_id, shoot_id=shoot_id)
-        return ShootInfo(name=shoot.name, address=shoot.address or "", disclose=shoot.disclose_alterations)
+        return ShootInfo(name=shoot.name, address=shoot.address or "", disclose=shoot.disclose_alterations,
+                         auto_privacy=shoot.auto_privacy)
 
 
 def photo_cards(context: AppContext, user_id: uuid.UUID, shoot_id: uuid.UUID) -> list[PhotoCard]:
@@ -269,6 +271,11 @@ def download_link(context: AppContext, user_id: uuid.UUID, **target: uuid.UUID) 
 def set_disclose(context: AppContext, user_id: uuid.UUID, shoot_id: uuid.UUID, disclose: bool) -> None:
     with context.session() as session:
         gallery.set_disclose_alterations(session=session, user_id=user_id, shoot_id=shoot_id, disclose=disclose)
+
+
+def set_auto_privacy(context: AppContext, user_id: uuid.UUID, shoot_id: uuid.UUID, on: bool) -> None:
+    with context.session() as session:
+        corrections.set_auto_privacy(session=session, user_id=user_id, shoot_id=shoot_id, on=on)
 
 
 def display_url(context: AppContext, user_id: uuid.UUID, asset_id: uuid.UUID) -> str:

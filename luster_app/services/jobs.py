@@ -13,7 +13,7 @@ from sqlalchemy import insert, select, update
 from sqlmodel import Session
 
 from luster_app.db import is_postgres
-from luster_app.models import Asset, AssetKind, AssetStatus, Credits, Job, JobEvent, JobStatus, utcnow
+from luster_app.models import Asset, AssetKind, AssetStatus, Credits, Job, JobEvent, JobStatus, Shoot, utcnow
 from luster_app.presets import validate_params
 from luster_app.services.errors import Conflict, Invalid, NotFound, PaymentRequired
 from luster_app.services.idempotency import IdempotentRequest, first_answer, remember_answer
@@ -186,9 +186,11 @@ def _create_jobs(
         _check_assets(session, user_id, asset_ids)
         valid_params, prompt_version_id, prompt_text = _resolve_prompt(session, preset, params or {})
         _check_available(session, user_id, needed=len(asset_ids))
+        privacy = _shoot_privacy(session, asset_ids) if "auto_privacy" not in (params or {}) else {}
         jobs = [
             Job(
-                user_id=user_id, asset_id=asset_id, preset=preset, params=valid_params,
+                user_id=user_id, asset_id=asset_id, preset=preset,
+                params={**valid_params, "auto_privacy": privacy[asset_id]} if privacy else valid_params,
                 prompt_version_id=prompt_version_id, prompt_text=prompt_text, engine=options.engine,
                 model=options.model, max_attempts=options.max_attempts,
             )
@@ -221,6 +223,12 @@ def _check_assets(session: Session, user_id: uuid.UUID, asset_ids: list[uuid.UUI
         if asset.status != AssetStatus.READY:
             state = "was rejected" if asset.status == AssetStatus.REJECTED else "has not finished uploading"
             raise Conflict(f"{asset.filename} {state}; only uploaded, verified photos can be enhanced.")
+
+
+def _shoot_privacy(session: Session, asset_ids: list[uuid.UUID]) -> dict[uuid.UUID, bool]:
+    """Each photo's shoot's Auto privacy setting: what a job that does not say takes."""
+    rows = session.execute(select(Asset.id, Shoot.auto_privacy).join(Shoot, Shoot.id == Asset.shoot_id).where(Asset.id.in_(asset_ids)))
+    return dict(rows.tuples().all())
 
 
 def _resolve_prompt(session: Session, preset: str, params: dict[str, Any]) -> tuple[dict[str, Any], int | None, str]:
