@@ -70,7 +70,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 # Shorter configured values would redact ordinary words.
 _MIN_SECRET_LENGTH = 6
 _SECRET_SETTINGS = ("supabase_anon_key", "supabase_jwt_secret", "s3_access_key_id", "s3_secret_access_key",
-                    "openai_api_key", "stripe_secret_key", "stripe_webhook_secret")
+                    "openai_api_key", "stripe_secret_key", "stripe_webhook_secret", "metrics_token")
 _URL_SETTINGS = ("database_url", "smtp_url", "redis_url")
 
 

@@ -7,7 +7,7 @@ import ctypes.util
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 from PIL import Image
@@ -16,6 +16,7 @@ from luster_app.config import Settings
 from luster_app.engines.base import EngineRequest, ImageEngine
 from luster_app.imaging import encode_jpeg, load_normalised
 from luster_app.imaging.encode import THUMB_QUALITY
+from luster_app.metrics import engine_call
 from luster_app.models import Asset, Job
 from luster_app.storage.base import Storage
 
@@ -120,10 +121,7 @@ def render(job: Job, original: Asset, *, storage: Storage, engine: ImageEngine, 
             image=image, preset=job.preset, params=job.params, prompt_text=job.prompt_text, label=original.filename
         )
         del image
-        if getattr(engine, "cpu_bound", False):
-            with limits.cpu:
-                edited = engine.edit(request)
-        else:
+        with limits.cpu if getattr(engine, "cpu_bound", False) else nullcontext(), engine_call(engine.name, job.preset):
             edited = engine.edit(request)
         del request
         with limits.cpu:
