@@ -93,8 +93,11 @@ def check_production_settings(settings: Settings) -> None:
 
 
 def prepare_process(settings: Settings) -> None:
-    """The first step of every long-running process (app, worker, migrate): logging, then the guards."""
+    """The first step of every long-running process (app, worker, migrate): logging, then the
+    guards, then error tracking (if SENTRY_DSN is set)."""
+    from luster_app.error_tracking import configure_error_tracking
     from luster_app.logging import configure_logging
 
     configure_logging(settings)
     check_production_settings(settings)
+    configure_error_tracking(settings)

@@ -111,7 +111,8 @@ class RedactingFilter(logging.Filter):
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = redact(record.exc_text, self.secrets)
-        record.exc_info = None  # formatters would otherwise re-render the unredacted traceback
+        # exc_info stays for error tracking, which scrubs events itself (luster_app.error_tracking):
+        # formatters print the redacted exc_text above rather than render exc_info again.
         return True
 
 

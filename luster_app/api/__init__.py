@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+import logging
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from luster_app.api.metrics import MetricsMiddleware
 from luster_app.api.request_id import RequestIdMiddleware
 from luster_app.context import AppContext
 from luster_app.services.errors import RateLimited, ServiceError
+
+log = logging.getLogger("luster.api")
 
 
 def create_api(context: AppContext | None = None) -> FastAPI:
@@ -28,9 +34,15 @@ def create_api(context: AppContext | None = None) -> FastAPI:
     api.add_middleware(MetricsMiddleware, templates=templates)
 
     @api.exception_handler(ServiceError)
-    async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
+    async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        _log_server_error(request, exc.status_code, exc)
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
         return JSONResponse({"detail": str(exc)}, status_code=exc.status_code, headers=headers)
+
+    @api.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        _log_server_error(request, exc.status_code, exc)
+        return await http_exception_handler(request, exc)
 
     routers = (health, me, auth, shoots, uploads, files, presets, billing, jobs, downloads, admin)
     for module in routers:
@@ -39,3 +51,11 @@ def create_api(context: AppContext | None = None) -> FastAPI:
     # At the root, where scrapers look; the app serves it before the Reflex pages it mounts.
     api.include_router(metrics.router)
     return api
+
+
+def _log_server_error(request: Request, status: int, exc: Exception) -> None:
+    """A 5xx answer is our failure: log it with its traceback (what caused it, if anything did),
+    so the operator (and error tracking) sees it, tied to the request id by the log context."""
+    if status >= 500:
+        cause = exc.__cause__ or exc
+        log.error("%s %s answered %d: %s", request.method, request.url.path, status, exc, exc_info=(type(cause), cause, cause.__traceback__))
