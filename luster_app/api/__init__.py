@@ -58,4 +58,5 @@ def _log_server_error(request: Request, status: int, exc: Exception) -> None:
     so the operator (and error tracking) sees it, tied to the request id by the log context."""
     if status >= 500:
         cause = exc.__cause__ or exc
-        log.error("%s %s answered %d: %s", request.method, request.url.path, status, exc, exc_info=(type(cause), cause, cause.__traceback__))
+        detail = getattr(exc, "detail", exc)
+        log.error("%s %s answered %d: %s", request.method, request.url.path, status, detail, exc_info=(type(cause), cause, cause.__traceback__))
