@@ -50,7 +50,9 @@ ENGINE_SECONDS = Histogram(
     "luster_engine_call_duration_seconds", "Image engine calls, by engine, preset and outcome (ok, error)",
     ["engine", "preset", "outcome"], buckets=_SLOW, registry=REGISTRY,
 )
-ENGINE_ERRORS = Counter("luster_engine_errors", "Engine calls that failed, by engine and error code", ["engine", "code"], registry=REGISTRY)
+ENGINE_ERRORS = Counter(
+    "luster_engine_errors", "Engine calls that failed, by engine and error code", ["engine", "code"], registry=REGISTRY
+)
 CREDITS_GRANTED = Counter(
     "luster_credits_granted", "Credits added to balances, by ledger kind (purchase, adjustment, refund_failed, dispute_won)",
     ["kind"], registry=REGISTRY,

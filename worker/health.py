@@ -38,7 +38,8 @@ class Liveness:
 class HealthServer:
     """`/healthz` and `/metrics` (behind `token` when set) on `port` (0: a free one), all interfaces."""
 
-    def __init__(self, *, port: int, token: str, liveness: Liveness, host: str = "0.0.0.0") -> None:  # noqa: S104  (a container's healthcheck and scraper reach it from outside)
+    # All interfaces: the platform's healthcheck and the scraper reach it from outside the container.
+    def __init__(self, *, port: int, token: str, liveness: Liveness, host: str = "0.0.0.0") -> None:  # noqa: S104
         self._server = ThreadingHTTPServer((host, port), _handler(token, liveness))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="health-server", daemon=True)

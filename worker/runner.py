@@ -85,7 +85,8 @@ class JobRunner:
         with log_context(job_id=job.id, user_id=job.user_id), self.leases.keep(job.id) as lease:
             if job.attempts > job.max_attempts:
                 # Its workers kept dying mid-job (a crash on this photo?): stop trying.
-                return self._settle_failure(job, AttemptError("worker_crashed", "Processing this photo was interrupted too many times.", False))
+                crashed = AttemptError("worker_crashed", "Processing this photo was interrupted too many times.", False)
+                return self._settle_failure(job, crashed)
             try:
                 if claimed.original is None:
                     raise FileNotFoundError("the original photo was deleted")
@@ -102,7 +103,6 @@ class JobRunner:
                     outcome = self._settle_failure(job, error)
             if lease.lost.is_set():
                 log.warning("lease lost to another worker: this attempt wrote nothing")
-                outcome = "lost"
         return outcome
 
     def _store_and_finish(self, claimed: ClaimedJob, rendered: Rendered) -> str:

@@ -70,7 +70,7 @@ class Worker:
         """Work until stopped (SIGTERM/SIGINT, `stop()`, or drained); returns the exit status."""
         log.info("worker %s: up to %d jobs at once%s", self.owner, self.concurrency, ", until drained" if self.drain else "")
         return_photo_memory_to_the_os()
-        self._start_health_server()
+        self._start_reporting()
         slots = [threading.Thread(target=self._serve, name=f"job-slot-{n}", daemon=True) for n in range(self.concurrency)]
         for slot in slots:
             slot.start()
@@ -91,12 +91,15 @@ class Worker:
                 gauge.remove(self.owner)
         return 0
 
-    def _start_health_server(self) -> None:
+    def _start_reporting(self) -> None:
+        """This worker's gauges, and its /healthz and /metrics listener if WORKER_METRICS_PORT is set."""
         settings = self.context.settings
         WORKER_SLOTS.labels(self.owner).set(self.concurrency)
         WORKER_SLOTS_IN_USE.labels(self.owner).set(0)
         if settings.worker_metrics_port:
-            self.health = HealthServer(port=settings.worker_metrics_port, token=settings.metrics_token, liveness=self.liveness).start()
+            self.health = HealthServer(
+                port=settings.worker_metrics_port, token=settings.metrics_token, liveness=self.liveness
+            ).start()
             log.info("worker %s: /healthz and /metrics on port %d", self.owner, self.health.port)
 
     def _work(self) -> None:

@@ -59,4 +59,5 @@ def _log_server_error(request: Request, status: int, exc: Exception) -> None:
     if status >= 500:
         cause = exc.__cause__ or exc
         detail = getattr(exc, "detail", exc)
-        log.error("%s %s answered %d: %s", request.method, request.url.path, status, detail, exc_info=(type(cause), cause, cause.__traceback__))
+        log.error("%s %s answered %d: %s", request.method, request.url.path, status, detail,
+                  exc_info=(type(cause), cause, cause.__traceback__))

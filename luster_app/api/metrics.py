@@ -78,7 +78,9 @@ class QueueCollector(Collector):
             return
         up.add_metric([], 1)
         yield up
-        jobs = GaugeMetricFamily("luster_queue_jobs", "Active jobs by state: due (waiting), processing, stale (lease expired)", labels=["state"])
+        jobs = GaugeMetricFamily(
+            "luster_queue_jobs", "Active jobs by state: due (waiting), processing, stale (lease expired)", labels=["state"]
+        )
         for state in ("due", "processing", "stale"):
             jobs.add_metric([state], getattr(depth, state))
         yield jobs

@@ -107,7 +107,10 @@ def open_image(source: bytes | BinaryIO, *, max_pixels: int) -> Image.Image:
         raise ImageRejected("The file is damaged or not a readable image.") from exc
     width, height = image.size
     if width <= 0 or height <= 0 or width * height > max_pixels:
-        raise ImageRejected(f"The image is {width}×{height} pixels; the most we accept is {max_pixels // 1_000_000} megapixels.", code="too_many_pixels")
+        raise ImageRejected(
+            f"The image is {width}×{height} pixels; the most we accept is {max_pixels // 1_000_000} megapixels.",
+            code="too_many_pixels",
+        )
     return image
 
 
