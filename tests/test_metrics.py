@@ -3,6 +3,10 @@ the web app's /metrics and on the worker's own listener; the metrics token keeps
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -17,7 +21,10 @@ from starlette.routing import Route
 
 from luster_app.api import create_api
 from luster_app.context import AppContext
+from luster_app.migrations import ROOT, upgrade
 from luster_app.models import AssetStatus
+from tests.browser_support import BIN_DIRS
+from tests.conftest import unavailable
 from tests.billing_support import Shop, fake_stripe, shop  # noqa: F401  (fixtures)
 from tests.engines_for_tests import indexed_image
 from tests.jobs_support import add_photo, add_photos, worker_context
@@ -217,3 +224,33 @@ def test_the_served_app_answers_metrics_at_the_root_before_the_reflex_pages(cont
         routes = {labels["route"] for labels in series_of(parse(client.get("/metrics").text), "luster_http_requests_total")}
     assert "/metrics" in routes
     assert not [route for route in routes if route.startswith("/shoots/")]  # the mount's prefix, not the page's path
+
+
+SERVED_APP_CHECK = """
+import json
+from starlette.testclient import TestClient
+from luster_app.luster_app import app
+client = TestClient(app())  # the ASGI app `luster serve` runs: Reflex's backend with the API mounted
+answers = {path: client.get(path).status_code for path in ("/metrics", "/api/metrics", "/api/health")}
+answers["text"] = client.get("/metrics").text
+print(json.dumps(answers))
+"""
+
+
+def test_luster_serves_metrics_at_the_root_of_the_real_app(tmp_path) -> None:
+    if not (BIN_DIRS[0] / "bun").exists():
+        unavailable("bun is not installed in .tools (run `make setup`): Reflex compiles the app with it")
+    data = tmp_path / "data"
+    data.mkdir()
+    upgrade(f"sqlite:///{data / 'luster.db'}")
+    env = {
+        **os.environ, "PYTHONPATH": str(ROOT), "LUSTER_ENV": "test", "LUSTER_DATA_DIR": str(data), "DATABASE_URL": "",
+        "REFLEX_USE_SYSTEM_BUN": "1", "PATH": os.pathsep.join([*map(str, BIN_DIRS), os.environ.get("PATH", "")]),
+    }
+    out = subprocess.run([sys.executable, "-c", SERVED_APP_CHECK], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    answers = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (answers["/metrics"], answers["/api/metrics"], answers["/api/health"]) == (200, 404, 200)
+    samples = parse(answers["text"])
+    assert value(samples, "luster_queue_up") == 1
+    assert value(samples, "luster_http_requests_total", method="GET", route="/api/health", status="200") == 1
