@@ -21,7 +21,7 @@ _STRIPE_TEST_MODE = ("sk_test_", "rk_test_")
 # Secrets production cannot run without, and secrets checked only when they are set.
 _REQUIRED_SECRETS = ("supabase_anon_key", "stripe_secret_key", "stripe_webhook_secret",
                      "s3_access_key_id", "s3_secret_access_key")
-_OPTIONAL_SECRETS = ("supabase_jwt_secret", "openai_api_key")
+_OPTIONAL_SECRETS = ("supabase_jwt_secret", "openai_api_key", "metrics_token")
 
 
 class UnsafeSettingsError(RuntimeError):

@@ -21,14 +21,16 @@ from starlette.routing import Route
 
 from luster_app.api import create_api
 from luster_app.context import AppContext
+from luster_app.guards import production_problems
 from luster_app.migrations import ROOT, upgrade
 from luster_app.models import AssetStatus
+from tests.billing_support import Shop, fake_stripe, shop  # noqa: F401  (fixtures)
 from tests.browser_support import BIN_DIRS
 from tests.conftest import unavailable
-from tests.billing_support import Shop, fake_stripe, shop  # noqa: F401  (fixtures)
 from tests.engines_for_tests import indexed_image
 from tests.jobs_support import add_photo, add_photos, worker_context
 from tests.metrics_support import Samples, free_port, moved, parse, series_of, value
+from tests.test_guards import production_settings
 from worker.worker import Worker
 
 TOKEN = "metrics-token-5f1e2d3c4b5a"
@@ -254,3 +256,8 @@ def test_luster_serves_metrics_at_the_root_of_the_real_app(tmp_path) -> None:
     samples = parse(answers["text"])
     assert value(samples, "luster_queue_up") == 1
     assert value(samples, "luster_http_requests_total", method="GET", route="/api/health", status="200") == 1
+
+
+def test_production_refuses_a_placeholder_metrics_token() -> None:
+    assert production_problems(production_settings(metrics_token=TOKEN)) == []
+    assert production_problems(production_settings(metrics_token="changeme")) == ["METRICS_TOKEN is a placeholder"]

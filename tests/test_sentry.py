@@ -10,9 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 import sentry_sdk
-from sqlalchemy import text
-
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from luster_app.api import create_api
 from luster_app.config import Settings
@@ -20,12 +19,13 @@ from luster_app.context import AppContext
 from luster_app.db import make_engine
 from luster_app.error_tracking import configure_error_tracking, scrub_event
 from luster_app.logging import configure_logging
-from tests.conftest import make_user
-from tests.metrics_support import free_port
+from luster_app.services.jobs import JobOptions, create_job
 from tests.billing_support import Shop, fake_stripe, shop  # noqa: F401  (fixtures)
+from tests.conftest import make_user
 from tests.engines_for_tests import InvertEngine, indexed_image
 from tests.fakes.sentry_server import FakeSentry
 from tests.jobs_support import add_photo, user_with_credits, worker_context
+from tests.metrics_support import free_port
 from worker.worker import Worker
 
 SIGNED_URL = "https://bucket.example.com/u/s/a/original.jpg?X-Amz-Signature=abc123def456&X-Amz-Credential=AKIAEXAMPLE"
@@ -138,8 +138,6 @@ def test_a_worker_error_reaches_sentry_with_the_job_id_and_no_secret(shop: Shop,
     try:
         user, _ = user_with_credits(context, 1)
         photo = add_photo(context, user, indexed_image(1))
-        from luster_app.services.jobs import JobOptions, create_job
-
         with context.session() as session:
             job = create_job(session=session, user_id=user.id, asset_id=photo.id, preset="enhance", params={},
                              options=JobOptions.for_context(context))
