@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from luster_app.api import create_api
 from luster_app.context import AppContext
+from luster_app.db import make_engine
 from luster_app.guards import production_problems
 from luster_app.migrations import ROOT, upgrade
 from luster_app.models import AssetStatus
@@ -183,8 +184,6 @@ def test_uploads_completed_and_rejected_by_reason(client: TestClient, context: A
 
 @pytest.fixture
 def guarded(settings, sqlite_url) -> Iterator[tuple[TestClient, AppContext]]:
-    from luster_app.db import make_engine
-
     ctx = AppContext(settings.model_copy(update={"metrics_token": TOKEN}), db=make_engine(sqlite_url))
     with TestClient(create_api(ctx)) as client:
         yield client, ctx
