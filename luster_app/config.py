@@ -112,6 +112,16 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         return 0 if isinstance(value, str) and not value.strip() else value
 
+    # --- observability ---
+    # Bearer token a Prometheus scraper sends to /metrics (web and worker); empty: /metrics is open.
+    metrics_token: str = ""
+    # Unhandled errors of the app and the worker go to Sentry (scrubbed of secrets); empty: off.
+    sentry_dsn: str = ""
+    # The worker's /healthz and /metrics listener (0: none). Railway health-checks the worker here.
+    worker_metrics_port: int = 0
+    # /healthz answers 503 once the claim loop has not completed a round for this long (a hung worker).
+    worker_liveness_seconds: float = 120.0
+
     @field_validator("app_url", "supabase_url", "s3_endpoint", "openai_base_url", "stripe_api_base")
     @classmethod
     def _strip_trailing_slash(cls, value: str) -> str:

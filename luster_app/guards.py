@@ -21,7 +21,7 @@ _STRIPE_TEST_MODE = ("sk_test_", "rk_test_")
 # Secrets production cannot run without, and secrets checked only when they are set.
 _REQUIRED_SECRETS = ("supabase_anon_key", "stripe_secret_key", "stripe_webhook_secret",
                      "s3_access_key_id", "s3_secret_access_key")
-_OPTIONAL_SECRETS = ("supabase_jwt_secret", "openai_api_key")
+_OPTIONAL_SECRETS = ("supabase_jwt_secret", "openai_api_key", "metrics_token")
 
 
 class UnsafeSettingsError(RuntimeError):
@@ -93,8 +93,11 @@ def check_production_settings(settings: Settings) -> None:
 
 
 def prepare_process(settings: Settings) -> None:
-    """The first step of every long-running process (app, worker, migrate): logging, then the guards."""
+    """The first step of every long-running process (app, worker, migrate): logging, then the
+    guards, then error tracking (if SENTRY_DSN is set)."""
+    from luster_app.error_tracking import configure_error_tracking
     from luster_app.logging import configure_logging
 
     configure_logging(settings)
     check_production_settings(settings)
+    configure_error_tracking(settings)

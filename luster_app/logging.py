@@ -70,7 +70,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 # Shorter configured values would redact ordinary words.
 _MIN_SECRET_LENGTH = 6
 _SECRET_SETTINGS = ("supabase_anon_key", "supabase_jwt_secret", "s3_access_key_id", "s3_secret_access_key",
-                    "openai_api_key", "stripe_secret_key", "stripe_webhook_secret")
+                    "openai_api_key", "stripe_secret_key", "stripe_webhook_secret", "metrics_token")
 _URL_SETTINGS = ("database_url", "smtp_url", "redis_url")
 
 
@@ -111,7 +111,8 @@ class RedactingFilter(logging.Filter):
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = redact(record.exc_text, self.secrets)
-        record.exc_info = None  # formatters would otherwise re-render the unredacted traceback
+        # exc_info stays for error tracking, which scrubs events itself (luster_app.error_tracking):
+        # formatters print the redacted exc_text above rather than render exc_info again.
         return True
 
 

@@ -84,6 +84,7 @@ OWN_DATA = {
 PUBLIC = {
     ("GET", "/api/health"): probe("GET", "/api/health"),
     ("GET", "/api/ready"): probe("GET", "/api/ready"),
+    ("GET", "/metrics"): probe("GET", "/metrics"),  # open while METRICS_TOKEN is unset: counts, never ids
     ("GET", "/api/presets"): probe("GET", "/api/presets"),
     ("GET", "/api/billing/packs"): probe("GET", "/api/billing/packs"),
     ("POST", "/api/auth/magic-link"): probe("POST", "/api/auth/magic-link", json={"email": "{user.email}"}),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from luster_app.imaging import encode_jpeg, load_normalised
 from luster_app.imaging.budget import PixelBudget, return_photo_memory_to_the_os  # noqa: F401  (re-exported)
 from luster_app.imaging.corrections import correct, nothing_changed
 from luster_app.imaging.encode import THUMB_QUALITY
+from luster_app.metrics import engine_call
 from luster_app.models import Asset, Job
 from luster_app.storage.base import Storage
 
@@ -85,11 +87,9 @@ def render(job: Job, original: Asset, *, storage: Storage, engine: ImageEngine, 
         if corrected.only:
             # The corrections were all the job asked for: no engine call (and no AI cost).
             edited, alteration = corrected.image, None
-        elif getattr(engine, "cpu_bound", False):
-            with limits.cpu:
-                edited, alteration = edit(request)
         else:
-            edited, alteration = edit(request)
+            with limits.cpu if getattr(engine, "cpu_bound", False) else nullcontext(), engine_call(engine.name, job.preset):
+                edited, alteration = edit(request)
         outcome = corrected.outcome()
         del request, corrected
         with limits.cpu:

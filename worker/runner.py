@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from luster_app.context import AppContext
 from luster_app.logging import log_context
+from luster_app.metrics import JOB_SECONDS, JOBS_FINISHED
 from luster_app.models import Asset, Job
 from luster_app.services.corrections import record_corrections
 from luster_app.services.job_queue import (
@@ -74,11 +75,21 @@ class JobRunner:
     def run(self, claimed: ClaimedJob) -> None:
         """Take the job to `succeeded`, `failed` or back to `queued`; never raises."""
         job = claimed.job
+        started = time.perf_counter()
+        outcome = self._attempt(claimed)
+        JOB_SECONDS.labels(job.preset, job.engine, outcome).observe(time.perf_counter() - started)
+        if outcome in ("succeeded", "failed", "needs_review"):
+            JOBS_FINISHED.labels(job.preset, job.engine, outcome).inc()
+
+    def _attempt(self, claimed: ClaimedJob) -> str:
+        """One attempt; how it ended: succeeded, needs_review, failed, retried or lost (the job was claimed again)."""
+        job = claimed.job
+        outcome = "lost"
         with log_context(job_id=job.id, user_id=job.user_id), self.leases.keep(job.id, job.lease_token) as lease:
             if job.attempts > job.max_attempts:
                 # Its workers kept dying mid-job (a crash on this photo?): stop trying.
-                self._settle_failure(job, AttemptError("worker_crashed", "Processing this photo was interrupted too many times.", False))
-                return
+                crashed = AttemptError("worker_crashed", "Processing this photo was interrupted too many times.", False)
+                return self._settle_failure(job, crashed)
             try:
                 if claimed.original is None:
                     raise FileNotFoundError("the original photo was deleted")
@@ -86,17 +97,21 @@ class JobRunner:
                 rendered = render(job, claimed.original, storage=self.context.storage, engine=engine, limits=self.limits)
                 if rendered.corrections and not lease.lost.is_set():
                     self.db(lambda session: record_corrections(
-                        session=session, job_id=job.id, owner=self.owner, outcome=rendered.corrections))
+                        session=session, job_id=job.id, lease_token=job.lease_token, outcome=rendered.corrections))
                 if not lease.lost.is_set():
-                    self._store_and_finish(claimed, rendered)
+                    outcome = self._store_and_finish(claimed, rendered)
             except Exception as exc:  # noqa: BLE001  (every failure is classified, none escapes)
                 if not lease.lost.is_set():
-                    log.info("attempt %d failed: %s", job.attempts, exc.__class__.__name__, exc_info=True)
-                    self._settle_failure(job, classify(exc))
+                    error = classify(exc)
+                    # A bug (not a known failure) is an error: error tracking gets it, with the job id.
+                    level = logging.ERROR if error.code == "internal_error" else logging.INFO
+                    log.log(level, "attempt %d failed: %s", job.attempts, exc.__class__.__name__, exc_info=True)
+                    outcome = self._settle_failure(job, error)
             if lease.lost.is_set():
                 log.warning("lease lost: the job was claimed again; this attempt wrote nothing")
+        return outcome
 
-    def _store_and_finish(self, claimed: ClaimedJob, rendered: Rendered) -> None:
+    def _store_and_finish(self, claimed: ClaimedJob, rendered: Rendered) -> str:
         job, original, version = claimed.job, claimed.original, claimed.next_version
         # Honest edits: an edit that redrew too much outside its preset's region is kept for its
         # owner's review, uncharged (services/review.py decides later).
@@ -117,14 +132,14 @@ class JobRunner:
             )
             if outcome is FinishOutcome.FINISHED:
                 log.info("%s: output v%d", "needs review" if review else "succeeded", version)
-                return
+                return "needs_review" if review else "succeeded"
             # Lease lost (the job was claimed again) or version taken by another job on this
             # photo: no row names these files (the finish checked), and their keys are this
             # attempt's own, so deleting them touches nothing another attempt committed.
             self._delete(files.key, files.thumb_key)
             if outcome is FinishOutcome.LEASE_LOST:
                 log.warning("lease lost: the job was claimed again; this attempt wrote nothing")
-                return
+                return "lost"
             version = self.db(lambda session: next_output_version(session=session, original_id=original.id))
         raise RuntimeError(f"no free output version for photo {original.id} after {VERSION_TRIES} tries")
 
@@ -152,16 +167,21 @@ class JobRunner:
             except Exception:  # noqa: BLE001  (an orphan object costs storage, not correctness)
                 log.warning("could not delete orphan object of a discarded attempt", exc_info=True)
 
-    def _settle_failure(self, job: Job, error: AttemptError) -> None:
+    def _settle_failure(self, job: Job, error: AttemptError) -> str:
+        """Record the failed attempt: "retried" or "failed", or "lost" if the lease was gone."""
         decision = self.policy.decide(error, attempt=job.attempts, max_attempts=job.max_attempts)
         common = {"job_id": job.id, "lease_token": job.lease_token, "attempt": job.attempts, "error_code": error.code, "error_message": decision.message}
         try:
             if decision.retry:
-                self.db(lambda session: schedule_retry(session=session, delay_seconds=decision.delay_seconds, **common))
+                moved = self.db(lambda session: schedule_retry(session=session, delay_seconds=decision.delay_seconds, **common))
                 log.info("%s; retry in %.1fs", error.code, decision.delay_seconds)
             else:
-                self.db(lambda session: fail_job(session=session, **common))
+                moved = self.db(lambda session: fail_job(session=session, **common))
                 log.info("failed: %s", error.code)
         except Exception:  # noqa: BLE001
             # The lease runs out and another attempt follows: nothing is lost or charged.
             log.exception("could not record the failed attempt")
+            return "lost"
+        if not moved:
+            return "lost"
+        return "retried" if decision.retry else "failed"

@@ -13,7 +13,9 @@ import uuid
 from sqlalchemy.exc import DBAPIError
 
 from luster_app.context import AppContext
+from luster_app.metrics import WORKER_LAST_CLAIM, WORKER_SLOTS, WORKER_SLOTS_IN_USE
 from luster_app.services.job_queue import ClaimedJob, claim_jobs, extend_leases, release_job
+from worker.health import HealthServer, Liveness
 from worker.heartbeat import LeaseKeeper
 from worker.pipeline import ImageLimits, return_photo_memory_to_the_os
 from worker.retry import RetryPolicy
@@ -55,6 +57,8 @@ class Worker:
         self._lock = threading.Lock()
         self._in_flight: dict[str, uuid.UUID] = {}  # lease token to job id: one entry per claim
         self._slots: queue.SimpleQueue[ClaimedJob | None] = queue.SimpleQueue()
+        self.liveness = Liveness(settings.worker_liveness_seconds)
+        self.health: HealthServer | None = None  # listening only while running, if WORKER_METRICS_PORT is set
 
     def stop(self) -> None:
         """Stop claiming; jobs in flight get the grace period to finish."""
@@ -66,6 +70,7 @@ class Worker:
         """Work until stopped (SIGTERM/SIGINT, `stop()`, or drained); returns the exit status."""
         log.info("worker %s: up to %d jobs at once%s", self.owner, self.concurrency, ", until drained" if self.drain else "")
         return_photo_memory_to_the_os()
+        self._start_reporting()
         slots = [threading.Thread(target=self._serve, name=f"job-slot-{n}", daemon=True) for n in range(self.concurrency)]
         for slot in slots:
             slot.start()
@@ -80,7 +85,22 @@ class Worker:
             self.upload_sweeper.stop()
             for _ in slots:
                 self._slots.put(None)  # each slot thread ends once its job (if any) is done
+            if self.health is not None:
+                self.health.stop()
+            for gauge in (WORKER_SLOTS, WORKER_SLOTS_IN_USE, WORKER_LAST_CLAIM):
+                gauge.remove(self.owner)
         return 0
+
+    def _start_reporting(self) -> None:
+        """This worker's gauges, and its /healthz and /metrics listener if WORKER_METRICS_PORT is set."""
+        settings = self.context.settings
+        WORKER_SLOTS.labels(self.owner).set(self.concurrency)
+        WORKER_SLOTS_IN_USE.labels(self.owner).set(0)
+        if settings.worker_metrics_port:
+            self.health = HealthServer(
+                port=settings.worker_metrics_port, token=settings.metrics_token, liveness=self.liveness
+            ).start()
+            log.info("worker %s: /healthz and /metrics on port %d", self.owner, self.health.port)
 
     def _work(self) -> None:
         failures = 0
@@ -93,6 +113,7 @@ class Worker:
                 try:
                     claimed = self._claim(free)
                     failures = 0
+                    WORKER_LAST_CLAIM.labels(self.owner).set(time.time())
                 except DBAPIError:
                     failures += 1
                     backoff = min(MAX_CLAIM_BACKOFF, 0.2 * 2**failures)
@@ -104,6 +125,7 @@ class Worker:
             if self.drain and not claimed and not self._running():
                 log.info("worker %s: no job is due; drained", self.owner)
                 return
+            self.liveness.beat()  # a round completed: the claim (if any slot was free) answered
             # Sleep until a job ends (a slot frees up), a stop, or the next poll for due jobs.
             self._wakeup.wait(self.poll_seconds)
             self._wakeup.clear()
@@ -139,6 +161,7 @@ class Worker:
     def _start(self, claimed: ClaimedJob) -> None:
         with self._lock:
             self._in_flight[claimed.job.lease_token] = claimed.job.id
+            WORKER_SLOTS_IN_USE.labels(self.owner).set(len(self._in_flight))
         self._slots.put(claimed)
 
     def _serve(self) -> None:
@@ -149,6 +172,7 @@ class Worker:
             finally:
                 with self._lock:
                     self._in_flight.pop(claimed.job.lease_token, None)
+                    WORKER_SLOTS_IN_USE.labels(self.owner).set(len(self._in_flight))
                 self._wakeup.set()
 
     def _wind_down(self) -> None:

@@ -16,8 +16,9 @@ from starlette.concurrency import run_in_threadpool
 from luster_app.api.deps import Ctx, CurrentUser, DbSession
 from luster_app.api.me import CreditsOut
 from luster_app.billing import PACKS, WebhookRejected
+from luster_app.metrics import STRIPE_EVENTS
 from luster_app.services import billing
-from luster_app.services.stripe_events import handle_stripe_event
+from luster_app.services.stripe_events import DUPLICATE, HANDLERS, handle_stripe_event
 from luster_app.services.users import credit_summary
 
 router = APIRouter(tags=["billing"])
@@ -123,7 +124,10 @@ async def stripe_webhook(request: Request, context: Ctx) -> dict[str, Any]:
     try:
         event = context.payments.verify_webhook(payload, request.headers.get("stripe-signature"))
     except WebhookRejected as exc:
+        STRIPE_EVENTS.labels("(unverified)", "rejected").inc()
         raise HTTPException(400, str(exc)) from exc
+    # Only the types Luster handles get a series of their own: the label set stays bounded.
+    event_type = event.get("type") if event.get("type") in HANDLERS else "(other)"
 
     def handle() -> str:
         with context.session() as session:
@@ -131,9 +135,10 @@ async def stripe_webhook(request: Request, context: Ctx) -> dict[str, Any]:
 
     try:
         outcome = await run_in_threadpool(handle)
-    except Exception as exc:  # noqa: BLE001  (Stripe retries a 5xx)
-        log.exception("Stripe event %s (%s) failed; Stripe will deliver it again", event.get("id"), event.get("type"))
+    except Exception as exc:  # noqa: BLE001  (logged with the 5xx answer; Stripe retries)
+        STRIPE_EVENTS.labels(event_type, "failed").inc()
         raise HTTPException(500, "the event could not be handled now; Stripe will deliver it again") from exc
+    STRIPE_EVENTS.labels(event_type, _outcome_label(outcome)).inc()
     return {"received": True, "outcome": outcome}
 
 
@@ -148,6 +153,12 @@ async def _capped_body(request: Request) -> bytes:
         if len(body) > WEBHOOK_MAX_BYTES:
             raise HTTPException(413, f"the body is too large: at most {WEBHOOK_MAX_BYTES} bytes")
     return bytes(body)
+
+
+def _outcome_label(outcome: str) -> str:
+    if outcome == DUPLICATE:
+        return "duplicate"
+    return "ignored" if outcome.startswith("ignored") else "handled"
 
 
 @router.get("/billing/local-checkout/{session_id}", response_class=HTMLResponse, include_in_schema=False)

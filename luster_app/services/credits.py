@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.base import Executable
 from sqlmodel import Session
 
+from luster_app.metrics import count_credits
 from luster_app.models import CreditLedger, Credits, utcnow
 
 LEDGER_COLUMNS = ("user_id", "delta", "kind", "ref", "note", "created_at")
@@ -68,12 +69,15 @@ def apply_ledger_entry(
     params = {f"entry_{name}": value for name, value in row.items()}
     statements = _ledger_statements(session.get_bind().dialect.name)
     if len(statements) == 1:
-        return session.execute(statements[0], params).scalar_one() == 1
-    entry, move = statements
-    if session.execute(entry, params).first() is None:
-        return False
-    session.execute(move, params)
-    return True
+        recorded = session.execute(statements[0], params).scalar_one() == 1
+    else:
+        entry, move = statements
+        recorded = session.execute(entry, params).first() is not None
+        if recorded:
+            session.execute(move, params)
+    if recorded:
+        count_credits(session, kind=kind, delta=delta)
+    return recorded
 
 
 def grant_adjustment(*, session: Session, user_id: uuid.UUID, delta: int, reason: str) -> None:

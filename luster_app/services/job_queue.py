@@ -24,6 +24,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from luster_app.db import is_postgres
+from luster_app.metrics import count_credits
 from luster_app.models import Asset, AssetKind, AssetStatus, Job, JobEvent, JobStatus, LedgerKind, UTCDateTime, utcnow
 from luster_app.services.credits import apply_ledger_entry, ledger_entry_postgres
 from luster_app.services.jobs import add_event, add_events, event_row, start_transaction
@@ -410,6 +411,8 @@ def finish_success(
             params |= {f"output_{name}": value for name, value in output.items()}
             params |= {f"thumb_{name}": value for name, value in thumb.items()}
             finished = session.execute(_finish_statement_postgres(review), params).scalar_one()
+            if finished and not review:  # the statement's ledger CTE charged the credit (SQLite: apply_ledger_entry counts it)
+                count_credits(session, kind=LedgerKind.JOB, delta=-1)
         else:
             finished = _finish_sqlite(session, job, lease_token, [output, thumb], detail, alteration, review)
     except IntegrityError as exc:

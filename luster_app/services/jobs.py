@@ -13,6 +13,7 @@ from sqlalchemy import insert, select, update
 from sqlmodel import Session
 
 from luster_app.db import is_postgres
+from luster_app.metrics import JOBS_CREATED
 from luster_app.models import Asset, AssetKind, AssetStatus, Credits, Job, JobEvent, JobStatus, Shoot, utcnow
 from luster_app.presets import validate_params
 from luster_app.services.errors import Conflict, Invalid, NotFound, PaymentRequired
@@ -206,6 +207,7 @@ def _create_jobs(
     except BaseException:
         session.rollback()
         raise
+    JOBS_CREATED.labels(preset, options.engine).inc(len(jobs))
     return jobs
 
 

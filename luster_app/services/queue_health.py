@@ -6,10 +6,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlmodel import Session
 
-from luster_app.models import Job, JobEvent, JobStatus, User, utcnow
+from luster_app.models import Credits, Job, JobEvent, JobStatus, User, utcnow
 from luster_app.services.admin import JOB_STATUSES, require_admin
 
 RECENT = timedelta(hours=1)
@@ -27,6 +27,39 @@ class QueueHealth:
     failed_last_hour: dict[str, int]
     # Attempts that failed and were retried within the last hour, by error code.
     retried_last_hour: dict[str, int]
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """What a scrape reports: jobs due and waiting, running under a live lease, running under an
+    expired one (its worker died or hangs), and how long the longest-waiting due job has waited."""
+
+    due: int
+    processing: int
+    stale: int
+    oldest_due_age_seconds: float
+    # Photographers whose balance is below zero: only a bug or a refund of spent credits does that.
+    negative_balances: int
+
+
+def queue_depth(*, session: Session, now: datetime | None = None) -> QueueDepth:
+    """The queue in one aggregate over the active jobs (the status index keeps it cheap)."""
+    now = now or utcnow()
+    due = and_(Job.status == JobStatus.QUEUED, Job.run_after <= now)
+    processing = Job.status == JobStatus.PROCESSING
+    row = session.execute(
+        select(
+            func.count().filter(due),
+            func.min(Job.run_after).filter(due),
+            func.count().filter(processing, Job.lease_expires_at >= now),
+            func.count().filter(processing, Job.lease_expires_at < now),
+        ).where(Job.status.in_(JobStatus.ACTIVE))
+    ).one()
+    negative = session.execute(select(func.count()).select_from(Credits).where(Credits.balance < 0)).scalar_one()
+    session.commit()
+    due_count, oldest_due, live, stale = row
+    age = max(0.0, (now - oldest_due).total_seconds()) if oldest_due is not None else 0.0
+    return QueueDepth(due=due_count, processing=live, stale=stale, oldest_due_age_seconds=age, negative_balances=negative)
 
 
 def queue_health(*, session: Session, admin: User, now: datetime | None = None) -> QueueHealth:

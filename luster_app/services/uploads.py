@@ -23,6 +23,7 @@ from sqlmodel import Session
 
 from luster_app.config import Settings
 from luster_app.imaging import ImageRejected, make_thumbnail, open_image, oriented_size, sniff_format
+from luster_app.metrics import UPLOADS_COMPLETED, UPLOADS_REJECTED, after_commit
 from luster_app.models import Asset, AssetKind, AssetStatus, utcnow
 from luster_app.imaging.budget import BudgetExhausted, CheckLimits
 from luster_app.services.errors import Busy, Conflict, Invalid, NotFound, TooLarge, UnsupportedMedia
@@ -212,7 +213,7 @@ def complete_upload(
             data, image_format = _read_object(storage=storage, settings=settings, key=uploaded)
             width, height, thumbnail, thumb_width, thumb_height = _decode(data, settings=settings, limits=limits)
     except ImageRejected as exc:
-        _reject(session=session, storage=storage, asset=asset, reason=exc.reason)
+        _reject(session=session, storage=storage, asset=asset, reason=exc.reason, code=exc.code)
         if asset.status == AssetStatus.READY:  # a concurrent completion won (and dropped the upload it copied)
             return asset
         raise UploadRejected(exc.reason, asset_id=asset.id) from None
@@ -243,6 +244,7 @@ def complete_upload(
         )
     )
     if marked.rowcount == 1:
+        after_commit(session, UPLOADS_COMPLETED.inc)
         session.add(
             Asset(
                 shoot_id=asset.shoot_id,
@@ -333,15 +335,15 @@ def settle_abandoned_upload(*, session: Session, storage: Storage, settings: Set
     )
     session.commit()  # no transaction stays open across the storage round trips and the decode
     if storage.head(asset.storage_key) is None:
-        reason = f"{asset.filename} never finished uploading. Upload it again."
+        reason, code = f"{asset.filename} never finished uploading. Upload it again.", "abandoned"
     elif uploaded_again:
-        reason = f"{asset.filename} was uploaded again; this earlier attempt was dropped."
+        reason, code = f"{asset.filename} was uploaded again; this earlier attempt was dropped.", "uploaded_again"
     else:
         try:
             return complete_upload(session=session, storage=storage, settings=settings, user_id=asset.user_id, asset_id=asset.id).status
         except UploadRejected:
             return AssetStatus.REJECTED
-    _reject(session=session, storage=storage, asset=asset, reason=reason)
+    _reject(session=session, storage=storage, asset=asset, reason=reason, code=code)
     return asset.status
 
 
@@ -350,22 +352,22 @@ def _read_object(*, storage: Storage, settings: Settings, key: str) -> tuple[byt
     limit = settings.upload_max_bytes
     info = storage.head(key)
     if info is None:
-        raise ImageRejected(NOT_ARRIVED)
+        raise ImageRejected(NOT_ARRIVED, code="not_arrived")
     if info.size == 0:
-        raise ImageRejected("The file is empty.")
+        raise ImageRejected("The file is empty.", code="empty")
     if info.size > limit:
-        raise ImageRejected(f"The file is {megabytes(info.size)}; the limit is {megabytes(limit)}.")
+        raise ImageRejected(f"The file is {megabytes(info.size)}; the limit is {megabytes(limit)}.", code="too_large")
     try:
         with storage.open_read(key) as stream:
             # Never more than the limit, even if the object was replaced after the HEAD.
             data = read_at_most(stream, limit)
     except FileNotFoundError:
-        raise ImageRejected(NOT_ARRIVED) from None
+        raise ImageRejected(NOT_ARRIVED, code="not_arrived") from None
     if len(data) > limit:
-        raise ImageRejected(f"The file is larger than {megabytes(limit)}.")
+        raise ImageRejected(f"The file is larger than {megabytes(limit)}.", code="too_large")
     image_format = sniff_format(data[:SNIFF_BYTES])
     if image_format is None:
-        raise ImageRejected("Not a photo: upload JPEG, HEIC, PNG or WebP files.")
+        raise ImageRejected("Not a photo: upload JPEG, HEIC, PNG or WebP files.", code="not_a_photo")
     return data, image_format
 
 
@@ -390,8 +392,8 @@ def _decode(data: bytes, *, settings: Settings, limits: CheckLimits | None) -> t
     return width, height, thumbnail, thumb_width, thumb_height
 
 
-def _reject(*, session: Session, storage: Storage, asset: Asset, reason: str) -> None:
-    """Mark the asset rejected with a reason the UI can show, then delete its object.
+def _reject(*, session: Session, storage: Storage, asset: Asset, reason: str, code: str) -> None:
+    """Mark the asset rejected with a reason the UI can show (counted by `code`), then delete its object.
 
     The object goes only if this call moved the photo out of `pending`: a completion that got
     there first has made it a ready photo whose original must stay.
@@ -401,6 +403,8 @@ def _reject(*, session: Session, storage: Storage, asset: Asset, reason: str) ->
         .where(Asset.id == asset.id, Asset.status == AssetStatus.PENDING)
         .values(status=AssetStatus.REJECTED, reject_reason=reason[:500])
     )
+    if marked.rowcount == 1:
+        after_commit(session, UPLOADS_REJECTED.labels(code).inc)
     session.commit()
     session.refresh(asset)
     if marked.rowcount == 1:
