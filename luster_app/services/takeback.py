@@ -3,7 +3,7 @@ queued jobs have reserved, and the drift check that compares each balance with i
 
 The invariant kept: a user's balance covers their queued and processing jobs (each charges one
 credit when it succeeds). A take-back never takes the credits of jobs being processed (their
-workers will charge them), and cancels, uncharged and saying why, the newest queued jobs the
+workers will charge them) or held for review (accepting charges them), and cancels, uncharged and saying why, the newest queued jobs the
 balance no longer covers; so the balance never goes below zero from a take-back, and no queued
 job charges into negative.
 """
@@ -55,8 +55,10 @@ def take_back(
             .order_by(Job.created_at, Job.id).with_for_update()
         ).scalars()
     )
+    # Jobs being processed charge when they succeed; edits held for review charge if accepted.
     processing = session.execute(
-        select(func.count()).select_from(Job).where(Job.user_id == user_id, Job.status == JobStatus.PROCESSING)
+        select(func.count()).select_from(Job)
+        .where(Job.user_id == user_id, Job.status.in_((JobStatus.PROCESSING, JobStatus.NEEDS_REVIEW)))
     ).scalar_one()
     balance = session.execute(select(Credits.balance).where(Credits.user_id == user_id)).scalar() or 0
     takeable = max(balance - processing, 0)
