@@ -308,3 +308,17 @@ class PendingDeletion(SQLModel, table=True):
     attempts: int = Field(default=0)
     last_error: str | None = Field(default=None, max_length=500)
     next_attempt_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False, index=True))
+
+
+class ShootShare(SQLModel, table=True):
+    """A shoot's public disclosure page (California AB 723): whoever holds the link sees the shoot's
+    delivered photos, which of them were altered, and each one's unaltered original (no location).
+
+    The token is kept as it is, not hashed: the link is meant to be published with the listing, and
+    its owner must be able to copy it again later. Deleting the row (revoking) ends the page."""
+
+    __tablename__ = "shoot_shares"
+    shoot_id: uuid.UUID = Field(foreign_key="shoots.id", primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="users.id", index=True)
+    token: str = Field(max_length=64, unique=True, index=True)
+    created_at: datetime = _created_at()

@@ -67,9 +67,13 @@ OTHERS_OBJECT = {
     ("DELETE", "/api/shoots/{shoot_id}"): probe("DELETE", "/api/shoots/{shoot_id}"),
     ("DELETE", "/api/assets/{asset_id}"): probe("DELETE", "/api/assets/{ready_asset_id}"),
     ("POST", "/api/jobs/{job_id}/cancel"): probe("POST", "/api/jobs/{job_id}/cancel"),
+    ("POST", "/api/shoots/{shoot_id}/share"): probe("POST", "/api/shoots/{shoot_id}/share"),
+    ("GET", "/api/shoots/{shoot_id}/share"): probe("GET", "/api/shoots/{shoot_id}/share"),
+    ("DELETE", "/api/shoots/{shoot_id}/share"): probe("DELETE", "/api/shoots/{shoot_id}/share"),
 }
 # Bob's job has succeeded, so canceling or deciding on it is a conflict of state for him (409), never a 404.
-OWNER_ANSWERS = {("POST", "/api/jobs/{job_id}/cancel"): (409,), ("POST", "/api/jobs/{job_id}/accept"): (409,), ("POST", "/api/jobs/{job_id}/reject"): (409,)}
+OWNER_ANSWERS = {("POST", "/api/jobs/{job_id}/cancel"): (409,), ("POST", "/api/jobs/{job_id}/accept"): (409,), ("POST", "/api/jobs/{job_id}/reject"): (409,),
+                 ("DELETE", "/api/shoots/{shoot_id}/share"): (204,)}
 # Routes about the caller alone: Alice's answer is about Alice.
 OWN_DATA = {
     ("GET", "/api/me"): probe("GET", "/api/me"),
@@ -105,6 +109,12 @@ CHECKOUT_LINK = {
 }
 # The web UI's download links: an unguessable token made after an ownership check is the capability.
 DOWNLOAD_LINK = {("GET", "/api/downloads")}
+# A shoot's public disclosure page (AB 723): the unguessable token its owner published is the capability.
+DISCLOSURE_LINK = {
+    ("GET", "/disclosure/{token}"),
+    ("GET", "/disclosure/{token}/photos/{output_id}.jpg"),
+    ("GET", "/disclosure/{token}/originals/{original_id}"),
+}
 # Operator routes, every one under /api/admin/: 403 for a photographer, even with Bob's real ids.
 ADMIN_PATH_VALUES = {"user_id": "{user.id}", "job_id": "{job_id}", "preset": "enhance", "version": "1"}
 ADMIN_BODIES = {
@@ -157,7 +167,7 @@ def admin_routes() -> list[tuple[str, str]]:
 
 def test_every_route_is_in_the_matrix() -> None:
     routes = api_routes() - set(admin_routes())
-    listed = set(MATRIX) | SIGNED_FILES | DOWNLOAD_LINK
+    listed = set(MATRIX) | SIGNED_FILES | DOWNLOAD_LINK | DISCLOSURE_LINK
     assert routes - listed == set(), "new routes: add them to the authorisation matrix"
     assert listed - routes == set(), "routes in the matrix that the API no longer has"
     assert len(admin_routes()) >= 1
@@ -252,3 +262,14 @@ def test_a_made_up_download_link_opens_nothing(two_tenants: TwoTenants) -> None:
     response = two_tenants.client.get("/api/downloads", params={"token": "x" * 43}, headers=two_tenants.caller.headers)
     assert response.status_code == 403
     assert leaked(response.content, two_tenants.victim) == []
+
+
+def test_a_made_up_disclosure_link_opens_nothing_of_a_shared_shoot(two_tenants: TwoTenants) -> None:
+    bob, client = two_tenants.victim, two_tenants.client
+    shared = client.post(f"/api/shoots/{bob.shoot_id}/share", headers=bob.headers).json()["url"]
+    assert client.get(urlsplit(shared).path).status_code == 200
+    made_up = "/disclosure/" + "x" * 43
+    for url in (made_up, f"{made_up}/photos/{bob.output_id}.jpg", f"{made_up}/originals/{bob.ready_asset_id}"):
+        response = client.get(url, headers=two_tenants.caller.headers)
+        assert response.status_code == 404, url
+        assert [s for s in leaked(response.content, bob) if s not in url] == []

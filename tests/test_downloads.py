@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import uuid
 import zipfile
 from datetime import timedelta
 
@@ -13,52 +12,13 @@ from PIL import Image
 from sqlalchemy import update
 
 from luster_app.context import AppContext
-from luster_app.imaging import encode_jpeg, has_gps, load_normalised
-from luster_app.models import Asset, AssetKind, AssetStatus, DownloadLink, Job, JobStatus, utcnow
+from luster_app.imaging import has_gps
+from luster_app.models import DownloadLink, utcnow
 from luster_app.services import downloads, gallery
 from luster_app.services.errors import Forbidden, NotFound
 from luster_app.services.shoots import create_shoot
-from luster_app.services.uploads import complete_upload, presign_upload
-from luster_app.storage.keys import output_key
-from tests.conftest import PHOTOS, make_user
-
-PHOTO = PHOTOS / "gps" / "DSCN0010.jpg"
-
-
-def _upload(context: AppContext, user_id: uuid.UUID, shoot_id: uuid.UUID) -> Asset:
-    data = PHOTO.read_bytes()
-    with context.session() as session:
-        presigned = presign_upload(session=session, storage=context.storage, settings=context.settings, user_id=user_id,
-                                   shoot_id=shoot_id, filename=PHOTO.name, content_type="image/jpeg", size=len(data))
-        context.storage.put_bytes(_key_of(context, presigned.asset_id), data, content_type="image/jpeg")
-        return complete_upload(session=session, storage=context.storage, settings=context.settings, user_id=user_id,
-                               asset_id=presigned.asset_id)
-
-
-def _key_of(context: AppContext, asset_id: uuid.UUID) -> str:
-    with context.session() as session:
-        return session.get(Asset, asset_id).storage_key
-
-
-def _output(context: AppContext, original: Asset, preset: str, version: int) -> Asset:
-    """What the worker leaves behind for a succeeded job: the job row and its output in storage."""
-    pixels = load_normalised(PHOTO.read_bytes(), max_pixels=context.settings.max_image_pixels)
-    data = encode_jpeg(pixels)
-    with context.session() as session:
-        job = Job(user_id=original.user_id, asset_id=original.id, preset=preset, engine="classic",
-                  status=JobStatus.SUCCEEDED)
-        session.add(job)
-        session.flush()
-        key = output_key(original.user_id, original.shoot_id, original.id, job.id, version, attempt="a1")
-        context.storage.put_bytes(key, data, content_type="image/jpeg")
-        output = Asset(shoot_id=original.shoot_id, user_id=original.user_id, kind=AssetKind.OUTPUT, storage_key=key,
-                       filename=f"DSCN0010_{preset}_v{version}.jpg", content_type="image/jpeg", bytes=len(data),
-                       width=pixels.width, height=pixels.height, status=AssetStatus.READY,
-                       parent_asset_id=original.id, job_id=job.id, version=version)
-        session.add(output)
-        session.commit()
-        session.refresh(output)
-        return output
+from tests.conftest import make_user
+from tests.delivery_support import add_output, upload
 
 
 @pytest.fixture
@@ -66,9 +26,9 @@ def shoot_with_outputs(context: AppContext):  # noqa: ANN201
     user, headers = make_user(context)
     with context.session() as session:
         shoot_id = create_shoot(session=session, user_id=user.id, name="12 Oak Street").id
-    original = _upload(context, user.id, shoot_id)
-    enhanced = _output(context, original, "enhance", 1)
-    sky = _output(context, original, "sky", 2)
+    original = upload(context, user.id, shoot_id)
+    enhanced = add_output(context, original, "enhance", 1)
+    sky = add_output(context, original, "sky", 2)
     return user, headers, shoot_id, enhanced, sky
 
 

@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from luster_app.config import Settings
 
 # Paths whose URL carries a secret (a sign-in link's token, a signed download): no Referer at all.
-NO_REFERRER_PREFIXES = ("/auth/confirm", "/api/downloads", "/api/files/")
+NO_REFERRER_PREFIXES = ("/auth/confirm", "/api/downloads", "/api/files/", "/disclosure/")
 HSTS = "max-age=31536000; includeSubDomains"
 API_POLICY = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 DOCS_POLICY = (

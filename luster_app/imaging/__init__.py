@@ -9,7 +9,7 @@ from luster_app.imaging.decode import (
     oriented_size,
     sniff_format,
 )
-from luster_app.imaging.encode import encode_jpeg, make_thumbnail
+from luster_app.imaging.encode import encode_jpeg, fit_long_edge, make_thumbnail
 from luster_app.imaging.metadata import MetadataReport, has_gps, metadata_report
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "ImageRejected",
     "MetadataReport",
     "encode_jpeg",
+    "fit_long_edge",
     "has_gps",
     "load_normalised",
     "make_thumbnail",

@@ -25,6 +25,15 @@ def encode_jpeg(image: Image.Image, *, quality: int = OUTPUT_QUALITY) -> bytes:
     return buffer.getvalue()
 
 
+def fit_long_edge(image: Image.Image, long_edge: int | None) -> Image.Image:
+    """`image` shrunk (never enlarged) so its long edge is at most `long_edge`; None keeps it whole."""
+    if long_edge is None or max(image.size) <= long_edge:
+        return image
+    scale = long_edge / max(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
 def make_thumbnail(source: bytes | BinaryIO, *, max_pixels: int, long_edge: int = 512) -> tuple[bytes, int, int]:
     """An upright, metadata-free JPEG thumbnail (long edge `long_edge`) and its width and height.
 

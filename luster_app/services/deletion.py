@@ -17,7 +17,9 @@ from sqlalchemy import Select, delete, select, update
 from sqlmodel import Session
 
 from luster_app.config import Settings
-from luster_app.models import Asset, AssetKind, AssetStatus, DownloadLink, Job, JobEvent, JobStatus, Shoot, utcnow
+from luster_app.models import (
+    Asset, AssetKind, AssetStatus, DownloadLink, Job, JobEvent, JobStatus, Shoot, ShootShare, utcnow,
+)
 from luster_app.services.errors import Conflict, NotFound
 from luster_app.services.jobs import lock_credits, start_transaction
 from luster_app.services.storage_cleanup import delete_pending, record_deletions
@@ -122,6 +124,7 @@ def _remove_rows(
     if shoots is not None:
         shoot_ids = list(session.execute(shoots).scalars())
         session.execute(delete(DownloadLink).where(DownloadLink.shoot_id.in_(shoot_ids)))
+        session.execute(delete(ShootShare).where(ShootShare.shoot_id.in_(shoot_ids)))
         session.execute(delete(Shoot).where(Shoot.id.in_(shoot_ids)))
     deletion_ids = record_deletions(session, [asset.storage_key for asset in family])
     # A photo still uploading may yet reach storage through its signed URL (and get a thumbnail).
