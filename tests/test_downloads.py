@@ -21,6 +21,10 @@ from tests.conftest import make_user
 from tests.delivery_support import add_output, upload
 
 
+# In the ZIP, outputs are named by their photo's place in the shoot, its name and the style.
+ENHANCED, SKY = "01-DSCN0010-enhance.jpg", "01-DSCN0010-sky.jpg"
+
+
 @pytest.fixture
 def shoot_with_outputs(context: AppContext):  # noqa: ANN201
     user, headers = make_user(context)
@@ -45,18 +49,18 @@ def test_shoot_zip_holds_every_output_with_scene_altering_ones_captioned(client:
     assert response.headers["content-type"] == "application/zip"
     assert 'filename="12 Oak Street.zip"' in response.headers["content-disposition"]
     files = _zip(response)
-    assert set(files) == {enhanced.filename, sky.filename}
+    assert set(files) == {ENHANCED, SKY}
     # Exposure and colour only: handed over exactly as stored.
-    assert files[enhanced.filename] == context.storage.get_bytes(enhanced.storage_key)
+    assert files[ENHANCED] == context.storage.get_bytes(enhanced.storage_key)
     # A new sky: the same photo at the same size, with the caption burnt into its bottom-left corner.
     stored = Image.open(io.BytesIO(context.storage.get_bytes(sky.storage_key))).convert("L")
-    captioned = Image.open(io.BytesIO(files[sky.filename])).convert("L")
+    captioned = Image.open(io.BytesIO(files[SKY])).convert("L")
     assert captioned.size == stored.size
     corner = (0, stored.height * 9 // 10, stored.width // 3, stored.height)
     top = (0, 0, stored.width // 3, stored.height // 10)
     assert _difference(captioned.crop(corner), stored.crop(corner)) > 10
     assert _difference(captioned.crop(top), stored.crop(top)) < 2
-    assert not has_gps(files[sky.filename])
+    assert not has_gps(files[SKY])
 
 
 def _difference(a: Image.Image, b: Image.Image) -> float:
@@ -70,7 +74,7 @@ def test_without_the_disclosure_option_outputs_download_as_stored(client: TestCl
     with context.session() as session:
         gallery.set_disclose_alterations(session=session, user_id=user.id, shoot_id=shoot_id, disclose=False)
     files = _zip(client.get(f"/api/shoots/{shoot_id}/outputs.zip", headers=headers))
-    assert files[sky.filename] == context.storage.get_bytes(sky.storage_key)
+    assert files[SKY] == context.storage.get_bytes(sky.storage_key)
 
 
 def test_one_output_downloads_from_storage_or_captioned(client: TestClient, context: AppContext,
@@ -104,7 +108,7 @@ def test_a_browser_link_downloads_until_it_expires(client: TestClient, context: 
     with context.session() as session:
         link = downloads.create_download_link(session=session, user_id=user.id, shoot_id=shoot_id)
     assert link.filename == "12 Oak Street.zip"
-    assert set(_zip(client.get(link.path))) == {enhanced.filename, sky.filename}
+    assert set(_zip(client.get(link.path))) == {ENHANCED, SKY}
 
     with context.session() as session:
         session.execute(update(DownloadLink).values(expires_at=utcnow() - timedelta(seconds=1)))

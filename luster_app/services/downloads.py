@@ -21,7 +21,7 @@ from pathlib import PurePosixPath
 from sqlalchemy import delete, select
 from sqlmodel import Session
 
-from luster_app.imaging import encode_jpeg, load_normalised
+from luster_app.imaging import encode_jpeg, fit_long_edge, load_normalised
 from luster_app.imaging.caption import add_caption
 from luster_app.models import Asset, AssetKind, AssetStatus, DownloadLink, Job, Shoot, utcnow
 from luster_app.services.errors import Forbidden, Invalid, NotFound
@@ -34,14 +34,30 @@ CHUNK_BYTES = 1 << 20
 LINK_EXPIRED = "This download link has expired; press Download again on the shoot page."
 
 
+# Export sizes: the long edge in pixels (None: as enhanced). 2048 px is the common MLS upload limit.
+SIZES: dict[str, int | None] = {"full": None, "mls": 2048, "web": 1280}
+VERSIONS = ("latest", "all")
+
+
 @dataclass(frozen=True)
 class OutputFile:
-    """One output to hand over: where it is stored, its file name, and whether it gets the caption."""
+    """One output to hand over: where it is stored, its file name, whether it gets the caption, and
+    the long edge it is handed over at (None: as stored)."""
 
     asset_id: uuid.UUID
     storage_key: str
     filename: str
     captioned: bool
+    long_edge: int | None = None
+    width: int | None = None
+    height: int | None = None
+
+    @property
+    def as_stored(self) -> bool:
+        """Whether the stored bytes are the download: no caption, and no smaller size asked for."""
+        fits = self.long_edge is None or (self.width is not None and self.height is not None
+                                          and max(self.width, self.height) <= self.long_edge)
+        return fits and not self.captioned
 
 
 @dataclass(frozen=True)
@@ -110,51 +126,103 @@ def _owned_output(session: Session, user_id: uuid.UUID, asset_id: uuid.UUID | No
     return output
 
 
-def _output_files(session: Session, shoot: Shoot, outputs: list[Asset]) -> list[OutputFile]:
+def _size(size: str) -> int | None:
+    if size not in SIZES:
+        raise Invalid(f"Unknown size {size!r}: choose one of {', '.join(SIZES)}.")
+    return SIZES[size]
+
+
+def _output_files(session: Session, shoot: Shoot, outputs: list[Asset], *, size: str = "full",
+                  names: dict[uuid.UUID, str] | None = None) -> list[OutputFile]:
+    long_edge = _size(size)
     job_ids = {output.job_id for output in outputs if output.job_id is not None}
     presets = dict(session.execute(select(Job.id, Job.preset).where(Job.id.in_(job_ids))).all()) if job_ids else {}
     return [
         OutputFile(
             asset_id=output.id,
             storage_key=output.storage_key,
-            filename=output.filename,
+            filename=(names or {}).get(output.id, output.filename),
             captioned=shoot.disclose_alterations and presets.get(output.job_id) in SCENE_ALTERING_PRESETS,
+            long_edge=long_edge,
+            width=output.width,
+            height=output.height,
         )
         for output in outputs
     ]
 
 
-def output_file(*, session: Session, user_id: uuid.UUID, asset_id: uuid.UUID) -> OutputFile:
-    """The user's output as it should be downloaded (NotFound for anyone else's)."""
+def output_file(*, session: Session, user_id: uuid.UUID, asset_id: uuid.UUID, size: str = "full") -> OutputFile:
+    """The user's output as it should be downloaded, at `size` (NotFound for anyone else's)."""
     output = _owned_output(session, user_id, asset_id)
     shoot = get_shoot(session=session, user_id=user_id, shoot_id=output.shoot_id)
-    return _output_files(session, shoot, [output])[0]
+    return _output_files(session, shoot, [output], size=size)[0]
 
 
-def shoot_output_files(*, session: Session, user_id: uuid.UUID, shoot_id: uuid.UUID) -> tuple[Shoot, list[OutputFile]]:
-    """The shoot and every ready output of it, oldest first (NotFound for another user's shoot)."""
+def shoot_output_files(
+    *, session: Session, user_id: uuid.UUID, shoot_id: uuid.UUID, versions: str = "all", size: str = "full",
+    assets: list[uuid.UUID] | None = None,
+) -> tuple[Shoot, list[OutputFile]]:
+    """The shoot and its delivered (ready) outputs in shoot order: every version or each photo's
+    latest, of every photo or of the photos `assets`, at `size`; named `{nn}-{photo}-{preset}.jpg`
+    (`nn` the photo's place in the shoot). Outputs held for review or rejected are never included.
+    NotFound for another user's shoot, or for an asset id that is not a photo of it."""
+    if versions not in VERSIONS:
+        raise Invalid(f"Unknown versions {versions!r}: choose latest or all.")
+    _size(size)
     shoot = get_shoot(session=session, user_id=user_id, shoot_id=shoot_id)
-    outputs = list(
-        session.execute(
-            select(Asset)
-            .where(Asset.shoot_id == shoot_id, Asset.user_id == user_id, Asset.kind == AssetKind.OUTPUT,
-                   Asset.status == AssetStatus.READY)
-            .order_by(Asset.created_at, Asset.id)
+    mine = (Asset.shoot_id == shoot_id, Asset.user_id == user_id, Asset.status == AssetStatus.READY)
+    originals = list(session.execute(
+        select(Asset).where(*mine, Asset.kind == AssetKind.ORIGINAL).order_by(Asset.created_at, Asset.id)
+    ).scalars())
+    place = {original.id: number for number, original in enumerate(originals, start=1)}
+    if assets is not None and not set(assets) <= set(place):
+        raise NotFound("photo not found")
+    wanted = set(assets) if assets is not None else set(place)
+    outputs = [
+        output for output in session.execute(
+            select(Asset).where(*mine, Asset.kind == AssetKind.OUTPUT).order_by(Asset.version, Asset.created_at, Asset.id)
         ).scalars()
-    )
-    return shoot, _output_files(session, shoot, outputs)
+        if output.parent_asset_id in wanted
+    ]
+    if versions == "latest":  # later rows are newer versions
+        outputs = list({output.parent_asset_id: output for output in outputs}.values())
+    outputs.sort(key=lambda output: (place[output.parent_asset_id], output.version or 0))
+    names = _export_names(session, originals, outputs, digits=max(2, len(str(len(originals)))))
+    return shoot, _output_files(session, shoot, outputs, size=size, names=names)
 
 
-def captioned_bytes(*, storage: Storage, file: OutputFile, max_pixels: int) -> bytes:
-    """The output with the "Digitally altered" caption drawn in (same size, no metadata)."""
-    image = load_normalised(storage.get_bytes(file.storage_key), max_pixels=max_pixels)
-    return encode_jpeg(add_caption(image))
+def _export_names(session: Session, originals: list[Asset], outputs: list[Asset], *, digits: int) -> dict[uuid.UUID, str]:
+    """`{nn}-{photo stem}-{preset}.jpg` per output; a second version of the same preset adds `-v{n}`."""
+    job_ids = {output.job_id for output in outputs if output.job_id is not None}
+    presets = dict(session.execute(select(Job.id, Job.preset).where(Job.id.in_(job_ids))).all()) if job_ids else {}
+    by_id = {original.id: (number, original) for number, original in enumerate(originals, start=1)}
+    names: dict[uuid.UUID, str] = {}
+    taken: set[str] = set()
+    for output in outputs:
+        number, original = by_id[output.parent_asset_id]
+        stem = _safe_stem(PurePosixPath(original.filename).stem)
+        name = f"{number:0{digits}d}-{stem}-{presets.get(output.job_id, 'edit')}"
+        if f"{name}.jpg" in taken:
+            name = f"{name}-v{output.version}"
+        names[output.id] = _unique_name(f"{name}.jpg", taken)
+    return names
+
+
+def _safe_stem(stem: str) -> str:
+    return re.sub(r'[\\/:*?"<>|\x00-\x1f]+', "_", stem).strip(" .")[:80] or "photo"
+
+
+def prepared_bytes(*, storage: Storage, file: OutputFile, max_pixels: int) -> bytes:
+    """The output at its download size, with the "Digitally altered" caption drawn in if it gets
+    one: an sRGB JPEG without metadata."""
+    image = fit_long_edge(load_normalised(storage.get_bytes(file.storage_key), max_pixels=max_pixels), file.long_edge)
+    return encode_jpeg(add_caption(image) if file.captioned else image)
 
 
 def output_chunks(*, storage: Storage, file: OutputFile, max_pixels: int) -> Iterator[bytes]:
-    """The output's bytes as they should be downloaded: captioned if it must be, else as stored."""
-    if file.captioned:
-        yield captioned_bytes(storage=storage, file=file, max_pixels=max_pixels)
+    """The output's bytes as they should be downloaded: resized and captioned if it must be, else as stored."""
+    if not file.as_stored:
+        yield prepared_bytes(storage=storage, file=file, max_pixels=max_pixels)
         return
     with storage.open_read(file.storage_key) as stream:
         while chunk := stream.read(CHUNK_BYTES):
