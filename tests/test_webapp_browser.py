@@ -258,13 +258,25 @@ def test_a_photographer_uploads_enhances_pays_compares_and_downloads(
     assert [row.inner_text().split("\n")[0] for row in me.card(CAMERA_JPEG.name).locator(".output-row").all()] == [
         "Enhance · v1", "Sky · v2"]
 
-    # The whole shoot as one ZIP: every version, no location in any of them.
+    # The whole shoot as one ZIP: every version, no location in any of them, named by place in the shoot.
+    page.click("#download-menu")
+    page.locator("#zip-versions").get_by_role("radio", name="Every version").click()
     archive = zipfile.ZipFile(io.BytesIO(me.download(lambda: page.click("#download-zip"))))
-    names = sorted(archive.namelist())
-    assert names == sorted(["DSCN0010_enhance_v1.jpg", "DSCN0010_sky_v2.jpg", "IMG_5195_enhance_v1.jpg"])
+    names = archive.namelist()
+    place = {name[3:]: name[:2] for name in names}  # the two photos were uploaded together: either may be first
+    assert sorted(place) == ["DSCN0010-enhance.jpg", "DSCN0010-sky.jpg", "IMG_5195-enhance.jpg"]
+    assert {place["DSCN0010-sky.jpg"], place["IMG_5195-enhance.jpg"]} == {"01", "02"}
     for name in names:
         assert not has_gps(archive.read(name))
-    assert Image.open(io.BytesIO(archive.read("IMG_5195_enhance_v1.jpg"))).size == (2566, 3313)
+    heic = f"{place['IMG_5195-enhance.jpg']}-IMG_5195-enhance.jpg"
+    assert Image.open(io.BytesIO(archive.read(heic))).size == (2566, 3313)
+    # Each photo's latest, at the MLS size (2048 px on the long edge).
+    page.click("#download-menu")
+    page.locator("#zip-versions").get_by_role("radio", name="Latest of each photo").click()
+    page.locator("#zip-size").get_by_role("radio", name="MLS (2048 px)").click()
+    archive = zipfile.ZipFile(io.BytesIO(me.download(lambda: page.click("#download-zip"))))
+    assert sorted(archive.namelist()) == sorted([f"{place['DSCN0010-sky.jpg']}-DSCN0010-sky.jpg", heic])
+    assert Image.open(io.BytesIO(archive.read(heic))).size == (1586, 2048)
 
     # The job behind a photo, step by step.
     me.card(CAMERA_JPEG.name).locator(".photo-job-link").click()

@@ -33,14 +33,14 @@ def _status(photo) -> rx.Component:  # noqa: ANN001 - a Var of PhotoCard
     )
 
 
-def _output_row(state: type, photo, output) -> rx.Component:  # noqa: ANN001
+def _output_row(state: type, photo, output, download: Callable) -> rx.Component:  # noqa: ANN001
     return rx.hstack(
         rx.text(output.label, size="1", weight="medium"),
         rx.cond(output.altered, rx.tooltip(rx.icon("wand_sparkles", size=12), content="Scene-altering style")),
         rx.text("from ", photo.filename, size="1", color_scheme="gray", overflow="hidden",
                 text_overflow="ellipsis", white_space="nowrap", flex="1", min_width="0"),
         rx.icon_button(rx.icon("download", size=14), size="1", variant="ghost", title="Download this version",
-                       on_click=state.download_output(output.id), class_name="output-download"),
+                       on_click=download(output.id), class_name="output-download"),
         width="100%",
         align="center",
         spacing="2",
@@ -48,7 +48,7 @@ def _output_row(state: type, photo, output) -> rx.Component:  # noqa: ANN001
     )
 
 
-def _card(state: type, photo, delete_button: Callable | None) -> rx.Component:  # noqa: ANN001 - a Var of PhotoCard
+def _card(state: type, photo, delete_button: Callable | None, download: Callable) -> rx.Component:  # noqa: ANN001 - a Var of PhotoCard
     ready = photo.upload_status == "ready"
     has_output = photo.latest_output_id != ""
     return rx.card(
@@ -101,7 +101,7 @@ def _card(state: type, photo, delete_button: Callable | None) -> rx.Component:  
                     rx.button(rx.icon("columns_2", size=14), "Compare", size="1", variant="soft", disabled=~has_output,
                               on_click=state.open_compare(photo.id), class_name="photo-compare"),
                     rx.button(rx.icon("download", size=14), "Download", size="1", variant="soft", disabled=~has_output,
-                              on_click=state.download_output(photo.latest_output_id), class_name="photo-download"),
+                              on_click=download(photo.latest_output_id), class_name="photo-download"),
                     rx.cond(
                         photo.job_status != "",
                         rx.button(rx.icon("rotate_ccw", size=14), "Re-run", size="1", variant="soft",
@@ -122,7 +122,7 @@ def _card(state: type, photo, delete_button: Callable | None) -> rx.Component:  
             ),
             rx.cond(
                 photo.outputs.length() > 0,
-                rx.vstack(rx.foreach(photo.outputs, lambda output: _output_row(state, photo, output)), spacing="1",
+                rx.vstack(rx.foreach(photo.outputs, lambda output: _output_row(state, photo, output, download)), spacing="1",
                           width="100%"),
             ),
             spacing="2",
@@ -133,13 +133,14 @@ def _card(state: type, photo, delete_button: Callable | None) -> rx.Component:  
     )
 
 
-def photo_grid(state: type, delete_button: Callable | None = None) -> rx.Component:
+def photo_grid(state: type, delete_button: Callable | None = None, download: Callable | None = None) -> rx.Component:
     """A card per photo, or what to do first when the shoot is still empty; `delete_button(photo)`
-    makes each card's delete control."""
+    makes each card's delete control, `download(output_id)` the event of its download buttons."""
+    download = download or state.download_output
     return rx.cond(
         state.photos.length() > 0,
         rx.grid(
-            rx.foreach(state.photos, lambda photo: _card(state, photo, delete_button)),
+            rx.foreach(state.photos, lambda photo: _card(state, photo, delete_button, download)),
             columns=rx.breakpoints(initial="1", xs="2", md="3", lg="4"),
             spacing="4",
             width="100%",

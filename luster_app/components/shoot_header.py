@@ -1,15 +1,16 @@
-"""The shoot page's header (name, ZIP download, caption option) and its messages."""
+"""The shoot page's header (name, downloads, disclosure page, caption option) and its messages."""
 
 from __future__ import annotations
 
 import reflex as rx
 
 from luster_app import routes
+from luster_app.components.delivery import disclosure_controls, export_menu
 from luster_app.components.shell import error_callout
 
 
-def shoot_header(state: type) -> rx.Component:
-    """Name and address, the ZIP download, and the AB 723 caption option."""
+def shoot_header(state: type, delivery: type) -> rx.Component:
+    """Name and address, the ZIP download with its choices, the disclosure page and the AB 723 caption option."""
     return rx.flex(
         rx.vstack(
             rx.link("← All shoots", href=routes.SHOOTS, size="2"),
@@ -19,10 +20,7 @@ def shoot_header(state: type) -> rx.Component:
         ),
         rx.spacer(),
         rx.vstack(
-            rx.button(
-                rx.icon("download"), "Download all (ZIP)",
-                on_click=state.download_all, disabled=~state.has_outputs, variant="soft", id="download-zip",
-            ),
+            rx.hstack(export_menu(delivery), disclosure_controls(delivery), wrap="wrap", align="center"),
             rx.text(
                 rx.switch(checked=state.info.disclose, on_change=state.set_disclose, size="1",
                           id="disclose-toggle"),

@@ -333,11 +333,6 @@ class ShootState(AuthState):
         return await self._download(asset_id=uuid.UUID(output_id))
 
     @rx.event
-    async def download_all(self):
-        """Download every enhanced photo of the shoot as one ZIP."""
-        return await self._download(shoot_id=uuid.UUID(self.shoot_id))
-
-    @rx.event
     async def set_disclose(self, disclose: bool):
         """The AB 723 option: caption scene-altering photos "Digitally altered" when downloaded."""
         user = self._signed_in_user()
@@ -363,6 +358,7 @@ def shoot_page() -> rx.Component:
     """The shoot: header, uploads, enhance controls, the photo grid, and the compare dialog."""
     # Imported here: the substate module imports ShootState from this one.
     from luster_app.components import own_controls as own_ui
+    from luster_app.pages.shoot_delivery import ShootDeliveryState as Delivery
     from luster_app.pages.shoot_own import ShootOwnState as Own
 
     return page_shell(
@@ -375,14 +371,15 @@ def shoot_page() -> rx.Component:
             rx.cond(
                 ShootState.loaded,
                 rx.vstack(
-                    shoot_header.shoot_header(ShootState),
+                    shoot_header.shoot_header(ShootState, Delivery),
                     own_ui.shoot_actions(Own),
                     shoot_header.messages(ShootState),
                     upload_zone.upload_zone(ShootState, UPLOAD_INPUT_ID, retry=Own.retry_upload),
                     own_ui.refused_uploads(Own),
                     rx.flex(enhance_panel.enhance_bar(ShootState), own_ui.cancel_queued_button(Own), gap="3",
                             align="center", wrap="wrap", width="100%"),
-                    photo_grid.photo_grid(ShootState, delete_button=lambda photo: own_ui.delete_photo_button(Own, photo)),
+                    photo_grid.photo_grid(ShootState, delete_button=lambda photo: own_ui.delete_photo_button(Own, photo),
+                                          download=Delivery.download_sized),
                     enhance_panel.enhance_dialog(ShootState),
                     compare.compare_dialog(ShootState),
                     own_ui.delete_photo_dialog(Own),
