@@ -42,6 +42,7 @@ def test_checkout_opens_a_payment_session_at_stripe_for_the_caller(shop: Shop) -
     assert sent["success_url"] == "http://testserver/billing/success?session_id={CHECKOUT_SESSION_ID}"
     assert sent["cancel_url"] == "http://testserver/billing/cancel"
     assert sent["adaptive_pricing"] == {"enabled": "false"}  # charged in the pack's own currency
+    assert sent["customer_email"] == user.email  # pre-filled; Stripe's emailed receipt goes there
     assert sent["line_items"] == [
         {"price_data": {"currency": "usd", "unit_amount": "5000", "product_data": {"name": "Luster Pro: 50 credits"}},
          "quantity": "1"}
@@ -226,3 +227,18 @@ def test_production_stripe_starts_with_a_real_webhook_secret(settings: Settings,
     context = AppContext(production, db=make_engine(sqlite_url))
     assert context.payments.name == "stripe"
     context.db.dispose()
+
+
+def test_the_history_shows_what_each_purchase_cost(shop: Shop) -> None:
+    _, headers = shop.new_user()
+    paid_at_stripe = []
+    for pack in ("starter", "pro"):
+        session_id = shop.checkout(headers, pack)
+        session = shop.stripe.pay(session_id)
+        paid_at_stripe.append((session["amount_total"], session["currency"]))
+        assert shop.client.get(f"/api/billing/sessions/{session_id}", headers=headers).json()["credits_granted"]
+    purchases = [e for e in shop.ledger(headers) if e["kind"] == "purchase"]
+    # Newest first: the Pro pack, then the Starter pack, each with what Stripe charged.
+    assert [(e["delta"], e["amount_total"], e["currency"], e["amount_display"]) for e in purchases] == [
+        (50, 5000, "usd", "$50.00"), (10, 1200, "usd", "$12.00")]
+    assert [(e["amount_total"], e["currency"]) for e in reversed(purchases)] == paid_at_stripe

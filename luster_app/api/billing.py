@@ -17,6 +17,7 @@ from luster_app.api.deps import Ctx, CurrentUser, DbSession
 from luster_app.api.me import CreditsOut
 from luster_app.billing import PACKS, WebhookRejected
 from luster_app.metrics import STRIPE_EVENTS
+from luster_app.models import CreditLedger
 from luster_app.services import billing
 from luster_app.services.stripe_events import DUPLICATE, HANDLERS, handle_stripe_event
 from luster_app.services.users import credit_summary
@@ -59,6 +60,10 @@ class LedgerEntryOut(BaseModel):
     ref: str
     note: str
     created_at: datetime
+    # A purchase's price: in the currency's smallest unit, the currency, and as read ("$12.00").
+    amount_total: int | None = None
+    currency: str | None = None
+    amount_display: str | None = None
 
 
 class LedgerOut(BaseModel):
@@ -106,7 +111,15 @@ def ledger(
     """The caller's credit history, newest first."""
     entries = billing.list_ledger(session=session, user_id=user.id, limit=limit, before_id=before)
     next_before = entries[-1].id if len(entries) == limit else None
-    return LedgerOut(entries=[LedgerEntryOut(**entry.model_dump()) for entry in entries], next_before=next_before)
+    paid = billing.amounts_paid(session=session, user_id=user.id, entries=entries)
+    return LedgerOut(entries=[_entry(entry, paid.get(entry.id)) for entry in entries], next_before=next_before)
+
+
+def _entry(entry: CreditLedger, paid: billing.Paid | None) -> LedgerEntryOut:
+    out = LedgerEntryOut(**entry.model_dump())
+    if paid is not None:
+        out.amount_total, out.currency, out.amount_display = paid.amount_total, paid.currency, paid.display
+    return out
 
 
 @router.get("/billing/sessions/{session_id}", response_model=CheckoutStatusOut)

@@ -77,9 +77,10 @@ class PaymentProvider(Protocol):
     name: str
 
     def create_checkout(
-        self, *, pack: Pack, user_id: uuid.UUID, success_url: str, cancel_url: str
+        self, *, pack: Pack, user_id: uuid.UUID, success_url: str, cancel_url: str, customer_email: str | None = None
     ) -> ProviderCheckout:
-        """A new payment-mode Checkout Session for one pack, whose `url` the browser opens."""
+        """A new payment-mode Checkout Session for one pack, whose `url` the browser opens; the
+        buyer's `customer_email` pre-filled (Stripe sends its receipt there when receipts are on)."""
         ...
 
     def retrieve_checkout(self, session_id: str) -> ProviderCheckout:

@@ -36,7 +36,7 @@ class LocalPayments:
         return f"{self.settings.app_url}/api/billing/local-checkout/{session_id}"
 
     def create_checkout(
-        self, *, pack: Pack, user_id: uuid.UUID, success_url: str, cancel_url: str
+        self, *, pack: Pack, user_id: uuid.UUID, success_url: str, cancel_url: str, customer_email: str | None = None
     ) -> ProviderCheckout:
         session_id = LOCAL_SESSION_PREFIX + secrets.token_hex(16)
         return ProviderCheckout(

@@ -85,7 +85,7 @@ class StripePayments:
             raise PaymentError(f"the payment service refused the request: {exc.user_message or exc.__class__.__name__}") from exc
 
     def create_checkout(
-        self, *, pack: Pack, user_id: uuid.UUID, success_url: str, cancel_url: str
+        self, *, pack: Pack, user_id: uuid.UUID, success_url: str, cancel_url: str, customer_email: str | None = None
     ) -> ProviderCheckout:
         price_id = self.settings.stripe_price_ids.get(pack.id)
         if price_id:
@@ -110,6 +110,8 @@ class StripePayments:
             # refunds and disputes are weighed against when they take credits back.
             "adaptive_pricing": {"enabled": False},
         }
+        if customer_email:
+            params["customer_email"] = customer_email  # pre-filled; Stripe's emailed receipt goes there
         data = self._call(self.client.v1.checkout.sessions.create, params=params)
         return checkout_from_stripe(data, self.settings.stripe_price_ids)
 

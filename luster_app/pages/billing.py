@@ -47,11 +47,13 @@ class LedgerRow:
     note: str
     delta: str
     positive: bool
+    paid: str  # a purchase's price ("$12.00"), else ""
 
 
 def _ledger(context: AppContext, user_id: uuid.UUID) -> list[LedgerRow]:
     with context.session() as session:
         entries = billing.list_ledger(session=session, user_id=user_id, limit=100)
+        paid = billing.amounts_paid(session=session, user_id=user_id, entries=entries)
     return [
         LedgerRow(
             when=entry.created_at.strftime("%b %d, %Y %H:%M UTC"),
@@ -59,6 +61,7 @@ def _ledger(context: AppContext, user_id: uuid.UUID) -> list[LedgerRow]:
             note=entry.note,
             delta=f"{entry.delta:+d}",
             positive=entry.delta > 0,
+            paid=paid[entry.id].display if entry.id in paid else "",
         )
         for entry in entries
     ]
@@ -223,6 +226,7 @@ def _ledger_table() -> rx.Component:
                     rx.table.row(
                         rx.table.column_header_cell("Date"),
                         rx.table.column_header_cell("What"),
+                        rx.table.column_header_cell("Paid", justify="end"),
                         rx.table.column_header_cell("Credits", justify="end"),
                     )
                 ),
@@ -232,6 +236,7 @@ def _ledger_table() -> rx.Component:
                         lambda row: rx.table.row(
                             rx.table.cell(row.when, white_space="nowrap"),
                             rx.table.cell(rx.text(row.what, weight="medium"), rx.text(row.note, size="1", color_scheme="gray")),
+                            rx.table.cell(row.paid, justify="end", white_space="nowrap", class_name="ledger-paid"),
                             rx.table.cell(
                                 rx.text(row.delta, color_scheme=rx.cond(row.positive, "green", "gray"), weight="bold"),
                                 justify="end",

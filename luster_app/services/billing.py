@@ -108,6 +108,7 @@ def create_checkout(
         session=session, bucket=f"checkouts:{user_id}", limit=per_hour, window_seconds=3600,
         message="Too many checkouts opened in the last hour; finish one you opened, or try again later.",
     )
+    user = session.get(User, user_id)
     session.commit()
     try:
         checkout = payments.create_checkout(
@@ -115,6 +116,7 @@ def create_checkout(
             user_id=user_id,
             success_url=success_url(app_url, STRIPE_SESSION_PLACEHOLDER),
             cancel_url=cancel_url(app_url),
+            customer_email=user.email if user is not None and user.closed_at is None else None,
         )
     except PaymentError as exc:
         raise PaymentUnavailable(str(exc)) from exc
@@ -306,6 +308,27 @@ def _local_provider(payments: PaymentProvider) -> LocalPayments:
     if not isinstance(payments, LocalPayments):
         raise NotFound("no such checkout: payments go through Stripe")
     return payments
+
+
+@dataclass(frozen=True)
+class Paid:
+    """What a purchase cost: in the currency's smallest unit, and as a person reads it ("$12.00")."""
+
+    amount_total: int
+    currency: str
+    display: str
+
+
+def amounts_paid(*, session: Session, user_id: uuid.UUID, entries: list[CreditLedger]) -> dict[int, Paid]:
+    """For each purchase among the user's ledger `entries` (by ledger id), the money paid for it."""
+    refs = {entry.ref: entry.id for entry in entries if entry.kind == LedgerKind.PURCHASE}
+    if not refs:
+        return {}
+    rows = session.execute(
+        select(CheckoutSession.id, CheckoutSession.amount_total, CheckoutSession.currency)
+        .where(CheckoutSession.user_id == user_id, CheckoutSession.id.in_(list(refs)))
+    ).all()
+    return {refs[ref]: Paid(amount, currency, format_money(amount, currency)) for ref, amount, currency in rows}
 
 
 def list_ledger(

@@ -165,7 +165,9 @@ class FakeStripe:
             "currency": items[0]["currency"], "client_reference_id": params.get("client_reference_id"),
             "metadata": params.get("metadata") or {}, "success_url": params["success_url"],
             "cancel_url": params.get("cancel_url"), "url": f"https://checkout.stripe.com/c/pay/{session_id}",
-            "payment_intent": None, "customer": None, "_line_items": items,
+            "payment_intent": None, "customer": None, "customer_email": params.get("customer_email"),
+            "customer_details": {"email": params.get("customer_email")} if params.get("customer_email") else None,
+            "_line_items": items,
         }
         self.sessions[session_id] = session
         return self._expanded(session, "")
