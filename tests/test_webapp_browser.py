@@ -234,11 +234,10 @@ def test_a_photographer_uploads_enhances_pays_compares_and_downloads(
         after.wait_for()
         page.wait_for_function("document.querySelector('#compare-image').complete")
         assert after.evaluate("img => [img.naturalWidth, img.naturalHeight]") == list(size)
-        page.locator("#compare-toggle").get_by_role("radio", name="Original").click()
-        before = page.locator('#compare-image[data-showing="original"]')
+        before = page.locator("#compare-before")  # the original, in the same frame, left of the split
         before.wait_for()
-        page.wait_for_function("document.querySelector('#compare-image').complete && "
-                               "document.querySelector('#compare-image').naturalWidth > 0")
+        page.wait_for_function("document.querySelector('#compare-before').complete && "
+                               "document.querySelector('#compare-before').naturalWidth > 0")
         assert before.evaluate("img => [img.naturalWidth, img.naturalHeight]") == list(size)
         me.shot(f"compare-{Path(name).suffix[1:].lower()}", full_page=False)  # a dialog: what the screen shows
         page.click("#compare-close")

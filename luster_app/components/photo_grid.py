@@ -48,7 +48,7 @@ def _output_row(state: type, photo, output, download: Callable) -> rx.Component:
     )
 
 
-def _card(state: type, photo, delete_button: Callable | None, download: Callable) -> rx.Component:  # noqa: ANN001 - a Var of PhotoCard
+def _card(state: type, photo, delete_button: Callable | None, download: Callable, compare: Callable) -> rx.Component:  # noqa: ANN001 - a Var of PhotoCard
     ready = photo.upload_status == "ready"
     has_output = photo.latest_output_id != ""
     return rx.card(
@@ -58,7 +58,7 @@ def _card(state: type, photo, delete_button: Callable | None, download: Callable
                     photo.thumb_url != "",
                     rx.image(src=photo.thumb_url, alt=photo.filename, width="100%", height="11em", object_fit="cover",
                              border_radius="var(--radius-2)", class_name="photo-thumb",
-                             on_click=rx.cond(has_output, state.open_compare(photo.id), state.toggle_selected(photo.id)),
+                             on_click=rx.cond(has_output, compare(photo.id), state.toggle_selected(photo.id)),
                              cursor="pointer"),
                     rx.center(rx.icon("image_off", size=32, color="var(--gray-8)"), width="100%", height="11em",
                               background="var(--gray-3)", border_radius="var(--radius-2)"),
@@ -99,7 +99,7 @@ def _card(state: type, photo, delete_button: Callable | None, download: Callable
                 ready,
                 rx.flex(
                     rx.button(rx.icon("columns_2", size=14), "Compare", size="1", variant="soft", disabled=~has_output,
-                              on_click=state.open_compare(photo.id), class_name="photo-compare"),
+                              on_click=compare(photo.id), class_name="photo-compare"),
                     rx.button(rx.icon("download", size=14), "Download", size="1", variant="soft", disabled=~has_output,
                               on_click=download(photo.latest_output_id), class_name="photo-download"),
                     rx.cond(
@@ -133,14 +133,17 @@ def _card(state: type, photo, delete_button: Callable | None, download: Callable
     )
 
 
-def photo_grid(state: type, delete_button: Callable | None = None, download: Callable | None = None) -> rx.Component:
+def photo_grid(state: type, delete_button: Callable | None = None, download: Callable | None = None,
+               compare: Callable | None = None) -> rx.Component:
     """A card per photo, or what to do first when the shoot is still empty; `delete_button(photo)`
-    makes each card's delete control, `download(output_id)` the event of its download buttons."""
+    makes each card's delete control, `download(output_id)` and `compare(photo_id)` the events of
+    its download and compare buttons."""
     download = download or state.download_output
+    compare = compare or (lambda _photo_id: rx.noop())
     return rx.cond(
         state.photos.length() > 0,
         rx.grid(
-            rx.foreach(state.photos, lambda photo: _card(state, photo, delete_button, download)),
+            rx.foreach(state.photos, lambda photo: _card(state, photo, delete_button, download, compare)),
             columns=rx.breakpoints(initial="1", xs="2", md="3", lg="4"),
             spacing="4",
             width="100%",

@@ -28,9 +28,9 @@ def _photo(src: rx.Var, alt: str, id: str) -> rx.Component:
                     display="block", id=id)
 
 
-def changes_control(compare_after: rx.Var) -> rx.Component:
-    """The compare dialog's "What changed" switch and its one-line summary."""
-    showing = ReviewState.show_changes & (ReviewState.changes_for == compare_after)
+def changes_control(output_id: rx.Var) -> rx.Component:
+    """The compare dialog's "What changed" switch and its one-line summary, for the version `output_id`."""
+    showing = ReviewState.show_changes & (ReviewState.changes_for == output_id)
     return rx.hstack(
         rx.button(rx.icon("scan_search", size=14), rx.cond(showing, "Hide changes", "What changed"), size="1",
                   variant=rx.cond(showing, "solid", "soft"), on_click=ReviewState.toggle_changes, id="compare-changes"),

@@ -71,7 +71,7 @@ def decide(context: AppContext, user_id: uuid.UUID, job_id: uuid.UUID, *, accept
 class ReviewState(AuthState):
     """The "What changed" overlay of the compare dialog, and the review dialog of a held edit."""
 
-    changes_for: str = ""  # the output URL the overlay was loaded for
+    changes_for: str = ""  # the output (id) the overlay was loaded for
     show_changes: bool = False
     changes_summary: str = ""
     areas: list[AreaBox] = []
@@ -90,22 +90,24 @@ class ReviewState(AuthState):
 
     @rx.event
     async def toggle_changes(self):
-        """Outline what the AI redrew on the output now in the compare dialog (or hide it)."""
+        """Outline what the AI redrew on the version now in the compare dialog (or hide it)."""
+        from luster_app.pages.shoot_compare import ShootCompareState
+
         user = self._signed_in_user()
-        shoot = await self._shoot()
-        if user is None or (self.show_changes and self.changes_for == shoot.compare_after):
+        compare = await self.get_state(ShootCompareState)
+        if user is None or (self.show_changes and self.changes_for == compare.compare_output_id):
             self.show_changes = False
             return
-        output = next((o for p in shoot.photos for o in p.outputs if o.url == shoot.compare_after and o.job_id), None)
-        if output is None:
+        job_id = next((o.job_id for o in compare.compare_versions if o.id == compare.compare_output_id), "")
+        if not job_id:
             return
         try:
-            changes = await asyncio.to_thread(job_changes, app_context(), user.id, uuid.UUID(output.job_id))
+            changes = await asyncio.to_thread(job_changes, app_context(), user.id, uuid.UUID(job_id))
         except ServiceError as exc:
             self.changes_summary, self.areas = str(exc), []
         else:
             self.changes_summary, self.areas = changes.summary, changes.areas
-        self.changes_for, self.show_changes = shoot.compare_after, True
+        self.changes_for, self.show_changes = compare.compare_output_id, True
 
     @rx.event
     async def open_review(self, job_id: str):

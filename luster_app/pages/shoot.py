@@ -48,11 +48,6 @@ class ShootState(AuthState):
     # One Idempotency-Key per opening of the Enhance dialog, spent by its success: a confirm
     # dispatched twice (a double tap, an event replayed after a reconnect) queues the jobs once.
     enhance_key: str = ""
-    compare_open: bool = False
-    compare_before: str = ""
-    compare_after: str = ""
-    compare_name: str = ""
-    showing_original: bool = False
     _watching: bool = False
 
     # --- derived view data ---
@@ -288,33 +283,7 @@ class ShootState(AuthState):
         await self._refresh(user)
         yield ShootState.watch_jobs
 
-    # --- compare, downloads, options ---
-
-    @rx.event
-    async def open_compare(self, asset_id: str):
-        """Before and after at full size: the original (as a browser can show it) and the newest output."""
-        user = self._signed_in_user()
-        if user is None:
-            yield self._sign_in_first()
-            return
-        photo = next((p for p in self.photos if p.id == asset_id), None)
-        if photo is None or not photo.outputs:
-            return
-        self.compare_name, self.compare_after, self.compare_before = photo.filename, photo.latest_output_url, ""
-        self.showing_original, self.compare_open = False, True
-        yield
-        try:
-            self.compare_before = await asyncio.to_thread(view.display_url, app_context(), user.id, uuid.UUID(asset_id))
-        except ServiceError as exc:
-            self.compare_open, self.error = False, str(exc)
-
-    @rx.event
-    def toggle_original(self):
-        self.showing_original = not self.showing_original
-
-    @rx.event
-    def set_compare_open(self, is_open: bool):
-        self.compare_open = is_open
+    # --- downloads, options (compare: shoot_compare.py; export and sharing: shoot_delivery.py) ---
 
     async def _download(self, **target: uuid.UUID):
         user = self._signed_in_user()
@@ -358,6 +327,7 @@ def shoot_page() -> rx.Component:
     """The shoot: header, uploads, enhance controls, the photo grid, and the compare dialog."""
     # Imported here: the substate module imports ShootState from this one.
     from luster_app.components import own_controls as own_ui
+    from luster_app.pages.shoot_compare import ShootCompareState as Compare
     from luster_app.pages.shoot_delivery import ShootDeliveryState as Delivery
     from luster_app.pages.shoot_own import ShootOwnState as Own
 
@@ -379,9 +349,9 @@ def shoot_page() -> rx.Component:
                     rx.flex(enhance_panel.enhance_bar(ShootState), own_ui.cancel_queued_button(Own), gap="3",
                             align="center", wrap="wrap", width="100%"),
                     photo_grid.photo_grid(ShootState, delete_button=lambda photo: own_ui.delete_photo_button(Own, photo),
-                                          download=Delivery.download_sized),
+                                          download=Delivery.download_sized, compare=Compare.open_compare),
                     enhance_panel.enhance_dialog(ShootState),
-                    compare.compare_dialog(ShootState),
+                    compare.compare_dialog(Compare),
                     own_ui.delete_photo_dialog(Own),
                     review.review_dialog(),
                     spacing="5",

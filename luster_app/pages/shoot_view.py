@@ -276,10 +276,3 @@ def set_disclose(context: AppContext, user_id: uuid.UUID, shoot_id: uuid.UUID, d
 def set_auto_privacy(context: AppContext, user_id: uuid.UUID, shoot_id: uuid.UUID, on: bool) -> None:
     with context.session() as session:
         corrections.set_auto_privacy(session=session, user_id=user_id, shoot_id=shoot_id, on=on)
-
-
-def display_url(context: AppContext, user_id: uuid.UUID, asset_id: uuid.UUID) -> str:
-    with context.session() as session:
-        return gallery.display_url(
-            session=session, storage=context.storage, settings=context.settings, user_id=user_id, asset_id=asset_id
-        )
