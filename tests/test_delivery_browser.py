@@ -159,7 +159,7 @@ def test_compare_slider_the_disclosure_page_and_export_choices(
     assert response.status == 200
     assert "noindex" in response.headers["x-robots-tag"]
     assert stranger.locator(".tag").all_inner_texts() == ["Digitally altered"]  # the newest version: a new sky
-    stranger.wait_for_load_state("load")  # the page runs no script (its CSP allows none): nothing to evaluate there
+    stranger.wait_for_load_state("networkidle")  # the page runs no script (its CSP allows none): nothing to evaluate there
     stranger.screenshot(path=str(screenshots / f"{device}-disclosure-page.png"), full_page=True)
     photo_src = stranger.get_attribute("li img", "src")
     shown = stranger.context.request.get(app_url + photo_src)

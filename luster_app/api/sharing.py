@@ -28,6 +28,9 @@ PAGE_POLICY = ("default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; b
                "form-action 'none'; frame-ancestors 'none'")
 PUBLIC_HEADERS = {"X-Robots-Tag": "noindex, nofollow, noarchive", "Cache-Control": "no-store",
                   "Referrer-Policy": "no-referrer"}
+# The photos may stay a few minutes in the viewer's own browser (not in shared caches): scrolling
+# back does not make them again, and a revoked link's photos are gone from there soon after.
+PHOTO_HEADERS = {**PUBLIC_HEADERS, "Cache-Control": "private, max-age=300"}
 
 
 class ShareOut(BaseModel):
@@ -87,7 +90,7 @@ def disclosure_photo(output_id: uuid.UUID, session: DbSession, context: Ctx, tok
     """A delivered photo of the page at web size; 404 unless the link is live and lists it."""
     data = sharing.public_photo(session=session, storage=context.storage, max_pixels=context.settings.max_image_pixels,
                                 token=token, output_id=output_id)
-    return Response(data, media_type="image/jpeg", headers=PUBLIC_HEADERS)
+    return Response(data, media_type="image/jpeg", headers=PHOTO_HEADERS)
 
 
 @public_router.get(sharing.PAGE_PREFIX + "/{token}/originals/{original_id}")
@@ -98,7 +101,7 @@ def disclosure_original(original_id: uuid.UUID, session: DbSession, context: Ctx
         original_id=original_id,
     )
     disposition = attachment_disposition(filename).replace("attachment;", "inline;", 1)
-    return Response(data, media_type=content_type, headers={**PUBLIC_HEADERS, "Content-Disposition": disposition})
+    return Response(data, media_type=content_type, headers={**PHOTO_HEADERS, "Content-Disposition": disposition})
 
 
 STYLE = """
@@ -131,6 +134,7 @@ def _page_html(token: str, shoot: sharing.PublicShoot) -> str:
         what = f'<p class="what">{html.escape(photo.summary)}</p>' if photo.summary else ""
         items.append(
             f'<li><img src="{base}/photos/{photo.output_id}.jpg" loading="lazy" '
+            f'width="{photo.width}" height="{photo.height}" '
             f'alt="Photo {photo.number} as delivered{" (digitally altered)" if photo.altered else ""}">'
             f'<div class="info">{label}{what}'
             f'<a class="original" href="{base}/originals/{photo.original_id}">'

@@ -52,6 +52,8 @@ class PublicPhoto:
     output_id: uuid.UUID
     altered: bool
     summary: str | None  # what the edit did, from its measure ("sky replaced; 0.2% of the photo redrawn, …")
+    width: int  # the size the page shows it at (long edge at most PHOTO_LONG_EDGE)
+    height: int
 
 
 @dataclass(frozen=True)
@@ -144,10 +146,17 @@ def public_shoot(*, session: Session, token: str) -> PublicShoot:
     shoot = _shared_shoot(session, token)
     photos = [
         PublicPhoto(number=number, original_id=original.id, output_id=output.id, altered=is_altered(job),
-                    summary=(job.alteration or {}).get("summary") if job is not None else None)
+                    summary=(job.alteration or {}).get("summary") if job is not None else None,
+                    **_shown_size(output))
         for number, (original, output, job) in enumerate(_delivered(session, shoot), start=1)
     ]
     return PublicShoot(name=shoot.name, address=shoot.address, photos=photos)
+
+
+def _shown_size(output: Asset) -> dict[str, int]:
+    width, height = output.width or PHOTO_LONG_EDGE, output.height or PHOTO_LONG_EDGE * 2 // 3
+    scale = min(1.0, PHOTO_LONG_EDGE / max(width, height))
+    return {"width": max(1, round(width * scale)), "height": max(1, round(height * scale))}
 
 
 def _listed(session: Session, token: str, asset_id: uuid.UUID) -> tuple[Asset, Asset]:
