@@ -28,8 +28,18 @@ def enhance_bar(state: type) -> rx.Component:
         ),
         rx.cond(
             state.in_flight > 0,
-            rx.hstack(rx.spinner(size="1"), rx.text(state.in_flight, " in progress", size="2"), align="center",
-                      id="in-flight"),
+            rx.hstack(
+                rx.spinner(size="1"),
+                rx.vstack(
+                    rx.text(rx.cond(state.batch_summary != "", state.batch_summary,
+                                    rx.text.span(state.in_flight, " in progress")), size="2", id="batch-progress"),
+                    rx.progress(value=state.batch_done, max=rx.cond(state.batch_total > 0, state.batch_total, 1),
+                                size="1", width="12em", aria_label="Photos of this batch done"),
+                    spacing="1",
+                ),
+                align="center",
+                id="in-flight",
+            ),
         ),
         gap="3",
         align="center",

@@ -19,8 +19,10 @@ from luster_app.services.errors import NotFound, PaymentRequired, ServiceError
 from luster_app.state import AuthState, app_context
 
 POLL_SECONDS = 2
-# A page left open does not poll forever: about an hour of a job that never finishes.
-MAX_POLLS = 1800
+# While work is in flight the page keeps updating, however long the batch takes; after the first
+# half hour it asks less often (a queue with no worker running would otherwise be asked every 2 s).
+SLOW_POLL_AFTER = 900
+SLOW_POLL_SECONDS = 10
 UPLOAD_INPUT_ID = "upload-input"
 
 
@@ -49,6 +51,9 @@ class ShootState(AuthState):
     # dispatched twice (a double tap, an event replayed after a reconnect) queues the jobs once.
     enhance_key: str = ""
     _watching: bool = False
+    batch_done: int = 0
+    batch_total: int = 0
+    batch_summary: str = ""  # "3 of 10 done · about 4 min left"
 
     # --- derived view data ---
 
@@ -135,19 +140,23 @@ class ShootState(AuthState):
             shoot_id = self.shoot_id
         context = app_context()
         try:
-            for _ in range(MAX_POLLS):
-                await asyncio.sleep(POLL_SECONDS)
+            polls = 0
+            while True:
+                polls += 1
+                await asyncio.sleep(POLL_SECONDS if polls < SLOW_POLL_AFTER else SLOW_POLL_SECONDS)
                 async with self:
                     user = self._signed_in_user()
                     if user is None or self.shoot_id != shoot_id or self.router.url.path.rstrip("/") != routes.shoot(shoot_id):
                         return
                 # The database is read without holding the state, so the page stays responsive meanwhile.
                 cards = await asyncio.to_thread(view.photo_cards, context, user.id, uuid.UUID(shoot_id))
+                batch = await asyncio.to_thread(view.batch_progress, context, user.id, uuid.UUID(shoot_id))
                 async with self:
                     if self.shoot_id != shoot_id:
                         return
                     ttl = context.settings.signed_url_ttl_seconds
                     self.photos = view.keep_fresh_urls(self.photos, cards, ttl_seconds=ttl)
+                    self.batch_done, self.batch_total, self.batch_summary = batch.done, batch.total, batch.summary
                     self._load_credits(user)
                     if not self.in_flight:
                         self.notice = ""  # "queued for …" is over: every badge now says how it went

@@ -273,6 +273,11 @@ def set_disclose(context: AppContext, user_id: uuid.UUID, shoot_id: uuid.UUID, d
         gallery.set_disclose_alterations(session=session, user_id=user_id, shoot_id=shoot_id, disclose=disclose)
 
 
+def batch_progress(context: AppContext, user_id: uuid.UUID, shoot_id: uuid.UUID) -> gallery.BatchProgress:
+    with context.session() as session:
+        return gallery.batch_progress(session=session, user_id=user_id, shoot_id=shoot_id)
+
+
 def set_auto_privacy(context: AppContext, user_id: uuid.UUID, shoot_id: uuid.UUID, on: bool) -> None:
     with context.session() as session:
         corrections.set_auto_privacy(session=session, user_id=user_id, shoot_id=shoot_id, on=on)

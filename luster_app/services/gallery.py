@@ -129,3 +129,56 @@ def display_url(*, session: Session, storage: Storage, settings: Settings, user_
         image = load_normalised(storage.get_bytes(original.storage_key), max_pixels=settings.max_image_pixels)
         storage.put_bytes(key, encode_jpeg(image), content_type="image/jpeg")
     return storage.signed_get_url(key, expires_in=ttl)
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """The shoot's current batch: the jobs since the oldest one still queued or processing."""
+
+    done: int
+    total: int
+    eta_seconds: float | None  # None: nothing to estimate from yet
+
+    @property
+    def summary(self) -> str:
+        """"3 of 10 done · about 4 min left" (or "… · estimating time left")."""
+        if not self.total:
+            return ""
+        head = f"{self.done} of {self.total} done"
+        if self.eta_seconds is None:
+            return f"{head} · estimating time left"
+        if self.eta_seconds < 60:
+            return f"{head} · under a minute left"
+        return f"{head} · about {round(self.eta_seconds / 60)} min left"
+
+
+RECENT_JOBS = 20  # finished jobs of the user's that time an estimate when the batch has none yet
+
+
+def batch_progress(*, session: Session, user_id: uuid.UUID, shoot_id: uuid.UUID) -> BatchProgress:
+    """Done/total of the shoot's batch in flight and the time left, from how fast this batch has gone
+    so far (two or more done), else from the user's recent jobs (the median time one took)."""
+    jobs = jobs_of_shoot(session=session, user_id=user_id, shoot_id=shoot_id)
+    active = [job for job in jobs if job.status in JobStatus.ACTIVE]
+    if not active:
+        return BatchProgress(done=0, total=0, eta_seconds=None)
+    start = min(job.created_at for job in active)
+    batch = [job for job in jobs if job.created_at >= start]
+    remaining = len(active)
+    done = len(batch) - remaining
+    finished = session.execute(
+        select(Job.finished_at).where(Job.id.in_([job.id for job in batch]), Job.finished_at.is_not(None))
+    ).scalars().all()
+    if len(finished) >= 2:
+        per_photo = (max(finished) - start).total_seconds() / len(finished)
+        return BatchProgress(done=done, total=len(batch), eta_seconds=max(0.0, per_photo * remaining))
+    recent = session.execute(
+        select(Job.started_at, Job.finished_at)
+        .where(Job.user_id == user_id, Job.status == JobStatus.SUCCEEDED, Job.started_at.is_not(None),
+               Job.finished_at.is_not(None))
+        .order_by(Job.finished_at.desc()).limit(RECENT_JOBS)
+    ).all()
+    if not recent:
+        return BatchProgress(done=done, total=len(batch), eta_seconds=None)
+    took = sorted((finished_at - started_at).total_seconds() for started_at, finished_at in recent)
+    return BatchProgress(done=done, total=len(batch), eta_seconds=took[len(took) // 2] * remaining)
