@@ -14,7 +14,7 @@ export PORT
 
 .PHONY: setup run test bench frontend clean
 
-setup: $(VENV)/.installed $(TOOLS)/.installed
+setup: $(VENV)/.installed $(TOOLS)/.installed $(TOOLS)/.axe-installed
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ $(VENV)/.installed: pyproject.toml
 $(TOOLS)/.installed:
 	mkdir -p $(TOOLS)
 	npm install --prefix $(TOOLS) --no-audit --no-fund --loglevel=error bun@1
+	touch $@
+
+# axe-core: the accessibility engine the browser tests inject into each page (tests/test_accessibility_browser.py).
+$(TOOLS)/.axe-installed:
+	mkdir -p $(TOOLS)
+	npm install --prefix $(TOOLS) --no-audit --no-fund --loglevel=error axe-core@4
 	touch $@
 
 # The compiled frontend; rebuilt only when the UI code changes.

@@ -37,6 +37,8 @@ app = rx.App(
     api_transformer=create_api(frontend_dir=(get_web_dir() / Dirs.STATIC).resolve()),
     # The direct-upload helper and the shoot page's upload queue (the only JavaScript of the app).
     head_components=[rx.script(src="/direct_upload.js")],
+    # Accessible contrast for the amber accent (see the file).
+    stylesheets=["/luster.css"],
 )
 app.register_lifespan_task(_prepare_backend)
 app.add_page(landing, route=routes.LANDING, title="Luster — listing-ready real-estate photos", on_load=AuthState.load_user)

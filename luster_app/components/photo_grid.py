@@ -69,6 +69,7 @@ def _card(state: type, photo, delete_button: Callable | None, download: Callable
                         checked=state.selected.contains(photo.id),
                         on_change=lambda _checked: state.toggle_selected(photo.id),
                         size="3",
+                        aria_label="Select " + photo.filename,
                         class_name="photo-select",
                         position="absolute",
                         top="0.5em",

@@ -234,7 +234,8 @@ def _ledger_table() -> rx.Component:
                     rx.foreach(
                         BillingState.ledger,
                         lambda row: rx.table.row(
-                            rx.table.cell(row.when, white_space="nowrap"),
+                            # Wraps on a phone, so the table fits the screen instead of scrolling sideways.
+                            rx.table.cell(row.when, min_width="6.5em"),
                             rx.table.cell(rx.text(row.what, weight="medium"), rx.text(row.note, size="1", color_scheme="gray")),
                             rx.table.cell(row.paid, justify="end", white_space="nowrap", class_name="ledger-paid"),
                             rx.table.cell(

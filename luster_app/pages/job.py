@@ -195,7 +195,7 @@ def _summary() -> rx.Component:
     info = JobState.info
     return rx.card(
         rx.flex(
-            rx.cond(info.photo_thumb != "", rx.image(src=info.photo_thumb, width="8em", height="6em", object_fit="cover",
+            rx.cond(info.photo_thumb != "", rx.image(src=info.photo_thumb, alt=info.photo, width="8em", height="6em", object_fit="cover",
                                                      border_radius="var(--radius-2)")),
             rx.data_list.root(
                 rx.data_list.item(rx.data_list.label("Photo"), rx.data_list.value(info.photo)),
@@ -265,7 +265,7 @@ def job_page() -> rx.Component:
                             rx.foreach(
                                 JobState.outputs,
                                 lambda o: rx.hstack(
-                                    rx.image(src=o.thumb_url, width="8em", border_radius="var(--radius-2)"),
+                                    rx.image(src=o.thumb_url, alt="Result: " + o.filename, width="8em", border_radius="var(--radius-2)"),
                                     rx.vstack(rx.text(o.filename, size="2"), rx.text(o.dimensions, size="1",
                                                                                      color_scheme="gray")),
                                 ),
