@@ -7,6 +7,8 @@ axe only reads the page, it changes nothing the photographer sees.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,9 +36,22 @@ def smtp() -> Iterator[SmtpSink]:
 
 
 @pytest.fixture(scope="module")
-def app_url(smtp: SmtpSink, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with served_app(tmp_path_factory.mktemp("a11y"), with_worker=True, SMTP_URL=smtp.url) as url:
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("a11y")
+
+
+@pytest.fixture(scope="module")
+def app_url(smtp: SmtpSink, data_dir: Path) -> Iterator[str]:
+    with served_app(data_dir, with_worker=True, SMTP_URL=smtp.url) as url:
         yield url
+
+
+def make_admin(data_dir: Path, email: str) -> None:
+    """`luster admin grant` against the served app's database, as an operator does it."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LUSTER_ENV": "test", "LUSTER_DATA_DIR": str(data_dir),
+           "DATABASE_URL": ""}
+    subprocess.run([str(ROOT / ".venv" / "bin" / "luster"), "admin", "grant", email], cwd=ROOT, env=env, check=True,
+                   capture_output=True)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +73,8 @@ def violations(page) -> list[str]:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("device", list(VIEWPORTS))
-def test_no_page_has_a_wcag_violation(device: str, app_url: str, smtp: SmtpSink, browser, screenshots: Path) -> None:  # noqa: ANN001, F811
+def test_no_page_has_a_wcag_violation(device: str, app_url: str, data_dir: Path, smtp: SmtpSink, browser,  # noqa: ANN001
+                                      screenshots: Path) -> None:  # noqa: F811
     context = browser.new_context(viewport=VIEWPORTS[device], bypass_csp=True)
     page = context.new_page()
     me = Photographer(page, app_url, smtp, screenshots, f"{device}-a11y")
@@ -72,7 +88,8 @@ def test_no_page_has_a_wcag_violation(device: str, app_url: str, smtp: SmtpSink,
     check("landing", "body")
     page.goto(app_url + "/login")
     check("login", "#login-email")
-    me.sign_in(f"{uuid.uuid4().hex[:8]}@example.com")
+    email = f"{uuid.uuid4().hex[:8]}@example.com"
+    me.sign_in(email)
     check("shoots (empty)", "#shoots-empty")
     shoot_id = me.create_shoot("3 Birch Lane", "3 Birch Lane, Sacramento")
     me.upload(PHOTO)
@@ -98,6 +115,9 @@ def test_no_page_has_a_wcag_violation(device: str, app_url: str, smtp: SmtpSink,
     check("billing", ".ledger-row")
     page.goto(f"{app_url}/account")
     check("account", "#account-email")
+    make_admin(data_dir, email)
+    page.goto(f"{app_url}/admin")
+    check("admin", "#admin-stats")
     page.goto(public_url)
     check("disclosure page (signed out view)", "a.original")
     context.close()
