@@ -72,6 +72,16 @@ def violations(page) -> list[str]:  # noqa: ANN001
     return [f"{rule} ({impact}) ×{count}: {targets}" for rule, impact, count, targets in found]
 
 
+def small_targets(page) -> list[str]:  # noqa: ANN001
+    """Visible buttons (and select triggers, switches, checkboxes) less than 44 px high: too small for
+    a thumb. A control inside a label is as large as its label, which a tap on works the same."""
+    return page.evaluate("""() => [...document.querySelectorAll('button, [role=button], [role=combobox]')]
+        .filter(e => { const r = (e.closest('label') || e).getBoundingClientRect();
+                       return r.width > 0 && r.height > 0 && r.height < 43.5; })
+        .map(e => `${e.id ? '#' + e.id : e.className.split(' ')[0]} "${(e.innerText || e.ariaLabel || '').trim()
+                   .slice(0, 30)}" ${Math.round(e.getBoundingClientRect().height)} px`)""")
+
+
 @pytest.mark.parametrize("device", list(VIEWPORTS))
 def test_no_page_has_a_wcag_violation(device: str, app_url: str, data_dir: Path, smtp: SmtpSink, browser,  # noqa: ANN001
                                       screenshots: Path) -> None:  # noqa: F811
@@ -83,6 +93,8 @@ def test_no_page_has_a_wcag_violation(device: str, app_url: str, data_dir: Path,
     def check(name: str, ready: str) -> None:
         page.wait_for_selector(ready)
         found[name] = violations(page)
+        if device == "phone":
+            found[name] += [f"touch target under 44 px: {target}" for target in small_targets(page)]
 
     page.goto(app_url + "/")
     check("landing", "body")
