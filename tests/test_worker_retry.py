@@ -69,3 +69,23 @@ def test_permanent_errors_never_retry() -> None:
     refused = AttemptError("content_policy", "Declined.", False)
     assert not RetryPolicy().decide(refused, attempt=1, max_attempts=10).retry
 
+
+
+def test_an_ai_engine_hiccup_reads_as_one_story_while_retried_and_when_given_up() -> None:
+    from luster_app.engines.openai_engine import _retry
+
+    policy = RetryPolicy(base_seconds=1, max_seconds=8)
+    error = classify(_retry("rate_limited", "The AI engine is busy (rate limit)", 5))
+    assert policy.decide(error, attempt=1, max_attempts=4).message == (
+        "The AI engine is busy (rate limit). Retrying automatically.")
+    final = policy.decide(error, attempt=4, max_attempts=4).message
+    assert final == "The AI engine is busy (rate limit). We tried 4 times. No credit was charged. Please try again later."
+    assert "will try again" not in final  # no promise that the next sentence takes back
+
+
+def test_a_message_that_already_says_nothing_was_charged_does_not_say_it_twice() -> None:
+    policy = RetryPolicy()
+    said = AttemptError("nothing_to_do", "No sky found in this photo; nothing was charged. Try another preset.", False)
+    assert policy.decide(said, attempt=1, max_attempts=4).message == said.message
+    said_too = AttemptError("canceled", "You canceled this before it started. No credit was charged.", False)
+    assert policy.decide(said_too, attempt=1, max_attempts=4).message.count("charged") == 1

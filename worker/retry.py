@@ -68,8 +68,8 @@ class RetryPolicy:
     def decide(self, error: AttemptError, *, attempt: int, max_attempts: int) -> RetryDecision:
         """Retry (and when) or fail now, and the message the job shows either way."""
         if not error.transient:
-            # Some engine messages already say so ("No sky found…; nothing was charged.").
-            said = "nothing was charged" in error.message.lower()
+            # Some engine messages already say so ("No sky found…; nothing was charged."): once is enough.
+            said = "was charged" in error.message.lower()
             return RetryDecision(retry=False, message=error.message if said else f"{error.message} {NO_CHARGE}")
         if attempt >= max_attempts:
             return RetryDecision(

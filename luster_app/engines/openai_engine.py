@@ -145,7 +145,8 @@ def _photo(request: EngineRequest) -> str:
 
 
 def _retry(code: str, message: str, retry_after: float | None = None) -> EngineError:
-    return EngineError(code, f"{message}; we will try again.", transient=True, retry_after=retry_after)
+    # What happened only: the retry policy says whether it is retried or what to do (worker/retry.py).
+    return EngineError(code, f"{message}.", transient=True, retry_after=retry_after)
 
 
 def _fail(code: str, message: str) -> EngineError:

@@ -34,7 +34,8 @@ EVENT_WORDS = {
 }
 # What a photographer can do about each kind of failure (the message itself says what happened).
 NEXT_STEPS = {
-    "canceled": "Nothing was charged. Enhance the photo again from the shoot page when you have credits.",
+    # The message already says that no credit was charged: this says only what to do.
+    "canceled": "Enhance the photo again from the shoot page when you have credits.",
     "preset_unsupported": "Re-run this photo with another preset from the shoot page.",
     "moderation_blocked": "The AI service would not edit this photo. Try another preset, or another photo.",
     "content_policy_violation": "The AI service would not edit this photo. Try another preset, or another photo.",
