@@ -21,7 +21,7 @@ from luster_app.models import Asset, AssetKind, AssetStatus, DownloadLink, Job, 
 from luster_app.services.errors import Conflict, NotFound
 from luster_app.services.jobs import lock_credits, start_transaction
 from luster_app.services.storage_cleanup import delete_pending, record_deletions
-from luster_app.storage import Storage, keys
+from luster_app.storage import Storage
 
 WAIT = "once that finishes (usually within a few minutes)."
 
@@ -124,9 +124,9 @@ def _remove_rows(
         session.execute(delete(DownloadLink).where(DownloadLink.shoot_id.in_(shoot_ids)))
         session.execute(delete(Shoot).where(Shoot.id.in_(shoot_ids)))
     deletion_ids = record_deletions(session, [asset.storage_key for asset in family])
-    # A photo still uploading may yet reach storage through its signed URL (and get a thumbnail).
-    uploading = [a for a in family if a.status == AssetStatus.PENDING]
-    late = [key for a in uploading for key in (a.storage_key, keys.thumb_key(a.user_id, a.shoot_id, a.id))]
+    # A photo still uploading may yet reach storage through its signed URL. (A completion racing
+    # this deletion finds no pending row to mark and drops its own copies.)
+    late = [a.storage_key for a in family if a.status == AssetStatus.PENDING]
     record_deletions(session, late, due_at=utcnow() + upload_ttl)
     removed = Removed(
         photos=len(originals), outputs=sum(asset.kind == AssetKind.OUTPUT for asset in family), jobs_canceled=canceled

@@ -28,6 +28,7 @@ from luster_app.models import Asset, AssetKind, AssetStatus, utcnow
 from luster_app.imaging.budget import BudgetExhausted, CheckLimits
 from luster_app.services.errors import Busy, Conflict, Invalid, NotFound, TooLarge, UnsupportedMedia
 from luster_app.services.shoots import get_shoot
+from luster_app.services.storage_cleanup import record_deletions
 from luster_app.storage import Storage, UploadInstructions
 from luster_app.storage.base import read_at_most
 from luster_app.storage.keys import checked_original_key, original_key, thumb_key
@@ -245,6 +246,9 @@ def complete_upload(
     )
     if marked.rowcount == 1:
         after_commit(session, UPLOADS_COMPLETED.inc)
+        # An S3 upload link stays usable until it expires: whatever it writes after now is read by
+        # nothing, so it is dropped once the link is dead.
+        record_deletions(session, [uploaded], due_at=utcnow() + timedelta(seconds=settings.signed_url_ttl_seconds))
         session.add(
             Asset(
                 shoot_id=asset.shoot_id,
