@@ -97,7 +97,7 @@ def _detail(context: AppContext, view: JobView) -> JobDetailOut:
     outputs = [
         OutputOut(
             asset_id=item.output.id, version=item.output.version, filename=item.output.filename, width=item.output.width,
-            height=item.output.height, bytes=item.output.bytes, url=_signed(context, item.output),
+            height=item.output.height, bytes=item.output.bytes, url=_signed(context, item.viewable),
             thumb_url=_signed(context, item.thumb) if item.thumb else None,
         )
         for item in view.outputs

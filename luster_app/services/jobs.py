@@ -56,6 +56,12 @@ class OutputView:
     output: Asset
     thumb: Asset | None
 
+    @property
+    def viewable(self) -> Asset:
+        """What its owner may fetch now: an edit held for review only at thumbnail size, as its
+        full size is had by accepting (and paying for) it."""
+        return self.thumb if self.output.status == AssetStatus.HELD and self.thumb else self.output
+
 
 @dataclass(frozen=True)
 class JobView:
@@ -260,7 +266,11 @@ def get_job_for_user(*, session: Session, user_id: uuid.UUID, job_id: uuid.UUID)
     events = list(session.execute(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)).scalars())
     outputs = list(
         session.execute(
-            select(Asset).where(Asset.job_id == job_id, Asset.kind == AssetKind.OUTPUT, Asset.user_id == user_id).order_by(Asset.version)
+            # A rejected edit's output is gone from storage: only its job's record remains.
+            select(Asset).where(
+                Asset.job_id == job_id, Asset.kind == AssetKind.OUTPUT, Asset.user_id == user_id,
+                Asset.status != AssetStatus.REJECTED,
+            ).order_by(Asset.version)
         ).scalars()
     )
     thumbs = {
