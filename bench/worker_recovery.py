@@ -67,7 +67,7 @@ def run(env: BenchEnv) -> Section:
         rows=[
             ("no kill", f"{base['total']:.1f}", "–", "–", ""),
             (
-                f"worker 1 of {PROCESSES} SIGKILLed {KILL_AFTER:.0f} s in ({killed['taken_over']:.0f} jobs in flight)",
+                f"worker 1 of {PROCESSES} SIGKILLed {KILL_AFTER:.0f} s in ({killed['taken_over']:.0f} of its jobs in flight)",
                 f"{killed['total']:.1f}", f"{killed['kill_to_done']:.1f}", f"{delay:.1f}", "met" if met else "NOT met",
             ),
         ],
