@@ -183,6 +183,17 @@ class Job(SQLModel, table=True):
     finished_at: datetime | None = _ts()
 
 
+class WorkerHeartbeat(SQLModel, table=True):
+    """A worker process that is running, as it last said so: it beats every few seconds
+    (WORKER_HEARTBEAT_SECONDS), so another worker may take over the jobs of one not seen for
+    WORKER_DEAD_AFTER_SECONDS without waiting out their lease. `id` is the jobs' `lease_owner`."""
+
+    __tablename__ = "workers"
+    id: str = Field(primary_key=True, max_length=128)
+    started_at: datetime = _created_at()
+    last_seen: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+
+
 class JobEvent(SQLModel, table=True):
     __tablename__ = "job_events"
     id: int | None = Field(default=None, primary_key=True)

@@ -183,6 +183,9 @@ def _create_jobs(
             session=session, bucket=f"jobs:{user_id}", limit=options.jobs_per_minute, window_seconds=60,
             message="Too many enhancement requests at once; wait a minute and try again.",
         )
+        # Before the credit lock, which serialises every credit decision of this user: only what
+        # must be decided under it (the photos, the credits) is read while holding it.
+        valid_params, prompt_version_id, prompt_text = _resolve_prompt(session, preset, params or {})
         session.commit()
         lock_credits(session, user_id)
         # Again under the lock: a duplicate sent at the same moment waited here for the first.
@@ -190,10 +193,9 @@ def _create_jobs(
         if replayed is not None:
             session.commit()
             return replayed
-        _check_assets(session, user_id, asset_ids)
-        valid_params, prompt_version_id, prompt_text = _resolve_prompt(session, preset, params or {})
+        shoot_privacy = _check_assets(session, user_id, asset_ids)
         _check_available(session, user_id, needed=len(asset_ids))
-        privacy = _shoot_privacy(session, asset_ids) if "auto_privacy" not in (params or {}) else {}
+        privacy = shoot_privacy if "auto_privacy" not in (params or {}) else {}
         jobs = [
             Job(
                 user_id=user_id, asset_id=asset_id, preset=preset,
@@ -217,11 +219,15 @@ def _create_jobs(
     return jobs
 
 
-def _check_assets(session: Session, user_id: uuid.UUID, asset_ids: list[uuid.UUID]) -> None:
-    assets = {
-        asset.id: asset
-        for asset in session.execute(select(Asset).where(Asset.id.in_(asset_ids), Asset.user_id == user_id)).scalars()
-    }
+def _check_assets(session: Session, user_id: uuid.UUID, asset_ids: list[uuid.UUID]) -> dict[uuid.UUID, bool]:
+    """Refuse unless every photo is the caller's own, an original, uploaded and verified; returns
+    each photo's shoot's Auto privacy setting (what a job that does not say takes)."""
+    query = (
+        select(Asset, Shoot.auto_privacy).join(Shoot, Shoot.id == Asset.shoot_id)
+        .where(Asset.id.in_(asset_ids), Asset.user_id == user_id)
+    )
+    rows = session.execute(query).all()
+    assets = {asset.id: asset for asset, _ in rows}
     for asset_id in asset_ids:
         asset = assets.get(asset_id)
         if asset is None:
@@ -231,12 +237,7 @@ def _check_assets(session: Session, user_id: uuid.UUID, asset_ids: list[uuid.UUI
         if asset.status != AssetStatus.READY:
             state = "was rejected" if asset.status == AssetStatus.REJECTED else "has not finished uploading"
             raise Conflict(f"{asset.filename} {state}; only uploaded, verified photos can be enhanced.")
-
-
-def _shoot_privacy(session: Session, asset_ids: list[uuid.UUID]) -> dict[uuid.UUID, bool]:
-    """Each photo's shoot's Auto privacy setting: what a job that does not say takes."""
-    rows = session.execute(select(Asset.id, Shoot.auto_privacy).join(Shoot, Shoot.id == Asset.shoot_id).where(Asset.id.in_(asset_ids)))
-    return dict(rows.tuples().all())
+    return {asset.id: auto_privacy for asset, auto_privacy in rows}
 
 
 def _resolve_prompt(session: Session, preset: str, params: dict[str, Any]) -> tuple[dict[str, Any], int | None, str]:
