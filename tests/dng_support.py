@@ -44,8 +44,8 @@ def stored(upright: np.ndarray, orientation: int) -> np.ndarray:
 
 def mosaic(linear: np.ndarray) -> np.ndarray:
     """The sensor's RGGB readout of a linear camera-RGB image, 12-bit."""
-    sensor = np.clip(linear * WARM_LIGHT, 0, 1) * WHITE_LEVEL
-    bayer = np.empty(sensor.shape[:2])
+    sensor = np.clip(linear * np.asarray(WARM_LIGHT, linear.dtype), 0, 1) * WHITE_LEVEL
+    bayer = np.empty(sensor.shape[:2], sensor.dtype)
     bayer[0::2, 0::2] = sensor[0::2, 0::2, 0]
     bayer[0::2, 1::2] = sensor[0::2, 1::2, 1]
     bayer[1::2, 0::2] = sensor[1::2, 0::2, 1]
@@ -120,13 +120,21 @@ def make_dng(
     model: str = "Test Camera",
 ) -> bytes:
     """A DNG of `scene(width, height)` (upright size), stored as a camera turned by `orientation`
-    writes it, with a JPEG preview (IFD 0) of the marked scene when `preview`, and a GPS IFD
-    naming a place when `gps`."""
+    writes it, with a JPEG preview (IFD 0) of the marked scene when `preview` (`preview_edge` on its long
+    side, or the photo's size), and a GPS IFD naming a place when `gps`."""
     upright = scene(width, height)
     bayer = mosaic(np.ascontiguousarray(stored(upright, orientation)))
-    raw_height, raw_width = bayer.shape
-    jpeg = preview_jpeg(upright, orientation, preview_edge) if preview else b""
+    jpeg = preview_jpeg(upright, orientation, preview_edge) if preview else None
+    return write_dng(bayer, orientation=orientation, preview=jpeg, gps=gps, make=make, model=model)
 
+
+def write_dng(
+    bayer: np.ndarray, *, orientation: int = 1, preview: bytes | None = None, gps: bool = False,
+    make: str = "Luster", model: str = "Test Camera",
+) -> bytes:
+    """A DNG of an RGGB mosaic (`mosaic`), with `preview` (a JPEG, stored like the mosaic) in IFD 0."""
+    raw_height, raw_width = bayer.shape
+    jpeg = preview or b""
     raw = _Ifd()
     raw.set(254, LONG, [0])  # NewSubFileType: the main image
     raw.set(256, LONG, [raw_width])
@@ -145,7 +153,7 @@ def make_dng(
     raw.set(50717, LONG, [WHITE_LEVEL])
 
     main = _Ifd()  # IFD 0: the preview when there is one, else the raw image itself
-    if preview:
+    if jpeg:
         preview_image = Image.open(io.BytesIO(jpeg))
         main.set(254, LONG, [1])  # a reduced-resolution copy
         main.set(256, LONG, [preview_image.width])
@@ -182,10 +190,10 @@ def make_dng(
     # Layout: header, IFD 0, raw IFD (with a preview), GPS IFD, preview JPEG, mosaic.
     main_at = 8
     raw_at = main_at + main.size()
-    gps_at = raw_at + (raw.size() if preview else 0)
+    gps_at = raw_at + (raw.size() if jpeg else 0)
     preview_at = gps_at + (gps_ifd.size() if gps else 0)
     mosaic_at = preview_at + len(jpeg) + len(jpeg) % 2
-    if preview:
+    if jpeg:
         main.set(273, LONG, [preview_at])
         main.set(330, LONG, [raw_at])
         raw.set(273, LONG, [mosaic_at])
@@ -194,7 +202,7 @@ def make_dng(
     if gps:
         main.set(34853, LONG, [gps_at])
     out = b"II*\x00" + struct.pack("<I", main_at) + main.pack(main_at)
-    if preview:
+    if jpeg:
         out += raw.pack(raw_at)
     if gps:
         out += gps_ifd.pack(gps_at)
