@@ -5,14 +5,21 @@ the embedded preview. Every file is a real DNG made from a known Bayer mosaic (t
 from __future__ import annotations
 
 import io
+import threading
+import uuid
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from luster_app.config import Settings
 from luster_app.imaging import ImageRejected, load_normalised
-from luster_app.imaging.raw import UNREADABLE_RAW, decode_raw, inspect_raw, opened_raw, raw_format
+from luster_app.imaging.raw import DECODE_SHARE, UNREADABLE_RAW, decode_raw, inspect_raw, opened_raw, raw_format
+from luster_app.models import Asset, Job
+from luster_app.storage.local import LocalStorage
 from tests.dng_support import make_dng
+from tests.engines_for_tests import NoopEngine
+from worker.pipeline import ImageLimits, PixelBudget, render
 
 MAX_PIXELS = 100_000_000
 
@@ -122,3 +129,27 @@ def test_a_raw_with_more_pixels_than_allowed_is_refused_before_decoding() -> Non
     with pytest.raises(ImageRejected) as refused:
         decode_raw(make_dng(96, 64), max_pixels=96 * 64 - 1)
     assert refused.value.code == "too_many_pixels"
+
+
+def test_the_worker_holds_a_raws_development_in_its_pixel_budget(settings: Settings) -> None:
+    """A development holds far more memory than the photo it makes: so does its share of the budget."""
+    storage = LocalStorage.from_settings(settings)
+    shares = {}
+    for content_type, data in (("image/x-adobe-dng", make_dng(480, 320, orientation=6)), ("image/png", _png(480, 320))):
+        key = f"{uuid.uuid4()}/{uuid.uuid4()}/{uuid.uuid4()}/original"
+        storage.put_bytes(key, data, content_type=content_type)
+        original = Asset(id=uuid.uuid4(), shoot_id=uuid.uuid4(), user_id=uuid.uuid4(), kind="original", storage_key=key,
+                         filename="x", content_type=content_type, width=480, height=320, status="ready")
+        limits = ImageLimits(cpu=threading.BoundedSemaphore(1), budget=PixelBudget(100), max_pixels=MAX_PIXELS)
+        job = Job(user_id=uuid.uuid4(), asset_id=original.id, preset="enhance", params={}, engine="test", prompt_text="")
+        rendered = render(job, original, storage=storage, engine=NoopEngine(), limits=limits)
+        assert (rendered.width, rendered.height) == (480, 320)
+        shares[content_type] = limits.budget.peak
+    assert shares["image/png"] == pytest.approx(0.1536)
+    assert shares["image/x-adobe-dng"] == pytest.approx(0.1536 * DECODE_SHARE) and DECODE_SHARE >= 3
+
+
+def _png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), "white").save(buffer, "PNG")
+    return buffer.getvalue()
