@@ -84,7 +84,7 @@ def test_a_raw_is_developed_wherever_a_photo_is_loaded() -> None:
     assert image.size == (96, 64) and {k: quadrants(image)[k] for k in UPRIGHT} == UPRIGHT
 
 
-@pytest.mark.parametrize("orientation", [1, 6])
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
 def test_the_upload_thumbnail_comes_from_the_embedded_preview_turned_upright(orientation: int) -> None:
     data = make_dng(96, 64, orientation=orientation)
     with opened_raw(data, max_pixels=MAX_PIXELS) as raw:

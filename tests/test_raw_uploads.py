@@ -9,6 +9,7 @@ import io
 import uuid
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -141,3 +142,19 @@ def test_a_raw_that_libraw_cannot_read_is_refused_with_the_reason(backend: Backe
     [listed] = backend.client.get(f"/api/shoots/{shoot_id}/assets", headers=headers).json()
     assert (listed["status"], listed["reject_reason"]) == ("rejected", UNREADABLE_RAW)
     assert backend.stored_keys() == set()  # nothing of it (nor its GPS) stays in storage
+
+
+def test_a_photo_signed_as_a_raw_keeps_the_photo_limit(
+    request: pytest.FixtureRequest, settings: Settings, sqlite_url: str
+) -> None:
+    limited = settings.model_copy(update={"upload_max_bytes": 100_000})
+    for app in build_backend("local", limited, sqlite_url, request):
+        _, headers, shoot_id = photographer(app)
+        noise = Image.fromarray(np.random.default_rng(7).integers(0, 256, (300, 400, 3), dtype=np.uint8))
+        jpeg = io.BytesIO()
+        noise.save(jpeg, "JPEG", quality=95)
+        assert len(jpeg.getvalue()) > 100_000
+        result = upload(app, headers, shoot_id, jpeg.getvalue(), filename="IMG_3.CR3", content_type="image/x-canon-cr3")
+        assert result.presign.status_code == 200  # within the RAW limit, as signed
+        assert result.complete.status_code == 422
+        assert result.complete.json()["detail"].endswith("the limit is 0.1 MB.")

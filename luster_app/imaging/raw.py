@@ -169,8 +169,10 @@ def _preview(raw: Any, *, long_edge: int, max_pixels: int) -> Image.Image | None
             image.load()
         except Exception:  # noqa: BLE001  (a broken preview is only a reason to decode the sensor data)
             return None
+    elif thumb.data.ndim == 3 and thumb.data.shape[2] >= 3 and thumb.data.dtype == np.uint8:  # an RGB bitmap
+        image = Image.fromarray(np.ascontiguousarray(thumb.data[..., :3]))
     else:
-        image = Image.fromarray(np.ascontiguousarray(thumb.data[..., :3], dtype=np.uint8))
+        return None
     sizes = raw.sizes
     needed = min(long_edge, max(sizes.width, sizes.height))
     aspect = sizes.width / sizes.height

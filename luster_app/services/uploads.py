@@ -395,8 +395,8 @@ def _read_object(*, storage: Storage, settings: Settings, key: str, limit: int) 
     image_format = sniff_format(data[:SNIFF_BYTES]) or raw_format(data)
     if image_format is None:
         raise ImageRejected(NOT_A_PHOTO, code="not_a_photo")
-    if len(data) > size_limit(settings, image_format):  # signed as a RAW, but it is not one
-        limit = size_limit(settings, image_format)
+    limit = size_limit(settings, image_format)
+    if len(data) > limit:  # signed as a RAW, but it is not one
         raise ImageRejected(f"The file is {megabytes(len(data))}; the limit is {megabytes(limit)}.", code="too_large")
     return data, image_format
 
