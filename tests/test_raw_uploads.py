@@ -55,7 +55,7 @@ def fetch_image(app: Backend, url: str) -> tuple[bytes, Image.Image]:
 
 def test_a_raw_goes_from_upload_to_a_full_resolution_upright_output_without_gps(app: Backend) -> None:
     user_id, headers, shoot_id = photographer(app)
-    # Shot in portrait orientation... of a landscape scene: stored 320 × 480, turned by its tag 6.
+    # The camera was held turned a quarter: stored 320 × 480, upright 480 × 320 by its orientation tag (6).
     dng = make_dng(480, 320, orientation=6, gps=True)
     with Image.open(io.BytesIO(dng)) as header:
         assert header.getexif().get_ifd(GPS_IFD)  # the file does say where it was taken
