@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     port: int = 8000
     app_url: str = ""
     upload_max_bytes: int = 10 * 1024 * 1024
+    # Camera RAW files (DNG, CR2, CR3, NEF, ARW, RAF, ORF, RW2) are larger: their own limit.
+    raw_max_bytes: int = 120 * 1024 * 1024
     max_image_pixels: int = 100_000_000
     log_level: str = "INFO"
     # Reverse proxies in front of the app (Railway, a load balancer): X-Forwarded-For is trusted
