@@ -25,6 +25,7 @@ from luster_app.config import Settings
 from luster_app.imaging import ImageRejected, make_thumbnail, open_image, oriented_size, sniff_format
 from luster_app.metrics import UPLOADS_COMPLETED, UPLOADS_REJECTED, after_commit
 from luster_app.models import Asset, AssetKind, AssetStatus, utcnow
+from luster_app.imaging.brackets import read_exposure
 from luster_app.imaging.budget import BudgetExhausted, CheckLimits
 from luster_app.services.errors import Busy, Conflict, Invalid, NotFound, TooLarge, UnsupportedMedia
 from luster_app.services.shoots import get_shoot
@@ -241,6 +242,7 @@ def complete_upload(
             height=height,
             bytes=len(data),
             content_type=FORMAT_CONTENT_TYPES[image_format],
+            exposure=exposure.to_json() if (exposure := read_exposure(data)) else None,
         )
     )
     if marked.rowcount == 1:
