@@ -34,7 +34,8 @@ class BracketView:
 
     id: uuid.UUID
     asset_ids: list[uuid.UUID]
-    merged: AssetView | None  # with the group's enhanced versions as its outputs
+    photo_id: uuid.UUID  # the merged photo's asset: what the group's jobs run on
+    merged: AssetView | None  # once merged, with the group's enhanced versions as its outputs
 
 
 @dataclass(frozen=True)
@@ -187,9 +188,9 @@ def list_brackets(
     groups = []
     for bracket_id in brackets:
         frames = [a.id for a in assets if a.bracket_id == bracket_id and a.kind == AssetKind.ORIGINAL]
-        photo = next((a for a in assets if a.bracket_id == bracket_id and a.kind == AssetKind.MERGED), None)
-        view = merged.get(photo.id) if photo is not None and photo.status == AssetStatus.READY else None
-        groups.append(BracketView(id=bracket_id, asset_ids=frames, merged=view))
+        photo = next(a for a in assets if a.bracket_id == bracket_id and a.kind == AssetKind.MERGED)
+        view = merged.get(photo.id) if photo.status == AssetStatus.READY else None
+        groups.append(BracketView(id=bracket_id, asset_ids=frames, photo_id=photo.id, merged=view))
     singles = [
         (asset.id, Exposure.from_json(asset.exposure))
         for asset in assets
