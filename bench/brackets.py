@@ -41,7 +41,7 @@ RUN = textwrap.dedent("""
     if sys.argv[1] == "luster":
         merged = merge_bracket(frames)
     else:
-        aligned = []
+        aligned = [np.empty_like(frame) for frame in frames]  # the binding fills the arrays it is given
         cv2.createAlignMTB().process(frames, aligned)
         fused = cv2.createMergeMertens().process(aligned)
         merged = np.clip(fused * 255, 0, 255).astype(np.uint8)
