@@ -66,14 +66,18 @@ def megapixels(asset: Asset) -> float:
     return size * DECODE_SHARE if asset.content_type in RAW_CONTENT_TYPES.values() else size
 
 
-def render(job: Job, original: Asset, *, storage: Storage, engine: ImageEngine, limits: ImageLimits) -> Rendered:
-    """Fetch the original, normalise it (upright, sRGB, no metadata), edit it, encode output and thumbnail.
+def render(
+    job: Job, original: Asset, *, storage: Storage, engine: ImageEngine, limits: ImageLimits, data: bytes | None = None
+) -> Rendered:
+    """Fetch the original (or take `data`: a bracket's merge), normalise it (upright, sRGB, no
+    metadata), edit it, encode output and thumbnail.
 
     Decoding and encoding run in the CPU slots; the engine call runs outside them (it waits
     on the network), unless the engine says it computes locally (`cpu_bound = True`).
     """
     with limits.budget.hold(megapixels(original)):
-        data = storage.get_bytes(original.storage_key)
+        if data is None:
+            data = storage.get_bytes(original.storage_key)
         with limits.cpu:
             image = load_normalised(data, max_pixels=limits.max_pixels)
             corrected = correct(image, job.preset, job.params, original=data)
@@ -96,13 +100,13 @@ def render(job: Job, original: Asset, *, storage: Storage, engine: ImageEngine, 
         del request, corrected
         with limits.cpu:
             jpeg = encode_jpeg(edited)
-            thumb, thumb_width, thumb_height = _thumbnail(edited)
+            thumb, thumb_width, thumb_height = thumbnail(edited)
             width, height = edited.size
             del edited
     return Rendered(jpeg, width, height, thumb, thumb_width, thumb_height, alteration, outcome)
 
 
-def _thumbnail(image: Image.Image) -> tuple[bytes, int, int]:
+def thumbnail(image: Image.Image) -> tuple[bytes, int, int]:
     """The output's thumbnail (long edge 512, as for uploads), made from the pixels in hand.
 
     They are already upright, sRGB and metadata-free, so unlike `make_thumbnail` (which starts

@@ -13,7 +13,7 @@ from alembic import op
 import luster_app.models
 
 revision: str = "0019"
-down_revision: str | None = "0015"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -526,7 +526,7 @@ def _output_asset_rows(job: Job, original: Asset, files: OutputFiles, status: st
     common = {
         "shoot_id": original.shoot_id, "user_id": original.user_id, "content_type": "image/jpeg",
         "status": status, "job_id": job.id, "reject_reason": None, "created_at": utcnow(),
-        "sweep_failures": 0, "sweep_after": None,
+        "sweep_failures": 0, "sweep_after": None, "bracket_id": None, "exposure": None,
     }
     output = {
         **common, "id": output_id, "kind": AssetKind.OUTPUT, "storage_key": files.key, "filename": f"{stem}.jpg",

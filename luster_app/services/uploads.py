@@ -29,6 +29,7 @@ from luster_app.imaging.raw import CHECK_SHARE, RAW_CONTENT_TYPES, RAW_FORMATS, 
 from luster_app.imaging.raw import megapixels as raw_megapixels
 from luster_app.metrics import UPLOADS_COMPLETED, UPLOADS_REJECTED, after_commit
 from luster_app.models import Asset, AssetKind, AssetStatus, utcnow
+from luster_app.imaging.brackets import read_exposure
 from luster_app.imaging.budget import BudgetExhausted, CheckLimits
 from luster_app.services.errors import Busy, Conflict, Invalid, NotFound, TooLarge, UnsupportedMedia
 from luster_app.services.shoots import get_shoot
@@ -269,6 +270,7 @@ def complete_upload(
             height=height,
             bytes=len(data),
             content_type=FORMAT_CONTENT_TYPES[image_format],
+            exposure=exposure.to_json() if (exposure := read_exposure(data)) else None,
         )
     )
     if marked.rowcount == 1:
