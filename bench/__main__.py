@@ -26,7 +26,10 @@ from bench.common import DEFAULT_SERVER, BenchEnv, Section
 from luster_app.config import Settings
 from luster_app.migrations import ROOT
 
-BENCHMARKS = ["queue_lifecycle", "io_overlap", "worker_memory", "image_pipeline", "api_load", "browser_thumbnails"]
+BENCHMARKS = [
+    "queue_lifecycle", "io_overlap", "worker_memory", "worker_recovery", "image_pipeline", "heic_thumbnail",
+    "raw_thumbnail", "brackets", "api_load", "browser_thumbnails",
+]
 REPORT = ROOT / "docs" / "BENCHMARKS.md"
 
 

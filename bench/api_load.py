@@ -33,6 +33,7 @@ from luster_app.migrations import ROOT, upgrade
 from luster_app.services.credits import grant_adjustment
 from luster_app.services.users import ensure_user
 
+JOBS_GOAL = 0.5
 CLIENTS = 50
 # Settings the server process gets from its environment (the rest are defaults).
 SERVER_SETTINGS = ("database_url", "luster_data_dir", "app_url", "luster_env", "log_level", "jobs_per_minute_per_user")
@@ -168,8 +169,12 @@ def _measure(env: BenchEnv, database: str, settings: Settings, requests: int) ->
         loads = {name: asyncio.run(_drive(url, requests, send)) for name, (send, _) in endpoints.items()}
     health = loads["GET /api/health"].per_second
     for name, load in loads.items():
+        ratio = load.per_second / health
+        goal = ""
+        if database == "PostgreSQL" and name == "POST /api/jobs":
+            goal = "met" if ratio >= JOBS_GOAL else "NOT met (see below)"
         rows.append((database, name, str(requests), f"{load.percentile(0.5) * 1000:.0f}", f"{load.percentile(0.99) * 1000:.0f}",
-                     f"{load.per_second:.0f}", f"{load.per_second / health:.2f}", load.unexpected(endpoints[name][1])))
+                     f"{load.per_second:.0f}", f"{ratio:.2f}", load.unexpected(endpoints[name][1]), goal))
     return rows
 
 
@@ -182,7 +187,8 @@ def run(env: BenchEnv) -> Section:
         rows += _measure(env, "PostgreSQL", env.settings(url), requests)
     return Section(
         title="API under load",
-        header=("database", "endpoint", "requests", "p50 (ms)", "p99 (ms)", "requests/s", "vs /api/health", "errors"),
+        header=("database", "endpoint", "requests", "p50 (ms)", "p99 (ms)", "requests/s", "vs /api/health", "errors",
+                f"goal ≥ {JOBS_GOAL}"),
         rows=rows,
         notes=[
             f"{CLIENTS} concurrent clients (one asyncio process, keep-alive connections) against one granian worker",
@@ -190,5 +196,15 @@ def run(env: BenchEnv) -> Section:
             "time, so none is a duplicate); each job is queued against available credits (no worker runs, so",
             "every job stays reserved and each create counts the reservations). `errors` counts answers other than",
             "the endpoint's success status (200, or 201 for a job); latency and rate include them.",
+            "Where a job create's time goes (cProfile of creates on PostgreSQL, one photographer): 11 statements in",
+            "four transactions; half the wall time waits on PostgreSQL. The cost that does not shrink with more",
+            "clients is serialisation: every create of one photographer takes two per-user locks in turn, the rate",
+            "limit's (advisory lock, prune, count, insert) and the credits row's (idempotency replay, photos, balance",
+            "and a count of the reserved jobs, insert jobs and events), so 50 clients of one user queue on them.",
+            "Fixed: the prompt is resolved before the credit lock, and the photos are read with their shoots in one",
+            "statement under it (two fewer round trips while holding it). What would meet the goal if it is not",
+            "met: fold the rate-limit count and the credit check into one statement each (a reserved-credits",
+            "counter instead of counting the user's reserved jobs, which grows with the queue), so each lock is",
+            "held for one round trip.",
         ],
     )

@@ -1,5 +1,5 @@
-"""Benchmark photos made from the real test photos: a 24-megapixel camera JPEG and a
-12-megapixel iPhone HEIC (Display P3 profile kept), as a photographer would upload them."""
+"""Benchmark photos made from the real test photos: a 24-megapixel camera JPEG, a 12-megapixel
+iPhone HEIC (Display P3 profile kept) and a 24-megapixel camera DNG, as a photographer would upload them."""
 
 from __future__ import annotations
 
@@ -50,3 +50,20 @@ def iphone_heic() -> bytes:
     buffer = io.BytesIO()
     pixels.save(buffer, "HEIF", quality=80, icc_profile=icc, exif=exif.tobytes())
     return buffer.getvalue()
+
+
+@functools.cache
+def camera_dng(*, preview: bool = True) -> bytes:
+    """A 24-megapixel DNG of the camera JPEG's scene: its pixels linearised and mosaicked through an
+    RGGB filter (12-bit, uncompressed), stored landscape with orientation 6 and, when `preview`,
+    the full-size JPEG a Canon or Nikon embeds (quality 92, no EXIF) as its preview."""
+    from tests.dng_support import mosaic, write_dng
+
+    pixels = Image.open(io.BytesIO(camera_jpeg()))
+    pixels.load()
+    srgb = np.asarray(pixels, dtype=np.float32) / 255
+    linear = np.where(srgb <= 0.04045, srgb / 12.92, np.power((srgb + 0.055) / 1.055, 2.4, dtype=np.float32))
+    del srgb
+    jpeg = io.BytesIO()
+    pixels.save(jpeg, "JPEG", quality=92)
+    return write_dng(mosaic(linear), orientation=6, preview=jpeg.getvalue() if preview else None)

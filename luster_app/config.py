@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     port: int = 8000
     app_url: str = ""
     upload_max_bytes: int = 10 * 1024 * 1024
+    # Camera RAW files (DNG, CR2, CR3, NEF, ARW, RAF, ORF, RW2) are larger: their own limit.
+    raw_max_bytes: int = 120 * 1024 * 1024
     max_image_pixels: int = 100_000_000
     log_level: str = "INFO"
     # Reverse proxies in front of the app (Railway, a load balancer): X-Forwarded-For is trusted
@@ -99,6 +101,11 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = 1.0  # how often an idle worker looks for due jobs
     worker_upload_sweep_seconds: float = 300.0  # how often a worker settles abandoned uploads
     worker_grace_seconds: float = 25.0  # on SIGTERM, how long in-flight jobs may take to finish
+    # Each worker process says it is alive this often (a thread of its own, whatever its jobs are
+    # doing); another worker takes over the jobs of one not seen for WORKER_DEAD_AFTER_SECONDS,
+    # long before their lease runs out. A slow engine call keeps its job: its worker still beats.
+    worker_heartbeat_seconds: float = 5.0
+    worker_dead_after_seconds: float = 20.0
     worker_cpu_slots: int = 2  # decode/encode steps at once per process (0: one per core)
     # Megapixels of photos one worker process holds decoded at once (photo and output: about
     # 6 MB per megapixel), so memory stays flat however high the concurrency.
@@ -131,6 +138,10 @@ class Settings(BaseSettings):
     def _default_app_url(self) -> Settings:
         if not self.app_url:
             self.app_url = f"http://localhost:{self.port}"
+        if self.worker_heartbeat_seconds * 2 > self.worker_dead_after_seconds:
+            raise ValueError(
+                "WORKER_DEAD_AFTER_SECONDS must be at least twice WORKER_HEARTBEAT_SECONDS: one late beat must not make a live worker's jobs run twice"
+            )
         if self.upload_abandon_seconds <= self.signed_url_ttl_seconds:
             raise ValueError(
                 "UPLOAD_ABANDON_SECONDS must be longer than SIGNED_URL_TTL_SECONDS: an upload may still be on its way until its URL expires"

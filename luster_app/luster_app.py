@@ -19,6 +19,7 @@ from luster_app.pages.job import JobState, job_page
 from luster_app.pages.landing import landing
 from luster_app.pages.login import LoginState, login_page, logout_page
 from luster_app.pages.shoot import ShootState, shoot_page
+from luster_app.pages.shoot_brackets import ShootBracketState
 from luster_app.pages.shoot_delivery import ShootDeliveryState
 from luster_app.pages.shoot_own import ShootOwnState
 from luster_app.pages.shoots import ShootsState, shoots_page
@@ -45,7 +46,9 @@ app.add_page(landing, route=routes.LANDING, title="Luster — listing-ready real
 app.add_page(login_page, route=routes.LOGIN, title="Sign in — Luster", on_load=LoginState.load)
 app.add_page(confirm_page, route=routes.CONFIRM, title="Confirm sign-in — Luster", on_load=ConfirmState.load)
 app.add_page(logout_page, route=routes.LOGOUT, title="Sign out — Luster", on_load=AuthState.sign_out)
-app.add_page(shoot_page, route=routes.SHOOT, title="Shoot — Luster", on_load=[ShootState.load, ShootOwnState.load_refused, ShootDeliveryState.load_share])
+app.add_page(shoot_page, route=routes.SHOOT, title="Shoot — Luster",
+             on_load=[ShootState.load, ShootOwnState.load_refused, ShootBracketState.load_suggestions,
+                      ShootDeliveryState.load_share])
 app.add_page(shoots_page, route=routes.SHOOTS, title="Shoots — Luster", on_load=ShootsState.load)
 app.add_page(job_page, route=routes.JOB, title="Job — Luster", on_load=JobState.load)
 app.add_page(billing_success_page, route=routes.BILLING_SUCCESS, title="Payment — Luster",

@@ -60,6 +60,8 @@ class AssetKind:
     ORIGINAL = "original"
     OUTPUT = "output"
     THUMB = "thumb"
+    # A bracket group's frames fused into one photo: the group's "original" (its outputs hang off it).
+    MERGED = "merged"
 
 
 class AssetStatus:
@@ -148,6 +150,21 @@ class Asset(SQLModel, table=True):
     # longer each time, so it never holds up the newer ones behind it.
     sweep_failures: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     sweep_after: datetime | None = _ts()
+    # The bracket group an original frame belongs to, or whose merged photo this is. No foreign
+    # key, as for `job_id`: a cycle with `brackets` would break SQLite migrations.
+    bracket_id: uuid.UUID | None = Field(default=None, index=True)
+    # What the photo's EXIF says about how it was shot (imaging/brackets.Exposure), for grouping.
+    exposure: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class Bracket(SQLModel, table=True):
+    """2 to 9 photos of one shoot, shot at different exposures, that become one output."""
+
+    __tablename__ = "brackets"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="users.id", index=True)
+    shoot_id: uuid.UUID = Field(foreign_key="shoots.id", index=True)
+    created_at: datetime = _created_at()
 
 
 class Job(SQLModel, table=True):
@@ -178,9 +195,22 @@ class Job(SQLModel, table=True):
     # What the corrections asked for in `params` did ({"notes": [...], "regions_blurred": n}),
     # written by the worker; None until they ran, or when none was asked for.
     corrections: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # A bracket job: the worker merges this group's frames into `asset_id` (its merged photo) first.
+    bracket_id: uuid.UUID | None = Field(default=None)
     created_at: datetime = _created_at()
     started_at: datetime | None = _ts()
     finished_at: datetime | None = _ts()
+
+
+class WorkerHeartbeat(SQLModel, table=True):
+    """A worker process that is running, as it last said so: it beats every few seconds
+    (WORKER_HEARTBEAT_SECONDS), so another worker may take over the jobs of one not seen for
+    WORKER_DEAD_AFTER_SECONDS without waiting out their lease. `id` is the jobs' `lease_owner`."""
+
+    __tablename__ = "workers"
+    id: str = Field(primary_key=True, max_length=128)
+    started_at: datetime = _created_at()
+    last_seen: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
 
 
 class JobEvent(SQLModel, table=True):

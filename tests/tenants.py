@@ -41,6 +41,8 @@ class Tenant:
     checkout_session_id: str
     job_id: str
     output_id: str
+    spare_asset_id: str  # a ready photo in no bracket group
+    bracket_id: str  # a group of two more photos
     storage_keys: list[str] = field(default_factory=list)
 
     @property
@@ -48,7 +50,7 @@ class Tenant:
         """Strings that identify this tenant's data: none may reach another user."""
         return [
             str(self.user.id), self.user.email, self.shoot_id, self.ready_asset_id, self.pending_asset_id,
-            self.checkout_session_id, self.job_id, self.output_id, *self.storage_keys,
+            self.checkout_session_id, self.job_id, self.output_id, self.spare_asset_id, self.bracket_id, *self.storage_keys,
         ]
 
 
@@ -72,8 +74,8 @@ def leaked(body: bytes | str, victim: Tenant) -> list[str]:
 
 
 def add_tenant(backend: Backend, label: str) -> Tenant:
-    """A photographer with 5 credits, a shoot with one ready photo enhanced by a finished job and
-    one pending upload, and an open checkout."""
+    """A photographer with 5 credits, a shoot with one ready photo enhanced by a finished job, one
+    pending upload, a spare ready photo and a bracket group of two more, and an open checkout."""
     user, headers = make_user(backend.context, email=f"{label}-{uuid.uuid4().hex[:8]}@example.com")
     with backend.context.session() as session:
         grant_adjustment(session=session, user_id=user.id, delta=5, reason=f"{label} trial credits")
@@ -86,6 +88,11 @@ def add_tenant(backend: Backend, label: str) -> Tenant:
         headers=headers,
     )
     assert pending.status_code == 200, pending.text
+    spare, *frames = (upload(backend, headers, shoot_id, JPEG, filename=f"{label}-{name}.jpg") for name in ("hall", "bed-1", "bed-2"))
+    bracket = backend.client.post(
+        f"/api/shoots/{shoot_id}/brackets", json={"asset_ids": [frame.asset_id for frame in frames]}, headers=headers
+    )
+    assert bracket.status_code == 201, bracket.text
     checkout = backend.client.post("/api/billing/checkout", json={"pack": "starter"}, headers=headers)
     assert checkout.status_code == 200, checkout.text
     job = backend.client.post("/api/jobs", json={"asset_id": ready.asset_id, "preset": "enhance"}, headers=headers)
@@ -104,6 +111,8 @@ def add_tenant(backend: Backend, label: str) -> Tenant:
         checkout_session_id=checkout.json()["session_id"],
         job_id=job.json()["id"],
         output_id=output["asset_id"],
+        spare_asset_id=spare.asset_id,
+        bracket_id=bracket.json()["id"],
         storage_keys=list(keys),
     )
 

@@ -37,7 +37,10 @@ def fuzz_tenants(request: pytest.FixtureRequest, settings: Settings) -> Iterator
 def _bobs_ids(tenants: TwoTenants) -> list[str]:
     """Ids to splice into paths: guessing another user's ids is the attack a fuzzer cannot make alone."""
     bob = tenants.victim
-    return [bob.shoot_id, bob.ready_asset_id, bob.pending_asset_id, bob.checkout_session_id, bob.job_id, bob.output_id]
+    return [
+        bob.shoot_id, bob.ready_asset_id, bob.pending_asset_id, bob.checkout_session_id, bob.job_id, bob.output_id,
+        bob.bracket_id,
+    ]
 
 
 OPERATIONS = documented_operations()

@@ -67,13 +67,21 @@ OTHERS_OBJECT = {
     ("DELETE", "/api/shoots/{shoot_id}"): probe("DELETE", "/api/shoots/{shoot_id}"),
     ("DELETE", "/api/assets/{asset_id}"): probe("DELETE", "/api/assets/{ready_asset_id}"),
     ("POST", "/api/jobs/{job_id}/cancel"): probe("POST", "/api/jobs/{job_id}/cancel"),
+    ("GET", "/api/shoots/{shoot_id}/brackets"): probe("GET", "/api/shoots/{shoot_id}/brackets"),
+    ("POST", "/api/shoots/{shoot_id}/brackets"): probe(
+        "POST", "/api/shoots/{shoot_id}/brackets", json={"asset_ids": ["{ready_asset_id}", "{spare_asset_id}"]}
+    ),
+    ("DELETE", "/api/brackets/{bracket_id}"): probe("DELETE", "/api/brackets/{bracket_id}"),
     ("POST", "/api/shoots/{shoot_id}/share"): probe("POST", "/api/shoots/{shoot_id}/share"),
     ("GET", "/api/shoots/{shoot_id}/share"): probe("GET", "/api/shoots/{shoot_id}/share"),
     ("DELETE", "/api/shoots/{shoot_id}/share"): probe("DELETE", "/api/shoots/{shoot_id}/share"),
 }
 # Bob's job has succeeded, so canceling or deciding on it is a conflict of state for him (409), never a 404.
-OWNER_ANSWERS = {("POST", "/api/jobs/{job_id}/cancel"): (409,), ("POST", "/api/jobs/{job_id}/accept"): (409,), ("POST", "/api/jobs/{job_id}/reject"): (409,),
-                 ("DELETE", "/api/shoots/{shoot_id}/share"): (204,)}
+OWNER_ANSWERS = {
+    ("POST", "/api/jobs/{job_id}/cancel"): (409,), ("POST", "/api/jobs/{job_id}/accept"): (409,),
+    ("POST", "/api/jobs/{job_id}/reject"): (409,), ("DELETE", "/api/brackets/{bracket_id}"): (204,),
+    ("DELETE", "/api/shoots/{shoot_id}/share"): (204,),
+}
 # Routes about the caller alone: Alice's answer is about Alice.
 OWN_DATA = {
     ("GET", "/api/me"): probe("GET", "/api/me"),
@@ -154,7 +162,8 @@ def bobs_view(tenants: TwoTenants) -> dict[str, Any]:
     return {
         "credits": get("/api/me")["credits"],
         "shoots": sorted((s["id"], s["name"], s["photo_count"]) for s in shoots),
-        "photos": sorted((a["id"], a["status"]) for s in shoots for a in get(f"/api/shoots/{s['id']}/assets")),
+        "photos": sorted((a["id"], a["status"], a["bracket_id"]) for s in shoots for a in get(f"/api/shoots/{s['id']}/assets")),
+        "brackets": sorted(g["id"] for s in shoots for g in get(f"/api/shoots/{s['id']}/brackets")["groups"]),
         "ledger": [(e["id"], e["delta"]) for e in get("/api/billing/ledger", limit=200)["entries"]],
         "checkout": get(f"/api/billing/sessions/{bob.checkout_session_id}")["status"],
         "job": get(f"/api/jobs/{bob.job_id}")["status"],
@@ -216,8 +225,8 @@ def _assets(tenants: TwoTenants, tenant: Tenant) -> list[dict[str, Any]]:
 
 def test_a_signed_file_url_does_not_open_another_users_file(two_tenants: TwoTenants) -> None:
     alice, bob, client = two_tenants.caller, two_tenants.victim, two_tenants.client
-    [alices_photo] = [a for a in _assets(two_tenants, alice) if a["status"] == "ready"]
-    [bobs_photo] = [a for a in _assets(two_tenants, bob) if a["status"] == "ready"]
+    [alices_photo] = [a for a in _assets(two_tenants, alice) if a["id"] == alice.ready_asset_id]
+    [bobs_photo] = [a for a in _assets(two_tenants, bob) if a["id"] == bob.ready_asset_id]
     bobs_key = urlsplit(bobs_photo["original_url"]).path.removeprefix("/api/files/")
     stolen = client.get(_with_key(alices_photo["original_url"], bobs_key), headers=alice.headers)
     assert stolen.status_code == 403

@@ -27,7 +27,7 @@ def _output(context: AppContext, job_id: str) -> Image.Image:
     return Image.open(io.BytesIO(context.storage.get_bytes(stored.storage_key))).convert("RGB")
 
 
-@pytest.mark.parametrize("preset", ["enhance", "dusk", "lawn"])
+@pytest.mark.parametrize("preset", ["enhance", "dusk", "sky"])
 def test_every_preset_on_the_classic_engine_straightens_and_says_so(make_app, preset) -> None:
     context, client = make_app(ClassicEngine())
     user, headers = user_with_credits(context, 2)

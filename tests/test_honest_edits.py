@@ -15,11 +15,14 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from sqlalchemy import select
 
 from luster_app.api import create_api
 from luster_app.engines import build_engine
 from luster_app.imaging import load_normalised
+from luster_app.models import Asset
 from luster_app.services import gallery
+from luster_app.services.storage_cleanup import sweep_pending_deletions
 from tests.admin_support import make_admin
 from tests.conftest import PHOTOS, make_user
 from tests.fakes.openai_server import FakeOpenAI
@@ -146,6 +149,50 @@ def test_rejecting_charges_nothing_and_frees_the_credit(app) -> None:
     # Re-run: the same photo can be queued again.
     again = client.post("/api/jobs", json={"asset_id": job["asset_id"], "preset": "sky"}, headers=headers)
     assert again.status_code == 201
+
+
+def _image(client, url: str) -> Image.Image:
+    response = client.get(url)
+    assert response.status_code == 200
+    return Image.open(io.BytesIO(response.content))
+
+
+def test_a_held_edit_is_shown_at_thumbnail_size_until_accepted(app) -> None:
+    context, client, user, headers, job = _held_job(app)
+    full_size = _photo().size
+
+    shown = _image(client, job["outputs"][0]["url"])
+    assert max(shown.size) <= 512 < max(full_size)  # enough to judge, not a free full-size copy
+
+    client.post(f"/api/jobs/{job['id']}/accept", headers=headers)
+    accepted = client.get(f"/api/jobs/{job['id']}", headers=headers).json()
+    assert _image(client, accepted["outputs"][0]["url"]).size == full_size
+
+
+def test_a_rejected_edit_is_no_longer_listed_and_its_files_go(app) -> None:
+    context, client, user, headers, job = _held_job(app)
+    with context.session() as session:
+        [output] = session.execute(select(Asset).where(Asset.id == uuid.UUID(job["outputs"][0]["asset_id"]))).scalars()
+    assert context.storage.head(output.storage_key) is not None
+
+    client.post(f"/api/jobs/{job['id']}/reject", headers=headers)
+
+    assert client.get(f"/api/jobs/{job['id']}", headers=headers).json()["outputs"] == []
+    with context.session() as session:
+        sweep_pending_deletions(session=session, storage=context.storage)
+    assert context.storage.head(output.storage_key) is None
+
+
+def test_an_edit_whose_output_was_deleted_cannot_be_accepted_or_charged(app) -> None:
+    context, client, user, headers, job = _held_job(app)
+    assert client.delete(f"/api/assets/{job['outputs'][0]['asset_id']}", headers=headers).status_code == 200
+
+    accepted = client.post(f"/api/jobs/{job['id']}/accept", headers=headers)
+
+    assert accepted.status_code == 409 and "gone" in accepted.json()["detail"]
+    assert balance(context, user.id) == 2 and job_charges(context, user.id) == 0
+    assert client.post(f"/api/jobs/{job['id']}/reject", headers=headers).status_code == 200
+    assert _credits(client, headers) == {"balance": 2, "reserved": 0, "available": 2}
 
 
 def test_only_the_owner_decides(app) -> None:

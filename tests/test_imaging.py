@@ -3,6 +3,7 @@
 import io
 
 import numpy as np
+import pillow_heif
 import pytest
 from PIL import Image, ImageCms
 
@@ -126,3 +127,39 @@ def test_png_declaring_30000_squared_pixels_is_refused_before_decoding() -> None
     bomb = b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + chunk(b"IEND", b"")
     with pytest.raises(ImageRejected, match="pixels"):
         open_image(bomb, max_pixels=MAX_PIXELS)
+
+
+def _heic(image: Image.Image, *, preview: int | None, **info) -> bytes:
+    """`image` as a HEIC, with an embedded preview of long edge `preview` (None: none)."""
+    pillow_heif.register_heif_opener()
+    buffer = io.BytesIO()
+    image.save(buffer, "HEIF", quality=90, thumbnails=[preview] if preview else [], **info)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("preview", [None, 320, 800], ids=["no preview", "preview too small", "preview large enough"])
+def test_heic_thumbnails_are_upright_with_or_without_an_embedded_preview(preview) -> None:
+    reference, _, _ = make_thumbnail((PHOTOS / "orientation" / "landscape_1.jpg").read_bytes(), max_pixels=MAX_PIXELS)
+    turned = Image.open(PHOTOS / "orientation" / "landscape_6.jpg")  # stored sideways, EXIF orientation 6
+    data = _heic(turned.resize((turned.width * 2, turned.height * 2)), preview=preview, exif=turned.getexif().tobytes())
+    thumb, width, height = make_thumbnail(data, max_pixels=MAX_PIXELS)
+    assert (width, height) == (512, 384)
+    assert _same_picture(_pixels(Image.open(io.BytesIO(thumb))), _pixels(Image.open(io.BytesIO(reference)))) > 0.9
+    assert not has_gps(thumb) and metadata_report(thumb).exif_orientation is None
+
+
+def test_a_heic_thumbnail_from_its_preview_is_converted_from_display_p3() -> None:
+    photo = open_image((PHOTOS / "heic" / "IMG_5195.HEIC").read_bytes(), max_pixels=MAX_PIXELS)
+    icc = photo.info["icc_profile"]
+    photo = photo.resize((photo.width // 3, photo.height // 3))  # quicker to encode; still larger than a thumbnail
+    photo.info = {}  # the profile goes only where it is given
+    converted, _, _ = make_thumbnail(_heic(photo, preview=None, icc_profile=icc), max_pixels=MAX_PIXELS)
+    reinterpreted, _, _ = make_thumbnail(_heic(photo, preview=None), max_pixels=MAX_PIXELS)  # no profile: taken as sRGB
+    thumb, width, height = make_thumbnail(_heic(photo, preview=600, icc_profile=icc), max_pixels=MAX_PIXELS)
+    assert height == 512 and abs(width - Image.open(io.BytesIO(converted)).width) <= 1
+    pixels = _pixels(Image.open(io.BytesIO(thumb)))[:, :396]  # the preview's rounding may differ by a column
+    to_converted = np.abs(pixels - _pixels(Image.open(io.BytesIO(converted)))[:, :396]).mean()
+    to_reinterpreted = np.abs(pixels - _pixels(Image.open(io.BytesIO(reinterpreted)))[:, :396]).mean()
+    assert to_converted < to_reinterpreted
+    out = Image.open(io.BytesIO(thumb))
+    assert "sRGB" in ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(out.info["icc_profile"])))

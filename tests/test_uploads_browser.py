@@ -147,7 +147,7 @@ def test_a_file_that_is_not_a_photo_fails_with_its_reason(site: Backend, page, t
     fake.write_text("not really a photo")
     page.set_input_files("#photo", str(fake))
     result = page.evaluate(UPLOAD, {"token": token, "shootId": new_shoot(site, headers)})
-    assert (result["status"], result["error"]) == (422, "Not a photo: upload JPEG, HEIC, PNG or WebP files.")
+    assert (result["status"], result["error"]) == (422, "Not a photo: upload JPEG, HEIC, PNG, WebP or camera RAW files.")
     assert site.stored_keys() == set()
 
 

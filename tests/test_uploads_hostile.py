@@ -30,7 +30,7 @@ TEN_MB = 10 * 1024 * 1024
 
 TRUNCATED = "The file is truncated or damaged."
 UNREADABLE = "The file is damaged or not a readable image."
-NOT_A_PHOTO = "Not a photo: upload JPEG, HEIC, PNG or WebP files."
+NOT_A_PHOTO = "Not a photo: upload JPEG, HEIC, PNG, WebP or camera RAW files."
 
 
 def _box_offset(data: bytes, kind: bytes) -> int:

@@ -43,7 +43,7 @@ def small_limit(request: pytest.FixtureRequest, settings: Settings, sqlite_url: 
 @pytest.mark.parametrize(
     ("name", "data", "reason"),
     [
-        ("notes.jpg", b"Shopping list: milk, eggs, a new lens.\n" * 20, "Not a photo: upload JPEG, HEIC, PNG or WebP files."),
+        ("notes.jpg", b"Shopping list: milk, eggs, a new lens.\n" * 20, "Not a photo: upload JPEG, HEIC, PNG, WebP or camera RAW files."),
         ("cut-off.jpg", JPEG[: len(JPEG) // 2], "The file is truncated or damaged."),
         ("huge.png", png_declaring(30000, 30000), "too many pixels"),
         ("looks-like-png.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 100, "The file is damaged or not a readable image."),
@@ -143,7 +143,7 @@ def test_types_other_than_jpeg_heic_png_webp_are_415(backend: Backend, content_t
     shoot_id = new_shoot(backend, headers)
     result = upload(backend, headers, shoot_id, JPEG, filename="file.bin", content_type=content_type)
     assert result.presign.status_code == 415
-    assert result.presign.json() == {"detail": "file.bin is not a JPEG, HEIC, PNG or WebP photo."}
+    assert result.presign.json() == {"detail": "file.bin is not a JPEG, HEIC, PNG or WebP photo, nor a camera RAW file (DNG, CR2, CR3, NEF, ARW, RAF, ORF, RW2)."}
     assert listed(backend, headers, shoot_id) == []
 
 

@@ -71,3 +71,39 @@ class LeaseKeeper:
             for token, (_, lease) in leases.items():
                 if token not in held:
                     lease.lost.set()
+
+
+class Presence:
+    """The worker process's own heartbeat: every `interval` seconds, `beat()` records that it is
+    alive (its row in `workers`), from a thread of its own, so it keeps beating whatever its jobs
+    are doing (a slow engine call waits on the network; decodes release the GIL). Other workers take
+    over the jobs of a worker not seen for WORKER_DEAD_AFTER_SECONDS: a killed worker's jobs run
+    again within that, while a live one's are never taken over, however long they take.
+
+    A failing beat (database restarting) is logged and tried on the next one; if the database stays
+    away past the dead limit, this worker's jobs may run elsewhere, and its lease tokens keep its own
+    late finishes from writing anything.
+    """
+
+    def __init__(self, beat: Callable[[], None], *, interval: float) -> None:
+        self._beat_once = beat
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="worker-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _beat(self) -> None:
+        while True:
+            try:
+                self._beat_once()
+            except Exception:  # noqa: BLE001
+                log.warning("worker heartbeat failed; trying again in %.0fs", self._interval, exc_info=True)
+            if self._stop.wait(self._interval):
+                return

@@ -17,6 +17,7 @@ from luster_app.imaging import encode_jpeg, load_normalised
 from luster_app.imaging.budget import PixelBudget, return_photo_memory_to_the_os  # noqa: F401  (re-exported)
 from luster_app.imaging.corrections import correct, nothing_changed
 from luster_app.imaging.encode import THUMB_QUALITY
+from luster_app.imaging.raw import DECODE_SHARE, RAW_CONTENT_TYPES
 from luster_app.metrics import engine_call
 from luster_app.models import Asset, Job
 from luster_app.storage.base import Storage
@@ -59,19 +60,24 @@ class Rendered:
 
 
 def megapixels(asset: Asset) -> float:
-    if asset.width and asset.height:
-        return asset.width * asset.height / 1_000_000
-    return UNKNOWN_MEGAPIXELS
+    """The original's share of the pixel budget while it is decoded: a camera RAW's development
+    holds its sensor data and LibRaw's 16-bit image besides the photo (`DECODE_SHARE` times)."""
+    size = asset.width * asset.height / 1_000_000 if asset.width and asset.height else UNKNOWN_MEGAPIXELS
+    return size * DECODE_SHARE if asset.content_type in RAW_CONTENT_TYPES.values() else size
 
 
-def render(job: Job, original: Asset, *, storage: Storage, engine: ImageEngine, limits: ImageLimits) -> Rendered:
-    """Fetch the original, normalise it (upright, sRGB, no metadata), edit it, encode output and thumbnail.
+def render(
+    job: Job, original: Asset, *, storage: Storage, engine: ImageEngine, limits: ImageLimits, data: bytes | None = None
+) -> Rendered:
+    """Fetch the original (or take `data`: a bracket's merge), normalise it (upright, sRGB, no
+    metadata), edit it, encode output and thumbnail.
 
     Decoding and encoding run in the CPU slots; the engine call runs outside them (it waits
     on the network), unless the engine says it computes locally (`cpu_bound = True`).
     """
     with limits.budget.hold(megapixels(original)):
-        data = storage.get_bytes(original.storage_key)
+        if data is None:
+            data = storage.get_bytes(original.storage_key)
         with limits.cpu:
             image = load_normalised(data, max_pixels=limits.max_pixels)
             corrected = correct(image, job.preset, job.params, original=data)
@@ -94,13 +100,13 @@ def render(job: Job, original: Asset, *, storage: Storage, engine: ImageEngine, 
         del request, corrected
         with limits.cpu:
             jpeg = encode_jpeg(edited)
-            thumb, thumb_width, thumb_height = _thumbnail(edited)
+            thumb, thumb_width, thumb_height = thumbnail(edited)
             width, height = edited.size
             del edited
     return Rendered(jpeg, width, height, thumb, thumb_width, thumb_height, alteration, outcome)
 
 
-def _thumbnail(image: Image.Image) -> tuple[bytes, int, int]:
+def thumbnail(image: Image.Image) -> tuple[bytes, int, int]:
     """The output's thumbnail (long edge 512, as for uploads), made from the pixels in hand.
 
     They are already upright, sRGB and metadata-free, so unlike `make_thumbnail` (which starts

@@ -13,7 +13,8 @@ from sqlmodel import Session
 from luster_app.context import AppContext
 from luster_app.logging import log_context
 from luster_app.metrics import JOB_SECONDS, JOBS_FINISHED
-from luster_app.models import Asset, Job
+from luster_app.models import Asset, AssetStatus, Job
+from luster_app.services.brackets import bracket_frames, record_merged
 from luster_app.services.corrections import record_corrections
 from luster_app.services.job_queue import (
     ClaimedJob,
@@ -25,6 +26,7 @@ from luster_app.services.job_queue import (
     schedule_retry,
 )
 from luster_app.storage.keys import output_key, output_thumb_key
+from worker.brackets import merge_frames, merged_thumb_key
 from worker.heartbeat import LeaseKeeper
 from worker.pipeline import ImageLimits, Rendered, render
 from worker.retry import AttemptError, RetryPolicy, classify
@@ -94,7 +96,14 @@ class JobRunner:
                 if claimed.original is None:
                     raise FileNotFoundError("the original photo was deleted")
                 engine = self.context.image_engine
-                rendered = render(job, claimed.original, storage=self.context.storage, engine=engine, limits=self.limits)
+                # A group merged before, with no window pull asked: its stored merge is the photo.
+                merge = job.bracket_id is not None and (
+                    claimed.original.status == AssetStatus.PENDING or job.params.get("window_pull")
+                )
+                merged = self._merge(claimed) if merge else None
+                rendered = render(
+                    job, claimed.original, storage=self.context.storage, engine=engine, limits=self.limits, data=merged
+                )
                 if rendered.corrections and not lease.lost.is_set():
                     self.db(lambda session: record_corrections(
                         session=session, job_id=job.id, lease_token=job.lease_token, outcome=rendered.corrections))
@@ -110,6 +119,24 @@ class JobRunner:
             if lease.lost.is_set():
                 log.warning("lease lost: the job was claimed again; this attempt wrote nothing")
         return outcome
+
+    def _merge(self, claimed: ClaimedJob) -> bytes:
+        """A bracket job: fuse the group's frames; the first merge is kept as the group's original."""
+        job, photo = claimed.job, claimed.original
+        frames = self.db(lambda session: bracket_frames(session=session, bracket_id=job.bracket_id))
+        merged = merge_frames(job, frames, storage=self.context.storage, limits=self.limits)
+        if photo.status == AssetStatus.PENDING:
+            thumb_key = merged_thumb_key(photo, job.id)
+            self.context.storage.put_bytes(photo.storage_key, merged.jpeg, content_type="image/jpeg")
+            self.context.storage.put_bytes(thumb_key, merged.thumb, content_type="image/jpeg")
+            recorded = self.db(lambda session: record_merged(
+                session=session, merged_id=photo.id, size=len(merged.jpeg), width=merged.width, height=merged.height,
+                thumb_key=thumb_key, thumb_size=len(merged.thumb), thumb_width=merged.thumb_width,
+                thumb_height=merged.thumb_height,
+            ))
+            if not recorded:  # another job on the group recorded its merge first
+                self._delete(thumb_key)
+        return merged.jpeg
 
     def _store_and_finish(self, claimed: ClaimedJob, rendered: Rendered) -> str:
         job, original, version = claimed.job, claimed.original, claimed.next_version

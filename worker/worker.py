@@ -14,9 +14,9 @@ from sqlalchemy.exc import DBAPIError
 
 from luster_app.context import AppContext
 from luster_app.metrics import WORKER_LAST_CLAIM, WORKER_SLOTS, WORKER_SLOTS_IN_USE
-from luster_app.services.job_queue import ClaimedJob, claim_jobs, extend_leases, release_job
+from luster_app.services.job_queue import ClaimedJob, claim_jobs, extend_leases, release_job, worker_beat, worker_gone
 from worker.health import HealthServer, Liveness
-from worker.heartbeat import LeaseKeeper
+from worker.heartbeat import LeaseKeeper, Presence
 from worker.pipeline import ImageLimits, return_photo_memory_to_the_os
 from worker.retry import RetryPolicy
 from worker.runner import JobRunner
@@ -47,6 +47,7 @@ class Worker:
         self.poll_seconds = settings.worker_poll_seconds
         self.grace_seconds = settings.worker_grace_seconds
         self.leases = LeaseKeeper(self._extend_leases, interval=settings.job_lease_seconds / 3)
+        self.presence = Presence(self._beat, interval=settings.worker_heartbeat_seconds)
         limits = ImageLimits.from_settings(settings)  # shared: one bound on the process's decoded photos
         self.upload_sweeper = UploadSweeper(context, interval=settings.worker_upload_sweep_seconds, limits=limits)
         self.runner = JobRunner(
@@ -72,6 +73,7 @@ class Worker:
         return_photo_memory_to_the_os()
         self._start_reporting()
         slots = [threading.Thread(target=self._serve, name=f"job-slot-{n}", daemon=True) for n in range(self.concurrency)]
+        self.presence.start()
         for slot in slots:
             slot.start()
         self.leases.start()
@@ -82,6 +84,8 @@ class Worker:
                 self._wind_down()
         finally:
             self.leases.stop()
+            self.presence.stop()
+            self._leave()
             self.upload_sweeper.stop()
             for _ in slots:
                 self._slots.put(None)  # each slot thread ends once its job (if any) is done
@@ -147,7 +151,23 @@ class Worker:
     def _claim(self, limit: int) -> list[ClaimedJob]:
         lease = self.context.settings.job_lease_seconds
         with self.context.session() as session:
-            return claim_jobs(session=session, owner=self.owner, limit=limit, lease_seconds=lease)
+            return claim_jobs(
+                session=session, owner=self.owner, limit=limit, lease_seconds=lease,
+                dead_after_seconds=self.context.settings.worker_dead_after_seconds,
+            )
+
+    def _beat(self) -> None:
+        settings = self.context.settings
+        forget = settings.job_lease_seconds + settings.worker_dead_after_seconds
+        with self.context.session() as session:
+            worker_beat(session=session, worker_id=self.owner, forget_after_seconds=forget)
+
+    def _leave(self) -> None:
+        """Stopped: take this worker's row away (its unfinished jobs went back to the queue)."""
+        try:
+            self.runner.db(lambda session: worker_gone(session=session, worker_id=self.owner))
+        except Exception:  # noqa: BLE001
+            log.warning("worker %s: could not remove its heartbeat row; it is forgotten in time", self.owner, exc_info=True)
 
     def _extend_leases(self, leases: dict[str, uuid.UUID]) -> set[str]:
         lease = self.context.settings.job_lease_seconds

@@ -1,7 +1,7 @@
 """shoot shares: a shoot's public disclosure page (AB 723), reached by an unguessable token
 
 Revision ID: 0016
-Revises: 0015
+Revises: 0019
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from alembic import op
 import luster_app.models
 
 revision: str = "0016"
-down_revision: str | None = "0015"
+down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -37,7 +37,9 @@ def create_api(context: AppContext | None = None, *, frontend_dir: Path | None =
     """The API app; `context` None means the process default, built on the first request.
 
     `frontend_dir` is the compiled UI this backend serves (its inline scripts go into the pages' CSP)."""
-    from luster_app.api import admin, auth, billing, downloads, files, health, jobs, me, metrics, presets, sharing, shoots, uploads
+    from luster_app.api import (
+        admin, auth, billing, brackets, downloads, files, health, jobs, me, metrics, presets, sharing, shoots, uploads,
+    )
 
     api = _LusterAPI(
         title="Luster API",
@@ -63,7 +65,7 @@ def create_api(context: AppContext | None = None, *, frontend_dir: Path | None =
         _log_server_error(request, exc.status_code, exc)
         return await http_exception_handler(request, exc)
 
-    routers = (health, me, auth, shoots, sharing, uploads, files, presets, billing, jobs, downloads, admin)
+    routers = (health, me, auth, shoots, sharing, brackets, uploads, files, presets, billing, jobs, downloads, admin)
     for module in routers:
         api.include_router(module.router, prefix="/api")
         templates.update({id(route): "/api" + route.path for route in module.router.routes if hasattr(route, "path")})

@@ -150,7 +150,7 @@ async def stripe_webhook(request: Request, context: Ctx) -> dict[str, Any]:
         outcome = await run_in_threadpool(handle)
     except Exception as exc:  # noqa: BLE001  (logged with the 5xx answer; Stripe retries)
         STRIPE_EVENTS.labels(event_type, "failed").inc()
-        raise HTTPException(500, "the event could not be handled now; Stripe will deliver it again") from exc
+        raise HTTPException(500, f"event {event.get('id')} could not be handled now; Stripe will deliver it again") from exc
     STRIPE_EVENTS.labels(event_type, _outcome_label(outcome)).inc()
     return {"received": True, "outcome": outcome}
 

@@ -21,20 +21,25 @@ router = APIRouter(tags=["jobs"])
 
 
 class JobCreate(BaseModel):
-    asset_id: uuid.UUID
+    """One photo (`asset_id`) or one bracket group (`bracket_id`: its frames merged first)."""
+
+    asset_id: uuid.UUID | None = None
+    bracket_id: uuid.UUID | None = None
     preset: str
     params: dict[str, Any] = Field(default_factory=dict)
 
 
 class BatchCreate(BaseModel):
-    asset_ids: list[uuid.UUID] = Field(min_length=1, max_length=MAX_BATCH)
+    asset_ids: list[uuid.UUID] = Field(default_factory=list, max_length=MAX_BATCH)
+    bracket_ids: list[uuid.UUID] = Field(default_factory=list, max_length=MAX_BATCH)
     preset: str
     params: dict[str, Any] = Field(default_factory=dict)
 
 
 class JobOut(BaseModel):
     id: uuid.UUID
-    asset_id: uuid.UUID
+    asset_id: uuid.UUID  # a bracket job's: the group's merged photo
+    bracket_id: uuid.UUID | None = None
     preset: str
     params: dict[str, Any]
     engine: str
@@ -97,7 +102,7 @@ def _detail(context: AppContext, view: JobView) -> JobDetailOut:
     outputs = [
         OutputOut(
             asset_id=item.output.id, version=item.output.version, filename=item.output.filename, width=item.output.width,
-            height=item.output.height, bytes=item.output.bytes, url=_signed(context, item.output),
+            height=item.output.height, bytes=item.output.bytes, url=_signed(context, item.viewable),
             thumb_url=_signed(context, item.thumb) if item.thumb else None,
         )
         for item in view.outputs
@@ -115,9 +120,12 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 def post_job(
     body: JobCreate, user: CurrentUser, session: DbSession, context: Ctx, idempotency_key: IdempotencyKey = None
 ) -> JobOut:
-    """Queue one photo for enhancement; reserves one available credit (charged only on success)."""
+    """Queue one photo, or one bracket group, for enhancement; reserves one available credit
+    (charged only on success). A group's frames are merged first; `params.window_pull` (groups
+    only) takes the windows' detail from the darkest frame."""
     job = create_job(
-        session=session, user_id=user.id, asset_id=body.asset_id, preset=body.preset, params=body.params,
+        session=session, user_id=user.id, asset_id=body.asset_id, bracket_id=body.bracket_id, preset=body.preset,
+        params=body.params,
         options=JobOptions.for_context(context), idempotency_key=idempotency_key,
     )
     return JobOut.of(job)
@@ -129,7 +137,8 @@ def post_batch(
 ) -> BatchOut:
     """Queue many photos with one preset, all or nothing against the available credits."""
     jobs = create_batch(
-        session=session, user_id=user.id, asset_ids=body.asset_ids, preset=body.preset, params=body.params,
+        session=session, user_id=user.id, asset_ids=body.asset_ids, bracket_ids=body.bracket_ids, preset=body.preset,
+        params=body.params,
         options=JobOptions.for_context(context), idempotency_key=idempotency_key,
     )
     return BatchOut(jobs=[JobOut.of(job) for job in jobs])

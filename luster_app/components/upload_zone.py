@@ -7,7 +7,11 @@ from collections.abc import Callable
 import reflex as rx
 
 # Phones offer the camera roll for image types; HEIC is listed so iPhones hand over the originals.
-ACCEPT = "image/jpeg,image/png,image/webp,image/heic,image/heif,.jpg,.jpeg,.png,.webp,.heic,.heif"
+# Camera RAW files are listed by extension: systems disagree on (or lack) their types.
+ACCEPT = (
+    "image/jpeg,image/png,image/webp,image/heic,image/heif,.jpg,.jpeg,.png,.webp,.heic,.heif,"
+    ".dng,.cr2,.cr3,.nef,.arw,.raf,.orf,.rw2"
+)
 STATE_WORDS = {
     "queued": "Waiting",
     "uploading": "Uploading",
@@ -62,7 +66,8 @@ def upload_zone(state: type, input_id: str, retry: Callable | None = None) -> rx
             rx.vstack(
                 rx.icon("cloud_upload", size=32, color="var(--accent-9)"),
                 rx.text("Drop photos here, or tap to choose", weight="bold", align="center"),
-                rx.text("JPEG, HEIC, PNG or WebP, up to 10 MB each. From a phone, pick them from your camera roll.",
+                rx.text("JPEG, HEIC, PNG or WebP up to 10 MB each, camera RAW (DNG, CR2, CR3, NEF, ARW, RAF, ORF, "
+                        "RW2) up to 120 MB. From a phone, pick them from your camera roll.",
                         size="2", color_scheme="gray", align="center"),
                 align="center",
                 spacing="2",

@@ -12,6 +12,7 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "HEIF")
 HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
 ORIENTATION_TAG = 0x0112
+NOT_A_PHOTO = "Not a photo: upload JPEG, HEIC, PNG, WebP or camera RAW files."
 # Orientations 5-8 store the picture rotated a quarter turn: width and height swap.
 QUARTER_TURN_ORIENTATIONS = {5, 6, 7, 8}
 
@@ -94,7 +95,7 @@ def open_image(source: bytes | BinaryIO, *, max_pixels: int) -> Image.Image:
         raise ImageRejected("The file is empty.", code="empty")
     image_format = sniff_format(head)
     if image_format is None:
-        raise ImageRejected("Not a photo: upload JPEG, HEIC, PNG or WebP files.", code="not_a_photo")
+        raise ImageRejected(NOT_A_PHOTO, code="not_a_photo")
     if image_format == "HEIF":
         if not _heif_boxes_complete(stream):
             raise ImageRejected("The file is truncated or damaged.")
@@ -188,5 +189,9 @@ def normalise(image: Image.Image) -> Image.Image:
 
 
 def load_normalised(source: bytes | BinaryIO, *, max_pixels: int) -> Image.Image:
-    """The full-resolution photo: decoded, upright, sRGB, metadata-free."""
+    """The full-resolution photo: decoded (a camera RAW developed by LibRaw), upright, sRGB, metadata-free."""
+    from luster_app.imaging.raw import decode_raw, raw_format  # raw.py builds on this module
+
+    if isinstance(source, (bytes, bytearray)) and raw_format(source):
+        return decode_raw(bytes(source), max_pixels=max_pixels)
     return normalise(open_image(source, max_pixels=max_pixels))

@@ -55,9 +55,9 @@ def job_changes(context: AppContext, user_id: uuid.UUID, job_id: uuid.UUID) -> C
     with context.session() as session:
         found = get_job_for_user(session=session, user_id=user_id, job_id=job_id)
     job = found.job
-    outputs = [item.output for item in found.outputs]
     ttl = context.settings.signed_url_ttl_seconds
-    url = context.storage.signed_get_url(outputs[-1].storage_key, expires_in=ttl) if outputs else ""
+    shown = [item.viewable for item in found.outputs]
+    url = context.storage.signed_get_url(shown[-1].storage_key, expires_in=ttl) if shown else ""
     summary = (job.alteration or {}).get("summary") or "Not measured (made before honest edits)."
     return Changes(job_id=str(job.id), status=job.status, summary=summary, output_url=url,
                    areas=area_boxes(job.alteration))

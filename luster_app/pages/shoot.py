@@ -64,7 +64,11 @@ class ShootState(AuthState):
     @rx.var
     def ready_ids(self) -> list[str]:
         """What "Select all" takes: photos that can be enhanced now (uploaded, no job in progress)."""
-        return [p.id for p in self.photos if p.upload_status == "ready" and p.job_status not in JobStatus.ACTIVE]
+        return [
+            p.id for p in self.photos
+            # A bracket's frames are enhanced as their group, not one by one.
+            if p.upload_status == "ready" and p.job_status not in JobStatus.ACTIVE and (p.is_group or not p.bracket_id)
+        ]
 
     @rx.var
     def has_outputs(self) -> bool:
@@ -277,7 +281,8 @@ class ShootState(AuthState):
         self.enhancing = True
         yield
         try:
-            count = await asyncio.to_thread(view.enhance, app_context(), user.id, targets, preset, params, key)
+            groups = {p.id: p.bracket_id for p in self.photos if p.is_group}
+            count = await asyncio.to_thread(view.enhance, app_context(), user.id, targets, preset, params, key, groups)
         except PaymentRequired as exc:
             self.payment_needed = str(exc)
             return
@@ -335,7 +340,9 @@ class ShootState(AuthState):
 def shoot_page() -> rx.Component:
     """The shoot: header, uploads, enhance controls, the photo grid, and the compare dialog."""
     # Imported here: the substate module imports ShootState from this one.
+    from luster_app.components import bracket_controls as bracket_ui
     from luster_app.components import own_controls as own_ui
+    from luster_app.pages.shoot_brackets import ShootBracketState as Brackets
     from luster_app.pages.shoot_compare import ShootCompareState as Compare
     from luster_app.pages.shoot_delivery import ShootDeliveryState as Delivery
     from luster_app.pages.shoot_own import ShootOwnState as Own
@@ -355,10 +362,12 @@ def shoot_page() -> rx.Component:
                     shoot_header.messages(ShootState),
                     upload_zone.upload_zone(ShootState, UPLOAD_INPUT_ID, retry=Own.retry_upload),
                     own_ui.refused_uploads(Own),
-                    rx.flex(enhance_panel.enhance_bar(ShootState), own_ui.cancel_queued_button(Own), gap="3",
-                            align="center", wrap="wrap", width="100%"),
-                    photo_grid.photo_grid(ShootState, delete_button=lambda photo: own_ui.delete_photo_button(Own, photo),
-                                          download=Delivery.download_sized, compare=Compare.open_compare),
+                    bracket_ui.suggestions(Brackets),
+                    rx.flex(enhance_panel.enhance_bar(ShootState), bracket_ui.group_button(Brackets),
+                            own_ui.cancel_queued_button(Own), gap="3", align="center", wrap="wrap", width="100%"),
+                    photo_grid.photo_grid(ShootState, delete_button=lambda photo: bracket_ui.card_controls(
+                        Brackets, photo, own_ui.delete_photo_button(Own, photo)),
+                        download=Delivery.download_sized, compare=Compare.open_compare),
                     enhance_panel.enhance_dialog(ShootState),
                     compare.compare_dialog(Compare),
                     own_ui.delete_photo_dialog(Own),

@@ -9,7 +9,7 @@ from typing import Any
 
 from luster_app.context import AppContext
 from luster_app.models import JobStatus
-from luster_app.services import corrections, downloads, gallery, shoots
+from luster_app.services import brackets, corrections, downloads, gallery, shoots
 from luster_app.services.jobs import JobOptions, create_batch
 from luster_app.services.presets import list_presets
 from luster_app.services.shoots import AssetView
@@ -51,6 +51,16 @@ class PhotoCard:
     latest_output_id: str
     latest_output_url: str
     urls_issued_at: float
+    bracket_id: str = ""  # a frame's group, or the group this card is
+    is_group: bool = False  # the card of a bracket group (its merged photo), not of one photo
+
+
+@dataclasses.dataclass
+class Suggestion:
+    """Photos whose EXIF says they are one bracket, not yet grouped."""
+
+    ids: list[str]
+    label: str
 
 
 @dataclasses.dataclass
@@ -114,11 +124,59 @@ def photo_cards(context: AppContext, user_id: uuid.UUID, shoot_id: uuid.UUID) ->
             session=session, storage=context.storage, settings=context.settings, user_id=user_id, shoot_id=shoot_id
         )
         jobs = gallery.jobs_of_shoot(session=session, user_id=user_id, shoot_id=shoot_id)
+        groups = brackets.list_brackets(
+            session=session, storage=context.storage, settings=context.settings, user_id=user_id, shoot_id=shoot_id
+        ).groups
     latest = {job.asset_id: job for job in jobs}  # oldest first, so the newest job per photo wins
     presets = {job.id: job.preset for job in jobs}
     issued = time.time()
     # Uploads still on their way or refused show in the upload list, with their progress or reason.
-    return [_card(asset, latest.get(asset.id), presets, issued) for asset in assets if asset.status == "ready"]
+    cards = [_card(asset, latest.get(asset.id), presets, issued) for asset in assets if asset.status == "ready"]
+    return cards + [_group_card(group, cards, latest, presets, issued) for group in groups]
+
+
+def _group_card(group: brackets.BracketView, cards: list[PhotoCard], latest: dict, presets: dict, issued: float) -> PhotoCard:
+    """A bracket group as one card: its merged photo once made, else its first frame's thumbnail."""
+    frames = [card for card in cards if card.bracket_id == str(group.id)]
+    job = latest.get(group.photo_id)
+    if group.merged is not None:
+        card = _card(group.merged, job, presets, issued)
+    else:
+        card = PhotoCard(
+            id=str(group.photo_id), filename="", upload_status="ready", reject_reason="", thumb_url="",
+            dimensions=frames[0].dimensions if frames else "", job_id=str(job.id) if job else "",
+            job_status=job.status if job else "", job_status_word=STATUS_WORDS.get(job.status, "") if job else "",
+            job_preset=job.preset if job else "",
+            job_error=(job.error_message or "") if job and job.status in (JobStatus.FAILED, JobStatus.CANCELED) else "",
+            outputs=[], latest_output_id="", latest_output_url="", urls_issued_at=issued,
+        )
+    card.filename = f"Bracket of {len(group.asset_ids)} photos"
+    card.thumb_url = card.thumb_url or (frames[0].thumb_url if frames else "")
+    card.bracket_id, card.is_group = str(group.id), True
+    return card
+
+
+def suggestions(context: AppContext, user_id: uuid.UUID, shoot_id: uuid.UUID, cards: list[PhotoCard]) -> list[Suggestion]:
+    """The groups the shoot's ungrouped photos' EXIF suggests, named by the photos' `cards`."""
+    with context.session() as session:
+        listed = brackets.list_brackets(
+            session=session, storage=context.storage, settings=context.settings, user_id=user_id, shoot_id=shoot_id
+        )
+    names = {card.id: card.filename for card in cards}
+    groups = [[str(i) for i in group] for group in listed.suggestions]
+    return [Suggestion(ids=ids, label=", ".join(names.get(i, "a photo") for i in ids)) for ids in groups]
+
+
+def group_photos(context: AppContext, user_id: uuid.UUID, shoot_id: uuid.UUID, asset_ids: list[str]) -> None:
+    with context.session() as session:
+        brackets.create_bracket(session=session, user_id=user_id, shoot_id=shoot_id, asset_ids=[uuid.UUID(a) for a in asset_ids])
+
+
+def ungroup(context: AppContext, user_id: uuid.UUID, bracket_id: str) -> None:
+    with context.session() as session:
+        brackets.delete_bracket(
+            session=session, storage=context.storage, settings=context.settings, user_id=user_id, bracket_id=uuid.UUID(bracket_id)
+        )
 
 
 def _card(asset: AssetView, job: gallery.JobBrief | None, presets: dict[uuid.UUID, str], issued: float) -> PhotoCard:
@@ -150,6 +208,7 @@ def _card(asset: AssetView, job: gallery.JobBrief | None, presets: dict[uuid.UUI
         latest_output_id=outputs[-1].id if outputs else "",
         latest_output_url=outputs[-1].url if outputs else "",
         urls_issued_at=issued,
+        bracket_id=str(asset.bracket_id or ""),
     )
 
 
@@ -252,12 +311,16 @@ def presets(context: AppContext) -> list[PresetOption]:
 
 
 def enhance(
-    context: AppContext, user_id: uuid.UUID, asset_ids: list[str], preset: str, params: dict[str, Any], key: str
+    context: AppContext, user_id: uuid.UUID, asset_ids: list[str], preset: str, params: dict[str, Any], key: str,
+    groups: dict[str, str] | None = None,
 ) -> int:
-    """Queue the photos; `key` is the click's Idempotency-Key, so a repeat of it queues nothing more."""
+    """Queue the photos, and the bracket groups among them (`groups`: card id to group id); `key`
+    is the click's Idempotency-Key, so a repeat of it queues nothing more."""
+    groups = groups or {}
     with context.session() as session:
         jobs = create_batch(
-            session=session, user_id=user_id, asset_ids=[uuid.UUID(a) for a in asset_ids], preset=preset,
+            session=session, user_id=user_id, asset_ids=[uuid.UUID(a) for a in asset_ids if a not in groups],
+            bracket_ids=[uuid.UUID(groups[a]) for a in asset_ids if a in groups], preset=preset,
             params=params, options=JobOptions.for_context(context), idempotency_key=key,
         )
     return len(jobs)

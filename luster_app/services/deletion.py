@@ -18,12 +18,12 @@ from sqlmodel import Session
 
 from luster_app.config import Settings
 from luster_app.models import (
-    Asset, AssetKind, AssetStatus, DownloadLink, Job, JobEvent, JobStatus, Shoot, ShootShare, utcnow,
+    Asset, AssetKind, AssetStatus, Bracket, DownloadLink, Job, JobEvent, JobStatus, Shoot, ShootShare, utcnow,
 )
 from luster_app.services.errors import Conflict, NotFound
 from luster_app.services.jobs import lock_credits, start_transaction
 from luster_app.services.storage_cleanup import delete_pending, record_deletions
-from luster_app.storage import Storage, keys
+from luster_app.storage import Storage
 
 WAIT = "once that finishes (usually within a few minutes)."
 
@@ -46,6 +46,8 @@ def delete_asset(*, session: Session, storage: Storage, settings: Settings, user
     ).scalars().first()
     if asset is None:
         raise NotFound("Photo not found.")
+    if asset.bracket_id is not None and asset.kind != AssetKind.OUTPUT:
+        raise Conflict(f"{asset.filename} is part of a bracket; ungroup the bracket first.")
     what = asset.filename if asset.kind == AssetKind.ORIGINAL else "The photo this version belongs to"
     return _remove(
         session=session, storage=storage, settings=settings, user_id=user_id,
@@ -76,6 +78,15 @@ def remove_everything(*, session: Session, settings: Settings, user_id: uuid.UUI
     )[1]
 
 
+def remove_asset_rows(*, session: Session, settings: Settings, user_id: uuid.UUID, asset_ids: list[uuid.UUID], busy: str) -> list[int]:
+    """Inside the caller's transaction: the assets with everything made from them and their jobs,
+    as `delete_asset` does; returns the pending deletions to carry out after the commit."""
+    return _remove_rows(
+        session=session, user_id=user_id, roots=select(Asset.id).where(Asset.id.in_(asset_ids), Asset.user_id == user_id),
+        busy=busy, shoots=None, upload_ttl=timedelta(seconds=settings.signed_url_ttl_seconds),
+    )[1]
+
+
 def _remove(
     *, session: Session, storage: Storage, settings: Settings, user_id: uuid.UUID, roots: Select, busy: str,
     shoots: Select | None = None,
@@ -102,14 +113,16 @@ def _remove_rows(
     # First: job creation for this user waits, so no job can start on a photo being deleted.
     lock_credits(session, user_id)
     family = _with_descendants(session, user_id, list(session.execute(roots).scalars()))
+    # A bracket's merged photo has jobs as an original has.
+    photos = [asset.id for asset in family if asset.kind in (AssetKind.ORIGINAL, AssetKind.MERGED)]
     originals = [asset.id for asset in family if asset.kind == AssetKind.ORIGINAL]
     # Conditional on `queued`, so a worker's claim and this cancel cannot both win; a job the
     # worker claimed first is `processing` by the check below.
     canceled = session.execute(
-        update(Job).where(Job.asset_id.in_(originals), Job.status == JobStatus.QUEUED)
+        update(Job).where(Job.asset_id.in_(photos), Job.status == JobStatus.QUEUED)
         .values(status=JobStatus.CANCELED, finished_at=utcnow(), error_code="canceled", error_message="The photo was deleted.")
-    ).rowcount if originals else 0
-    jobs = session.execute(select(Job.id, Job.status).where(Job.asset_id.in_(originals))).all() if originals else []
+    ).rowcount if photos else 0
+    jobs = session.execute(select(Job.id, Job.status).where(Job.asset_id.in_(photos))).all() if photos else []
     if any(status == JobStatus.PROCESSING for _, status in jobs):
         raise Conflict(busy)
     job_ids = [job_id for job_id, _ in jobs]
@@ -125,11 +138,12 @@ def _remove_rows(
         shoot_ids = list(session.execute(shoots).scalars())
         session.execute(delete(DownloadLink).where(DownloadLink.shoot_id.in_(shoot_ids)))
         session.execute(delete(ShootShare).where(ShootShare.shoot_id.in_(shoot_ids)))
+        session.execute(delete(Bracket).where(Bracket.shoot_id.in_(shoot_ids)))
         session.execute(delete(Shoot).where(Shoot.id.in_(shoot_ids)))
     deletion_ids = record_deletions(session, [asset.storage_key for asset in family])
-    # A photo still uploading may yet reach storage through its signed URL (and get a thumbnail).
-    uploading = [a for a in family if a.status == AssetStatus.PENDING]
-    late = [key for a in uploading for key in (a.storage_key, keys.thumb_key(a.user_id, a.shoot_id, a.id))]
+    # A photo still uploading may yet reach storage through its signed URL. (A completion running
+    # meanwhile finds the row gone and drops its own checked copy and thumbnail.)
+    late = [a.storage_key for a in family if a.status == AssetStatus.PENDING and a.kind == AssetKind.ORIGINAL]
     record_deletions(session, late, due_at=utcnow() + upload_ttl)
     removed = Removed(
         photos=len(originals), outputs=sum(asset.kind == AssetKind.OUTPUT for asset in family), jobs_canceled=canceled

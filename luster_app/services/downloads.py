@@ -172,7 +172,9 @@ def shoot_output_files(
     shoot = get_shoot(session=session, user_id=user_id, shoot_id=shoot_id)
     mine = (Asset.shoot_id == shoot_id, Asset.user_id == user_id, Asset.status == AssetStatus.READY)
     originals = list(session.execute(
-        select(Asset).where(*mine, Asset.kind == AssetKind.ORIGINAL).order_by(Asset.created_at, Asset.id)
+        # A bracket group's merged photo is the group's original: its versions are numbered as a photo.
+        select(Asset).where(*mine, Asset.kind.in_((AssetKind.ORIGINAL, AssetKind.MERGED)))
+        .order_by(Asset.created_at, Asset.id)
     ).scalars())
     place = {original.id: number for number, original in enumerate(originals, start=1)}
     if assets is not None and not set(assets) <= set(place):

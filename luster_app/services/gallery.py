@@ -115,8 +115,8 @@ def display_url(*, session: Session, storage: Storage, settings: Settings, user_
     """A signed URL of the user's original photo in a form any browser shows at full size: the
     original itself, or (for HEIC) an upright, metadata-free JPEG copy made once and kept beside it."""
     original = session.execute(
-        select(Asset).where(Asset.id == asset_id, Asset.user_id == user_id, Asset.kind == AssetKind.ORIGINAL,
-                            Asset.status == AssetStatus.READY)
+        select(Asset).where(Asset.id == asset_id, Asset.user_id == user_id,
+                            Asset.kind.in_((AssetKind.ORIGINAL, AssetKind.MERGED)), Asset.status == AssetStatus.READY)
     ).scalars().first()
     if original is None:
         raise NotFound("photo not found")

@@ -18,18 +18,32 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import bindparam, exists, func, insert, literal, literal_column, select, union_all, update
+from sqlalchemy import bindparam, delete, exists, func, insert, literal, literal_column, or_, select, union_all, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from luster_app.db import is_postgres
 from luster_app.metrics import count_credits
-from luster_app.models import Asset, AssetKind, AssetStatus, Job, JobEvent, JobStatus, LedgerKind, UTCDateTime, utcnow
+from luster_app.models import (
+    Asset,
+    AssetKind,
+    AssetStatus,
+    Job,
+    JobEvent,
+    JobStatus,
+    LedgerKind,
+    UTCDateTime,
+    WorkerHeartbeat,
+    utcnow,
+)
 from luster_app.services.credits import apply_ledger_entry, ledger_entry_postgres
 from luster_app.services.jobs import add_event, add_events, event_row, start_transaction
 
 NO_SYNC = {"synchronize_session": False}
+NEVER_DEAD = timedelta(days=3650)  # `claim_jobs` without a heartbeat limit: no worker counts as dead
 
 
 class FinishOutcome(enum.Enum):
@@ -90,15 +104,19 @@ def _new_token(postgres: bool) -> sa.ColumnElement[str]:
 @functools.cache
 def _claim_update(postgres: bool) -> tuple[sa.Update, sa.CTE]:
     """The claim, built once per dialect (it runs for every job): parameters `owner`, `limit`,
-    and the lease (`lease` as an interval on PostgreSQL; `now` and `lease_until` on SQLite).
-    Also returns the set of expired leases it takes over from (`stale`).
+    the lease and how long unseen makes a worker dead (`lease` and `dead_after` as intervals on
+    PostgreSQL; `now`, `lease_until` and `dead_before` on SQLite). Also returns the set of jobs it
+    takes over (`stale`): their lease expired, or their worker stopped beating.
 
-    Stale jobs go first: their worker died holding them, their photographer has waited a lease
-    already, and their credits are reserved; a large batch queued meanwhile must not hold them up."""
+    Stale jobs go first: their worker died holding them, their photographer has waited already,
+    and their credits are reserved; a large batch queued meanwhile must not hold them up."""
     if postgres:
         now, lease_until = func.now(), func.now() + bindparam("lease", type_=sa.Interval())
+        dead_before = func.now() - bindparam("dead_after", type_=sa.Interval())
     else:
         now, lease_until = bindparam("now", type_=UTCDateTime()), bindparam("lease_until", type_=UTCDateTime())
+        dead_before = bindparam("dead_before", type_=UTCDateTime())
+    dead = select(WorkerHeartbeat.id).where(WorkerHeartbeat.last_seen < dead_before)
     limit = bindparam("limit", type_=sa.Integer())
     due = (
         select(Job.id)
@@ -110,7 +128,7 @@ def _claim_update(postgres: bool) -> tuple[sa.Update, sa.CTE]:
     )
     stale = (
         select(Job.id)
-        .where(Job.status == JobStatus.PROCESSING, Job.lease_expires_at < now)
+        .where(Job.status == JobStatus.PROCESSING, or_(Job.lease_expires_at < now, Job.lease_owner.in_(dead)))
         .order_by(Job.lease_expires_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -176,11 +194,14 @@ def _claim_statement_postgres() -> sa.Select[tuple[Job, bool, Asset | None, int]
     )
 
 
-def claim_jobs(*, session: Session, owner: str, limit: int, lease_seconds: float) -> list[ClaimedJob]:
+def claim_jobs(
+    *, session: Session, owner: str, limit: int, lease_seconds: float, dead_after_seconds: float | None = None
+) -> list[ClaimedJob]:
     """Lease up to `limit` due jobs to `owner` in one statement, and record each attempt.
 
     Due means processing with an expired lease (its worker died, or lost the database for longer
-    than the lease), taken first, or queued with `run_after` passed. Each claim gets a new
+    than the lease) or whose worker has not beaten for `dead_after_seconds` (None: leases only;
+    see `worker_beat`), taken first; or queued with `run_after` passed. Each claim gets a new
     `lease_token`, which every later step of that attempt presents. On PostgreSQL both sets are
     picked `FOR UPDATE SKIP LOCKED`, so concurrent workers never wait on or double-claim a row, and leases run on the database's clock, which
     every worker machine shares; SQLite runs the same statement under its single write lock,
@@ -188,9 +209,10 @@ def claim_jobs(*, session: Session, owner: str, limit: int, lease_seconds: float
     """
     start_transaction(session)
     lease = timedelta(seconds=lease_seconds)
+    dead_after = timedelta(seconds=dead_after_seconds) if dead_after_seconds is not None else NEVER_DEAD
     if is_postgres(session.get_bind()):
         _autocommit(session)
-        params = {"owner": owner, "limit": limit, "lease": lease, "at": utcnow()}
+        params = {"owner": owner, "limit": limit, "lease": lease, "dead_after": dead_after, "at": utcnow()}
         try:
             rows = session.execute(_claim_statement_postgres(), params).all()
             session.commit()
@@ -201,7 +223,8 @@ def claim_jobs(*, session: Session, owner: str, limit: int, lease_seconds: float
             ClaimedJob(job=job, original=original, next_version=version, reclaimed=reclaimed)
             for job, reclaimed, original, version in rows
         ]
-    params = {"owner": owner, "limit": limit, "now": utcnow(), "lease_until": utcnow() + lease}
+    now = utcnow()
+    params = {"owner": owner, "limit": limit, "now": now, "lease_until": now + lease, "dead_before": now - dead_after}
     try:
         jobs = list(session.execute(_claim_statement_sqlite(), params, execution_options=NO_SYNC).scalars())
         if not jobs:
@@ -273,6 +296,37 @@ def _transition(
         session.rollback()
         raise
     return owned == 1
+
+
+def worker_beat(*, session: Session, worker_id: str, forget_after_seconds: float) -> None:
+    """Record that worker `worker_id` is alive now (its row in `workers`), and forget workers not
+    seen for `forget_after_seconds`: long enough that their jobs' leases have expired too, so a
+    forgotten worker's jobs are still taken over."""
+    start_transaction(session)
+    postgres = is_postgres(session.get_bind())
+    upsert = (pg_insert if postgres else sqlite_insert)(WorkerHeartbeat.__table__)
+    now = _now(session)
+    beat = upsert.values(id=worker_id, started_at=now, last_seen=now).on_conflict_do_update(
+        index_elements=["id"], set_={"last_seen": now}
+    )
+    try:
+        session.execute(beat)
+        session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.last_seen < _now(session, -forget_after_seconds)))
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def worker_gone(*, session: Session, worker_id: str) -> None:
+    """A worker stopping cleanly takes its row away (its unfinished jobs were released)."""
+    start_transaction(session)
+    try:
+        session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.id == worker_id))
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
 
 
 def extend_leases(*, session: Session, leases: dict[str, uuid.UUID], lease_seconds: float) -> set[str]:
@@ -472,7 +526,7 @@ def _output_asset_rows(job: Job, original: Asset, files: OutputFiles, status: st
     common = {
         "shoot_id": original.shoot_id, "user_id": original.user_id, "content_type": "image/jpeg",
         "status": status, "job_id": job.id, "reject_reason": None, "created_at": utcnow(),
-        "sweep_failures": 0, "sweep_after": None,
+        "sweep_failures": 0, "sweep_after": None, "bracket_id": None, "exposure": None,
     }
     output = {
         **common, "id": output_id, "kind": AssetKind.OUTPUT, "storage_key": files.key, "filename": f"{stem}.jpg",

@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from luster_app.db import is_postgres
 from luster_app.metrics import JOBS_CREATED
-from luster_app.models import Asset, AssetKind, AssetStatus, Credits, Job, JobEvent, JobStatus, Shoot, utcnow
+from luster_app.models import Asset, AssetKind, AssetStatus, Bracket, Credits, Job, JobEvent, JobStatus, Shoot, utcnow
 from luster_app.presets import validate_params
 from luster_app.services.errors import Conflict, Invalid, NotFound, PaymentRequired
 from luster_app.services.idempotency import IdempotentRequest, first_answer, remember_answer
@@ -55,6 +55,12 @@ class OutputView:
 
     output: Asset
     thumb: Asset | None
+
+    @property
+    def viewable(self) -> Asset:
+        """What its owner may fetch now: an edit held for review only at thumbnail size, as its
+        full size is had by accepting (and paying for) it."""
+        return self.thumb if self.output.status == AssetStatus.HELD and self.thumb else self.output
 
 
 @dataclass(frozen=True)
@@ -124,33 +130,42 @@ def cancel_queued(
 
 
 def create_job(
-    *, session: Session, user_id: uuid.UUID, asset_id: uuid.UUID, preset: str, params: dict[str, Any] | None,
-    options: JobOptions, idempotency_key: str | None = None,
+    *, session: Session, user_id: uuid.UUID, asset_id: uuid.UUID | None = None, bracket_id: uuid.UUID | None = None,
+    preset: str, params: dict[str, Any] | None, options: JobOptions, idempotency_key: str | None = None,
 ) -> Job:
-    """Queue one job on the caller's photo, reserving one of their available credits. With an
-    `idempotency_key` already used for this request, the job it queued (as first answered)."""
-    request = IdempotentRequest.of(
-        idempotency_key, scope="job", body={"asset_id": str(asset_id), "preset": preset, "params": params or {}}
-    )
-    return _create_jobs(session=session, user_id=user_id, asset_ids=[asset_id], preset=preset, params=params,
-                        options=options, request=request)[0]
+    """Queue one job on the caller's photo, or on their bracket group (`bracket_id`: its frames are
+    merged first), reserving one of their available credits. With an `idempotency_key` already
+    used for this request, the job it queued (as first answered)."""
+    if (asset_id is None) == (bracket_id is None):
+        raise Invalid("Name either a photo (asset_id) or a bracket (bracket_id).")
+    body = {"asset_id": str(asset_id), "preset": preset, "params": params or {}}
+    if bracket_id is not None:
+        body = {"bracket_id": str(bracket_id), "preset": preset, "params": params or {}}
+    request = IdempotentRequest.of(idempotency_key, scope="job", body=body)
+    return _create_jobs(
+        session=session, user_id=user_id, asset_ids=[asset_id] if asset_id else [],
+        bracket_ids=[bracket_id] if bracket_id else [], preset=preset, params=params, options=options, request=request,
+    )[0]
 
 
 def create_batch(
-    *, session: Session, user_id: uuid.UUID, asset_ids: list[uuid.UUID], preset: str, params: dict[str, Any] | None,
-    options: JobOptions, idempotency_key: str | None = None,
+    *, session: Session, user_id: uuid.UUID, asset_ids: list[uuid.UUID], bracket_ids: list[uuid.UUID] | None = None,
+    preset: str, params: dict[str, Any] | None, options: JobOptions, idempotency_key: str | None = None,
 ) -> list[Job]:
-    """Queue one job per photo, all or nothing: every photo must qualify and every credit be
-    available. With an `idempotency_key` already used for this request, the jobs it queued."""
+    """Queue one job per photo and per bracket group, all or nothing: every one must qualify and
+    every credit be available. With an `idempotency_key` already used for this request, the jobs it queued."""
     unique_ids = list(dict.fromkeys(asset_ids))
-    if not unique_ids:
+    unique_brackets = list(dict.fromkeys(bracket_ids or []))
+    if not unique_ids and not unique_brackets:
         raise Invalid("Pick at least one photo.")
-    if len(unique_ids) > MAX_BATCH:
+    if len(unique_ids) + len(unique_brackets) > MAX_BATCH:
         raise Invalid(f"A batch can hold at most {MAX_BATCH} photos.")
     body = {"asset_ids": [str(a) for a in asset_ids], "preset": preset, "params": params or {}}
+    if unique_brackets:
+        body["bracket_ids"] = [str(b) for b in unique_brackets]
     request = IdempotentRequest.of(idempotency_key, scope="batch", body=body)
-    return _create_jobs(session=session, user_id=user_id, asset_ids=unique_ids, preset=preset, params=params,
-                        options=options, request=request)
+    return _create_jobs(session=session, user_id=user_id, asset_ids=unique_ids, bracket_ids=unique_brackets, preset=preset,
+                        params=params, options=options, request=request)
 
 
 def _replayed(session: Session, user_id: uuid.UUID, request: IdempotentRequest | None) -> list[Job] | None:
@@ -162,9 +177,10 @@ def _replayed(session: Session, user_id: uuid.UUID, request: IdempotentRequest |
 
 
 def _create_jobs(
-    *, session: Session, user_id: uuid.UUID, asset_ids: list[uuid.UUID], preset: str, params: dict[str, Any] | None,
-    options: JobOptions, request: IdempotentRequest | None,
+    *, session: Session, user_id: uuid.UUID, asset_ids: list[uuid.UUID], bracket_ids: list[uuid.UUID], preset: str,
+    params: dict[str, Any] | None, options: JobOptions, request: IdempotentRequest | None,
 ) -> list[Job]:
+    params, window_pull = _window_pull(params, brackets_only=bool(bracket_ids) and not asset_ids)
     start_transaction(session)
     try:
         # A retry of a request already answered creates nothing and counts against no limit.
@@ -177,6 +193,11 @@ def _create_jobs(
             session=session, bucket=f"jobs:{user_id}", limit=options.jobs_per_minute, window_seconds=60,
             message="Too many enhancement requests at once; wait a minute and try again.",
         )
+        # Before the credit lock, which serialises every credit decision of this user: only what
+        # must be decided under it (the photos, the credits) is read while holding it.
+        valid_params, prompt_version_id, prompt_text = _resolve_prompt(session, preset, params or {})
+        if window_pull is not None:
+            valid_params = {**valid_params, "window_pull": window_pull}
         session.commit()
         lock_credits(session, user_id)
         # Again under the lock: a duplicate sent at the same moment waited here for the first.
@@ -184,18 +205,20 @@ def _create_jobs(
         if replayed is not None:
             session.commit()
             return replayed
-        _check_assets(session, user_id, asset_ids)
-        valid_params, prompt_version_id, prompt_text = _resolve_prompt(session, preset, params or {})
-        _check_available(session, user_id, needed=len(asset_ids))
-        privacy = _shoot_privacy(session, asset_ids) if "auto_privacy" not in (params or {}) else {}
+        shoot_privacy = _check_assets(session, user_id, asset_ids)
+        # A group's job runs on its merged photo (made by the worker): one credit per group.
+        groups = _bracket_photos(session, user_id, bracket_ids)
+        targets = [(asset_id, None) for asset_id in asset_ids] + groups
+        _check_available(session, user_id, needed=len(targets))
+        privacy = {} if "auto_privacy" in (params or {}) else shoot_privacy | _shoot_privacy(session, [p for p, _ in groups])
         jobs = [
             Job(
-                user_id=user_id, asset_id=asset_id, preset=preset,
+                user_id=user_id, asset_id=asset_id, bracket_id=bracket_id, preset=preset,
                 params={**valid_params, "auto_privacy": privacy[asset_id]} if privacy else valid_params,
                 prompt_version_id=prompt_version_id, prompt_text=prompt_text, engine=options.engine,
                 model=options.model, max_attempts=options.max_attempts,
             )
-            for asset_id in asset_ids
+            for asset_id, bracket_id in targets
         ]
         session.add_all(jobs)
         session.flush()
@@ -211,11 +234,43 @@ def _create_jobs(
     return jobs
 
 
-def _check_assets(session: Session, user_id: uuid.UUID, asset_ids: list[uuid.UUID]) -> None:
-    assets = {
-        asset.id: asset
-        for asset in session.execute(select(Asset).where(Asset.id.in_(asset_ids), Asset.user_id == user_id)).scalars()
-    }
+def _window_pull(params: dict[str, Any] | None, *, brackets_only: bool) -> tuple[dict[str, Any], bool | None]:
+    """The params without `window_pull`, and its value: an option of bracket jobs (window regions
+    take their detail from the darkest frame), checked here as no preset has it."""
+    params = dict(params or {}) if isinstance(params, dict) else params
+    if not isinstance(params, dict) or "window_pull" not in params:
+        return params, None
+    window_pull = params.pop("window_pull")
+    if not brackets_only:
+        raise Invalid("window_pull applies to bracket groups only.")
+    if not isinstance(window_pull, bool):
+        raise Invalid("window_pull must be true or false.")
+    return params, window_pull
+
+
+def _bracket_photos(session: Session, user_id: uuid.UUID, bracket_ids: list[uuid.UUID]) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(merged photo, group) of each of the caller's groups; NotFound for anyone else's."""
+    if not bracket_ids:
+        return []
+    rows = session.execute(
+        select(Asset.bracket_id, Asset.id).join(Bracket, Bracket.id == Asset.bracket_id)
+        .where(Bracket.id.in_(bracket_ids), Bracket.user_id == user_id, Asset.kind == AssetKind.MERGED)
+    ).tuples().all()
+    photos = dict(rows)
+    if any(bracket_id not in photos for bracket_id in bracket_ids):
+        raise NotFound("Bracket not found.")
+    return [(photos[bracket_id], bracket_id) for bracket_id in bracket_ids]
+
+
+def _check_assets(session: Session, user_id: uuid.UUID, asset_ids: list[uuid.UUID]) -> dict[uuid.UUID, bool]:
+    """Refuse unless every photo is the caller's own, an original, uploaded and verified; returns
+    each photo's shoot's Auto privacy setting (what a job that does not say takes)."""
+    query = (
+        select(Asset, Shoot.auto_privacy).join(Shoot, Shoot.id == Asset.shoot_id)
+        .where(Asset.id.in_(asset_ids), Asset.user_id == user_id)
+    )
+    rows = session.execute(query).all()
+    assets = {asset.id: asset for asset, _ in rows}
     for asset_id in asset_ids:
         asset = assets.get(asset_id)
         if asset is None:
@@ -225,10 +280,13 @@ def _check_assets(session: Session, user_id: uuid.UUID, asset_ids: list[uuid.UUI
         if asset.status != AssetStatus.READY:
             state = "was rejected" if asset.status == AssetStatus.REJECTED else "has not finished uploading"
             raise Conflict(f"{asset.filename} {state}; only uploaded, verified photos can be enhanced.")
+    return {asset.id: auto_privacy for asset, auto_privacy in rows}
 
 
 def _shoot_privacy(session: Session, asset_ids: list[uuid.UUID]) -> dict[uuid.UUID, bool]:
-    """Each photo's shoot's Auto privacy setting: what a job that does not say takes."""
+    """Each (merged) photo's shoot's Auto privacy setting: what a job that does not say takes."""
+    if not asset_ids:
+        return {}
     rows = session.execute(select(Asset.id, Shoot.auto_privacy).join(Shoot, Shoot.id == Asset.shoot_id).where(Asset.id.in_(asset_ids)))
     return dict(rows.tuples().all())
 
@@ -260,7 +318,11 @@ def get_job_for_user(*, session: Session, user_id: uuid.UUID, job_id: uuid.UUID)
     events = list(session.execute(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)).scalars())
     outputs = list(
         session.execute(
-            select(Asset).where(Asset.job_id == job_id, Asset.kind == AssetKind.OUTPUT, Asset.user_id == user_id).order_by(Asset.version)
+            # A rejected edit's output is gone from storage: only its job's record remains.
+            select(Asset).where(
+                Asset.job_id == job_id, Asset.kind == AssetKind.OUTPUT, Asset.user_id == user_id,
+                Asset.status != AssetStatus.REJECTED,
+            ).order_by(Asset.version)
         ).scalars()
     )
     thumbs = {

@@ -18,6 +18,7 @@ from luster_app.models import Asset, AssetStatus, Job, JobStatus, LedgerKind, ut
 from luster_app.services.credits import apply_ledger_entry
 from luster_app.services.errors import Conflict, NotFound
 from luster_app.services.jobs import add_event, lock_credits, start_transaction
+from luster_app.services.storage_cleanup import record_deletions
 
 REJECTED_MESSAGE = "You rejected this edit; nothing was charged. Run it again or pick another preset."
 REJECTED_REASON = "Rejected by its owner after review."
@@ -53,9 +54,17 @@ def _decide(session: Session, user_id: uuid.UUID, job_id: uuid.UUID, *, accept: 
             raise Conflict(f"This edit is not waiting for review; the job is {job.status.replace('_', ' ')}.")
         held = (Asset.job_id == job_id, Asset.user_id == user_id, Asset.status == AssetStatus.HELD)
         if accept:
-            session.execute(update(Asset).where(*held).values(status=AssetStatus.READY))
+            # Charged only with an output to deliver (its owner may have deleted the held one).
+            if not session.execute(update(Asset).where(*held).values(status=AssetStatus.READY)).rowcount:
+                raise Conflict("This edit's output is gone, so it cannot be accepted; reject it and run it again.")
             apply_ledger_entry(session=session, user_id=user_id, delta=-1, kind=LedgerKind.JOB, ref=str(job_id))
         else:
+            rejected = list(session.execute(select(Asset.id, Asset.storage_key).where(*held)).all())
+            thumbs = session.execute(
+                select(Asset.storage_key).where(Asset.parent_asset_id.in_([asset_id for asset_id, _ in rejected]))
+            ).scalars()
+            # Never delivered: its stored files go (the worker's sweep removes them); the rows stay as the record.
+            record_deletions(session, [key for _, key in rejected] + list(thumbs))
             session.execute(update(Asset).where(*held).values(status=AssetStatus.REJECTED, reject_reason=REJECTED_REASON))
         add_event(session, job_id, "accepted" if accept else "rejected")
         session.commit()

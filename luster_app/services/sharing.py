@@ -113,7 +113,8 @@ def _delivered(session: Session, shoot: Shoot) -> list[tuple[Asset, Asset, Job |
     """(original, its newest delivered output, that output's job) in shoot order."""
     originals = list(session.execute(
         select(Asset).where(Asset.shoot_id == shoot.id, Asset.user_id == shoot.user_id,
-                            Asset.kind == AssetKind.ORIGINAL, Asset.status == AssetStatus.READY)
+                            # A bracket group's merged photo is the group's original.
+                            Asset.kind.in_((AssetKind.ORIGINAL, AssetKind.MERGED)), Asset.status == AssetStatus.READY)
         .order_by(Asset.created_at, Asset.id)
     ).scalars())
     outputs = session.execute(

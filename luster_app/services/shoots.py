@@ -61,6 +61,7 @@ class AssetView:
     original_url: str | None
     thumb_url: str | None
     outputs: list[OutputView] = field(default_factory=list)
+    bracket_id: uuid.UUID | None = None  # the bracket group this photo is a frame of
 
 
 def _clean_name(name: str) -> str:
@@ -159,13 +160,15 @@ def list_assets_with_urls(
     assets = session.execute(
         select(Asset).where(Asset.shoot_id == shoot_id, Asset.user_id == user_id).order_by(Asset.created_at, Asset.id)
     ).scalars().all()
-    return _views(storage=storage, settings=settings, assets=assets)
+    return asset_views(storage=storage, settings=settings, assets=assets)
 
 
 def get_asset_with_urls(*, session: Session, storage: Storage, settings: Settings, user_id: uuid.UUID, asset_id: uuid.UUID) -> AssetView:
-    """One original photo of the user's, with its signed URLs; NotFound for anyone else's."""
+    """One original photo of the user's (or a bracket group's merged photo), with its signed URLs;
+    NotFound for anyone else's."""
     original = session.execute(
-        select(Asset).where(Asset.id == asset_id, Asset.user_id == user_id, Asset.kind == AssetKind.ORIGINAL)
+        select(Asset).where(Asset.id == asset_id, Asset.user_id == user_id,
+                            Asset.kind.in_((AssetKind.ORIGINAL, AssetKind.MERGED)))
     ).scalars().first()
     if original is None:
         raise NotFound("photo not found")
@@ -177,11 +180,14 @@ def get_asset_with_urls(*, session: Session, storage: Storage, settings: Setting
         ).scalars().all()
         family.extend(found)
         generation = [asset.id for asset in found]
-    return _views(storage=storage, settings=settings, assets=family)[0]
+    return asset_views(storage=storage, settings=settings, assets=family, kind=original.kind)[0]
 
 
-def _views(*, storage: Storage, settings: Settings, assets: list[Asset]) -> list[AssetView]:
-    """Views of the originals among `assets`, with their ready thumbnails and outputs from the same list."""
+def asset_views(
+    *, storage: Storage, settings: Settings, assets: list[Asset], kind: str = AssetKind.ORIGINAL
+) -> list[AssetView]:
+    """Views of the originals (or bracket merged photos) among `assets`, with their ready
+    thumbnails and outputs from the same list."""
     children: dict[uuid.UUID, list[Asset]] = defaultdict(list)
     for asset in assets:
         if asset.parent_asset_id is not None and asset.status == AssetStatus.READY:
@@ -230,7 +236,8 @@ def _views(*, storage: Storage, settings: Settings, assets: list[Asset]) -> list
             original_url=url(asset, asset.filename) if asset.status == AssetStatus.READY else None,
             thumb_url=thumb_url_of(asset.id),
             outputs=outputs_of(asset.id),
+            bracket_id=asset.bracket_id,
         )
         for asset in assets
-        if asset.kind == AssetKind.ORIGINAL
+        if asset.kind == kind
     ]

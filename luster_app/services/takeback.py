@@ -56,10 +56,12 @@ def take_back(
         ).scalars()
     )
     # Jobs being processed charge when they succeed; edits held for review charge if accepted.
-    processing = session.execute(
-        select(func.count()).select_from(Job)
-        .where(Job.user_id == user_id, Job.status.in_((JobStatus.PROCESSING, JobStatus.NEEDS_REVIEW)))
+    # Counted with the queued ones in one statement after the lock above: a job a worker hands
+    # back to the queue meanwhile (a retry) is counted here even though it missed that list.
+    reserving = session.execute(
+        select(func.count()).select_from(Job).where(Job.user_id == user_id, Job.status.in_(JobStatus.RESERVING))
     ).scalar_one()
+    processing = reserving - len(queued)
     balance = session.execute(select(Credits.balance).where(Credits.user_id == user_id)).scalar() or 0
     takeable = max(balance - processing, 0)
     if refuse_beyond and credits > takeable:

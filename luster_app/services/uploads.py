@@ -22,12 +22,18 @@ from sqlalchemy import and_, or_, select, true, update
 from sqlmodel import Session
 
 from luster_app.config import Settings
-from luster_app.imaging import ImageRejected, make_thumbnail, open_image, oriented_size, sniff_format
+from luster_app.imaging import ImageRejected, encode_jpeg, make_thumbnail, open_image, oriented_size, sniff_format
+from luster_app.imaging.decode import NOT_A_PHOTO
+from luster_app.imaging.encode import THUMB_QUALITY
+from luster_app.imaging.raw import CHECK_SHARE, RAW_CONTENT_TYPES, RAW_FORMATS, inspect_raw, opened_raw, raw_format
+from luster_app.imaging.raw import megapixels as raw_megapixels
 from luster_app.metrics import UPLOADS_COMPLETED, UPLOADS_REJECTED, after_commit
 from luster_app.models import Asset, AssetKind, AssetStatus, utcnow
+from luster_app.imaging.brackets import read_exposure
 from luster_app.imaging.budget import BudgetExhausted, CheckLimits
 from luster_app.services.errors import Busy, Conflict, Invalid, NotFound, TooLarge, UnsupportedMedia
 from luster_app.services.shoots import get_shoot
+from luster_app.services.storage_cleanup import record_deletions
 from luster_app.storage import Storage, UploadInstructions
 from luster_app.storage.base import read_at_most
 from luster_app.storage.keys import checked_original_key, original_key, thumb_key
@@ -43,11 +49,21 @@ DECLARED_FORMATS = {
     "image/webp": "WEBP",
     "image/heic": "HEIF",
     "image/heif": "HEIF",
+    **{content_type: name for name, content_type in RAW_CONTENT_TYPES.items()},
+    "image/dng": "DNG",
+    "image/x-panasonic-raw": "RW2",
 }
+RAW_EXTENSIONS = {f".{name.lower()}": name for name in RAW_FORMATS}
 # Some browsers report HEIC files with an empty type; then the extension says what was picked.
-EXTENSION_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".heic": "HEIF", ".heif": "HEIF"}
-FORMAT_CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "HEIF": "image/heic"}
+EXTENSION_FORMATS = {
+    ".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".heic": "HEIF", ".heif": "HEIF", **RAW_EXTENSIONS,
+}
+FORMAT_CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "HEIF": "image/heic", **RAW_CONTENT_TYPES}
+CONTENT_TYPE_FORMATS = {content_type: name for name, content_type in FORMAT_CONTENT_TYPES.items()}
 UNTYPED = {"", "application/octet-stream"}
+# Types systems give camera RAW files without naming the camera: the extension says which was picked.
+GENERIC_RAW_TYPES = {"image/tiff", "image/x-raw", "image/x-dcraw"}
+ACCEPTED = "a JPEG, HEIC, PNG or WebP photo, nor a camera RAW file (DNG, CR2, CR3, NEF, ARW, RAF, ORF, RW2)"
 SNIFF_BYTES = 64
 FILENAME_MAX = 255
 UNREADABLE = "The file is damaged or not a readable image."
@@ -90,9 +106,17 @@ def clean_filename(filename: str) -> str:
 def declared_format(filename: str, content_type: str) -> str | None:
     """The image format the client says it is sending, or None if it is not one we accept."""
     media_type = content_type.split(";", 1)[0].strip().lower()
+    extension = posixpath.splitext(filename.lower())[1]
     if media_type in UNTYPED:
-        return EXTENSION_FORMATS.get(posixpath.splitext(filename.lower())[1])
+        return EXTENSION_FORMATS.get(extension)
+    if media_type in GENERIC_RAW_TYPES:
+        return RAW_EXTENSIONS.get(extension)
     return DECLARED_FORMATS.get(media_type)
+
+
+def size_limit(settings: Settings, image_format: str) -> int:
+    """The most bytes a file of this format may have: camera RAW files have their own, larger limit."""
+    return settings.raw_max_bytes if image_format in RAW_FORMATS else settings.upload_max_bytes
 
 
 def presign_upload(
@@ -112,11 +136,12 @@ def presign_upload(
     filename = clean_filename(filename)
     if size <= 0:
         raise Invalid(f"{filename} is empty.")
-    if size > settings.upload_max_bytes:
-        raise TooLarge(f"{filename} is {megabytes(size)}; the limit is {megabytes(settings.upload_max_bytes)}.")
     image_format = declared_format(filename, content_type)
+    limit = size_limit(settings, image_format or "")
+    if size > limit:
+        raise TooLarge(f"{filename} is {megabytes(size)}; the limit is {megabytes(limit)}.")
     if image_format is None:
-        raise UnsupportedMedia(f"{filename} is not a JPEG, HEIC, PNG or WebP photo.")
+        raise UnsupportedMedia(f"{filename} is not {ACCEPTED}.")
     if not allow_duplicate and _has_duplicate(
         session=session,
         user_id=user_id,
@@ -135,7 +160,7 @@ def presign_upload(
     signed_type = FORMAT_CONTENT_TYPES[image_format]
     ttl = settings.signed_url_ttl_seconds
     upload = storage.presign_upload(
-        key, content_type=signed_type, size=size, max_bytes=settings.upload_max_bytes, expires_in=ttl
+        key, content_type=signed_type, size=size, max_bytes=limit, expires_in=ttl
     )
     session.add(
         Asset(
@@ -210,8 +235,12 @@ def complete_upload(
     uploaded = asset.storage_key  # before the update below points the photo at its checked copy
     try:
         with limits.slot() if limits else nullcontext():
-            data, image_format = _read_object(storage=storage, settings=settings, key=uploaded)
-            width, height, thumbnail, thumb_width, thumb_height = _decode(data, settings=settings, limits=limits)
+            # The type signed at presign (RAW or not) sets how much is read; the bytes then decide.
+            limit = size_limit(settings, CONTENT_TYPE_FORMATS.get(asset.content_type, ""))
+            data, image_format = _read_object(storage=storage, settings=settings, key=uploaded, limit=limit)
+            width, height, thumbnail, thumb_width, thumb_height = _decode(
+                data, image_format, settings=settings, limits=limits
+            )
     except ImageRejected as exc:
         _reject(session=session, storage=storage, asset=asset, reason=exc.reason, code=exc.code)
         if asset.status == AssetStatus.READY:  # a concurrent completion won (and dropped the upload it copied)
@@ -241,10 +270,14 @@ def complete_upload(
             height=height,
             bytes=len(data),
             content_type=FORMAT_CONTENT_TYPES[image_format],
+            exposure=exposure.to_json() if (exposure := read_exposure(data)) else None,
         )
     )
     if marked.rowcount == 1:
         after_commit(session, UPLOADS_COMPLETED.inc)
+        # An S3 upload link stays usable until it expires: whatever it writes after now is read by
+        # nothing, so it is dropped once the link is dead.
+        record_deletions(session, [uploaded], due_at=utcnow() + timedelta(seconds=settings.signed_url_ttl_seconds))
         session.add(
             Asset(
                 shoot_id=asset.shoot_id,
@@ -347,9 +380,9 @@ def settle_abandoned_upload(*, session: Session, storage: Storage, settings: Set
     return asset.status
 
 
-def _read_object(*, storage: Storage, settings: Settings, key: str) -> tuple[bytes, str]:
-    """The stored object's bytes and sniffed format; ImageRejected if it is missing, empty, too big or no photo."""
-    limit = settings.upload_max_bytes
+def _read_object(*, storage: Storage, settings: Settings, key: str, limit: int) -> tuple[bytes, str]:
+    """The stored object's bytes (at most `limit`) and the format they are; ImageRejected if it is
+    missing, empty, too big for that format or no photo."""
     info = storage.head(key)
     if info is None:
         raise ImageRejected(NOT_ARRIVED, code="not_arrived")
@@ -365,15 +398,20 @@ def _read_object(*, storage: Storage, settings: Settings, key: str) -> tuple[byt
         raise ImageRejected(NOT_ARRIVED, code="not_arrived") from None
     if len(data) > limit:
         raise ImageRejected(f"The file is larger than {megabytes(limit)}.", code="too_large")
-    image_format = sniff_format(data[:SNIFF_BYTES])
+    image_format = sniff_format(data[:SNIFF_BYTES]) or raw_format(data)
     if image_format is None:
-        raise ImageRejected("Not a photo: upload JPEG, HEIC, PNG or WebP files.", code="not_a_photo")
+        raise ImageRejected(NOT_A_PHOTO, code="not_a_photo")
+    limit = size_limit(settings, image_format)
+    if len(data) > limit:  # signed as a RAW, but it is not one
+        raise ImageRejected(f"The file is {megabytes(len(data))}; the limit is {megabytes(limit)}.", code="too_large")
     return data, image_format
 
 
-def _decode(data: bytes, *, settings: Settings, limits: CheckLimits | None) -> tuple[int, int, bytes, int, int]:
+def _decode(data: bytes, image_format: str, *, settings: Settings, limits: CheckLimits | None) -> tuple[int, int, bytes, int, int]:
     """Upright width and height, and the thumbnail, whose full decode proves the file is intact.
     The decode holds the photo's share of `limits`' pixel budget, known from its header."""
+    if image_format in RAW_FORMATS:
+        return _decode_raw(data, settings=settings, limits=limits)
     try:
         header = open_image(data, max_pixels=settings.max_image_pixels)
         share = header.width * header.height / 1e6
@@ -390,6 +428,22 @@ def _decode(data: bytes, *, settings: Settings, limits: CheckLimits | None) -> t
         log.info("decoding an upload failed: %s", exc.__class__.__name__)
         raise ImageRejected(UNREADABLE) from exc
     return width, height, thumbnail, thumb_width, thumb_height
+
+
+def _decode_raw(data: bytes, *, settings: Settings, limits: CheckLimits | None) -> tuple[int, int, bytes, int, int]:
+    """A camera RAW's upright size and thumbnail, from its embedded preview where it has one; its
+    sensor data is unpacked (so a cut-off file is refused here, not in a job), never developed."""
+    try:
+        with opened_raw(data, max_pixels=settings.max_image_pixels) as raw:
+            with limits.pixels(raw_megapixels(raw) * CHECK_SHARE) if limits else nullcontext():
+                check = inspect_raw(raw, max_pixels=settings.max_image_pixels)
+                thumbnail = encode_jpeg(check.thumbnail, quality=THUMB_QUALITY)
+    except (ImageRejected, MemoryError, BudgetExhausted):
+        raise
+    except Exception as exc:  # noqa: BLE001  (an untrusted file may trip any decoder error)
+        log.info("decoding a RAW upload failed: %s", exc.__class__.__name__)
+        raise ImageRejected(UNREADABLE) from exc
+    return check.width, check.height, thumbnail, check.thumbnail.width, check.thumbnail.height
 
 
 def _reject(*, session: Session, storage: Storage, asset: Asset, reason: str, code: str) -> None:

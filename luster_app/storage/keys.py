@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-EXTENSIONS = {"JPEG": "jpg", "HEIF": "heic", "PNG": "png", "WEBP": "webp"}
+EXTENSIONS = {
+    "JPEG": "jpg", "HEIF": "heic", "PNG": "png", "WEBP": "webp",
+    **{raw: raw.lower() for raw in ("DNG", "CR2", "CR3", "NEF", "ARW", "RAF", "ORF", "RW2")},
+}
 
 
 def asset_prefix(user_id: uuid.UUID, shoot_id: uuid.UUID, asset_id: uuid.UUID) -> str:
@@ -12,7 +15,8 @@ def asset_prefix(user_id: uuid.UUID, shoot_id: uuid.UUID, asset_id: uuid.UUID) -
 
 
 def original_key(user_id: uuid.UUID, shoot_id: uuid.UUID, asset_id: uuid.UUID, image_format: str) -> str:
-    """Where the browser uploads the photo. `image_format` is a Pillow format name (JPEG, HEIF, PNG, WEBP)."""
+    """Where the browser uploads the photo. `image_format` is a Pillow format name (JPEG, HEIF, PNG, WEBP)
+    or a camera RAW's (DNG, CR2, ...)."""
     return f"{asset_prefix(user_id, shoot_id, asset_id)}/original.{EXTENSIONS[image_format]}"
 
 
