@@ -134,13 +134,10 @@ def _card(state: type, photo, delete_button: Callable | None, download: Callable
     )
 
 
-def photo_grid(state: type, delete_button: Callable | None = None, download: Callable | None = None,
-               compare: Callable | None = None) -> rx.Component:
+def photo_grid(state: type, *, download: Callable, compare: Callable, delete_button: Callable | None = None) -> rx.Component:
     """A card per photo, or what to do first when the shoot is still empty; `delete_button(photo)`
     makes each card's delete control, `download(output_id)` and `compare(photo_id)` the events of
     its download and compare buttons."""
-    download = download or state.download_output
-    compare = compare or (lambda _photo_id: rx.noop())
     return rx.cond(
         state.photos.length() > 0,
         rx.grid(

@@ -297,23 +297,7 @@ class ShootState(AuthState):
         await self._refresh(user)
         yield ShootState.watch_jobs
 
-    # --- downloads, options (compare: shoot_compare.py; export and sharing: shoot_delivery.py) ---
-
-    async def _download(self, **target: uuid.UUID):
-        user = self._signed_in_user()
-        if user is None:
-            return self._sign_in_first()
-        try:
-            link = await asyncio.to_thread(view.download_link, app_context(), user.id, **target)
-        except ServiceError as exc:
-            self.error = str(exc)
-            return None
-        return rx.download(url=link.path, filename=link.filename)
-
-    @rx.event
-    async def download_output(self, output_id: str):
-        """Download one enhanced photo (captioned if the shoot asks for it)."""
-        return await self._download(asset_id=uuid.UUID(output_id))
+    # --- options (compare: shoot_compare.py; downloads and sharing: shoot_delivery.py) ---
 
     @rx.event
     async def set_disclose(self, disclose: bool):

@@ -1,5 +1,5 @@
-"""The shoot page's delivery: the ZIP's choices (latest or every version, size, the selected
-photos only), the size of single downloads, and the public disclosure page (AB 723).
+"""The shoot page's delivery: single downloads and the ZIP with their choices (latest or every
+version, size, the selected photos only), and the public disclosure page (AB 723).
 
 A substate of ShootState (its shoot id, photos, selection and session are inherited), kept out of shoot.py.
 """

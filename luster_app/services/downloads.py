@@ -132,11 +132,17 @@ def _size(size: str) -> int | None:
     return SIZES[size]
 
 
-def _output_files(session: Session, shoot: Shoot, outputs: list[Asset], *, size: str = "full",
-                  names: dict[uuid.UUID, str] | None = None) -> list[OutputFile]:
-    long_edge = _size(size)
+def _presets(session: Session, outputs: list[Asset]) -> dict[uuid.UUID, str]:
+    """The preset of each output's job, by job id."""
     job_ids = {output.job_id for output in outputs if output.job_id is not None}
-    presets = dict(session.execute(select(Job.id, Job.preset).where(Job.id.in_(job_ids))).all()) if job_ids else {}
+    return dict(session.execute(select(Job.id, Job.preset).where(Job.id.in_(job_ids))).all()) if job_ids else {}
+
+
+def _output_files(session: Session, shoot: Shoot, outputs: list[Asset], *, size: str = "full",
+                  names: dict[uuid.UUID, str] | None = None,
+                  presets: dict[uuid.UUID, str] | None = None) -> list[OutputFile]:
+    long_edge = _size(size)
+    presets = _presets(session, outputs) if presets is None else presets
     return [
         OutputFile(
             asset_id=output.id,
@@ -189,14 +195,15 @@ def shoot_output_files(
     if versions == "latest":  # later rows are newer versions
         outputs = list({output.parent_asset_id: output for output in outputs}.values())
     outputs.sort(key=lambda output: (place[output.parent_asset_id], output.version or 0))
-    names = _export_names(session, originals, outputs, digits=max(2, len(str(len(originals)))))
-    return shoot, _output_files(session, shoot, outputs, size=size, names=names)
+    presets = _presets(session, outputs)
+    names = _export_names(originals, outputs, presets, digits=max(2, len(str(len(originals)))))
+    return shoot, _output_files(session, shoot, outputs, size=size, names=names, presets=presets)
 
 
-def _export_names(session: Session, originals: list[Asset], outputs: list[Asset], *, digits: int) -> dict[uuid.UUID, str]:
+def _export_names(
+    originals: list[Asset], outputs: list[Asset], presets: dict[uuid.UUID, str], *, digits: int
+) -> dict[uuid.UUID, str]:
     """`{nn}-{photo stem}-{preset}.jpg` per output; a second version of the same preset adds `-v{n}`."""
-    job_ids = {output.job_id for output in outputs if output.job_id is not None}
-    presets = dict(session.execute(select(Job.id, Job.preset).where(Job.id.in_(job_ids))).all()) if job_ids else {}
     by_id = {original.id: (number, original) for number, original in enumerate(originals, start=1)}
     names: dict[uuid.UUID, str] = {}
     taken: set[str] = set()
