@@ -11,12 +11,15 @@ import io
 import re
 import threading
 import uuid
+from datetime import timedelta
 
 from PIL import Image
 
 from luster_app.context import AppContext
-from luster_app.models import Asset
+from luster_app.models import Asset, utcnow
 from luster_app.services.credits import grant_adjustment
+from luster_app.services.storage_cleanup import sweep_pending_deletions
+from luster_app.storage.keys import original_key
 from tests.conftest import make_user
 from tests.engines_for_tests import InvertEngine
 from tests.fixtures_storage import Backend, new_shoot, upload
@@ -108,3 +111,28 @@ def test_racing_completions_of_one_photo_all_answer_ready_and_keep_one_copy(back
     assert answers == [200] * 6
     names = sorted(re.sub(r"-[0-9a-f]{16}\.", ".", key.rsplit("/", 1)[1]) for key in backend.stored_keys())
     assert names == ["original.jpg", "thumb.jpg"]
+
+
+def test_what_an_upload_link_writes_after_completion_is_removed_once_the_link_is_dead(backend: Backend) -> None:
+    """S3: the second write lands where nothing reads it; the worker's sweep removes it once the
+    link has expired (before, it stayed in the bucket, paid for, as long as the photo)."""
+    if backend.name == "local":
+        return  # the app's own links are single-use (above)
+    context = backend.context
+    user, headers = make_user(context)
+    shoot = new_shoot(backend, headers)
+    result = upload(backend, headers, shoot, _jpeg((80, 60), (1, 2, 3)))
+    assert result.complete.status_code == 200, result.complete.text
+    upload_key = original_key(user.id, uuid.UUID(shoot), uuid.UUID(result.asset_id), "JPEG")
+    assert context.storage.head(upload_key) is None  # completion dropped what it copied
+
+    assert backend.send(result.presign.json()["upload"], _jpeg((800, 600), (9, 9, 9))).status_code in (200, 204)
+    assert context.storage.head(upload_key) is not None
+
+    link_dead = utcnow() + timedelta(seconds=context.settings.signed_url_ttl_seconds + 1)
+    with context.session() as session:
+        sweep_pending_deletions(session=session, storage=context.storage, now=link_dead)
+    assert context.storage.head(upload_key) is None
+    with context.session() as session:  # the photo itself is untouched
+        photo = session.get(Asset, uuid.UUID(result.asset_id))
+    assert (photo.width, photo.height) == (80, 60) and context.storage.head(photo.storage_key) is not None

@@ -1,7 +1,7 @@
 """workers beat: a dead worker's jobs are taken over before their lease runs out
 
 Revision ID: 0019
-Revises: 0015
+Revises: 0017
 """
 
 from collections.abc import Sequence
