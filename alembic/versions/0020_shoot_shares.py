@@ -1,6 +1,6 @@
 """shoot shares: a shoot's public disclosure page (AB 723), reached by an unguessable token
 
-Revision ID: 0016
+Revision ID: 0020
 Revises: 0019
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 import luster_app.models
 
-revision: str = "0016"
+revision: str = "0020"
 down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
