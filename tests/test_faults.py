@@ -67,6 +67,13 @@ def _all_final(context: AppContext) -> bool:
     return all(job.status in FINAL for job in _jobs(context))
 
 
+def _holds_a_job(context: AppContext, worker: WorkerProcess) -> bool:
+    """Whether the worker process is processing a job (its lease owner names its pid)."""
+    with context.session() as session:
+        held = select(Job.id).where(Job.status == JobStatus.PROCESSING, Job.lease_owner.like(f"%:{worker.process.pid}:%"))
+        return session.execute(held.limit(1)).first() is not None
+
+
 def _assert_ledger_matches_outputs(context: AppContext, balances: dict[uuid.UUID, int]) -> list[Job]:
     """Every job final; each succeeded job charged once and holding exactly one output; no other charge."""
     jobs = _jobs(context)
@@ -104,6 +111,8 @@ def test_workers_killed_at_random_moments_lose_nothing_and_charge_nothing_twice(
         while not _all_final(context) and kills < 12:
             time.sleep(rng.uniform(0.3, 2.0))
             victim = running.pop(rng.randrange(len(running)))
+            # Killed in the middle of a job, however slowly a loaded machine starts a worker.
+            _wait_for(lambda: _holds_a_job(context, victim) or _all_final(context), "the worker to take a job", timeout=60)
             victim.signal(signal.SIGKILL)
             victim.wait()
             kills += 1

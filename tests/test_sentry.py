@@ -74,7 +74,7 @@ def test_a_webhook_answering_500_logs_its_traceback_with_the_request_id(shop: Sh
     _break_the_stripe_events_table(shop)
     response = shop.deliver(event)
     assert response.status_code == 500
-    assert response.json() == {"detail": "the event could not be handled now; Stripe will deliver it again"}
+    assert response.json() == {"detail": f"event {event['id']} could not be handled now; Stripe will deliver it again"}
     request_id = response.headers["X-Request-ID"]
     output = logs.getvalue()
     [line] = [line for line in output.splitlines() if "answered 500" in line]
