@@ -64,6 +64,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b(bearer\s+)[A-Za-z0-9\-._~+/]+=*", re.I), rf"\1{REDACTED}"),
     (re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), REDACTED),
     (re.compile(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]+|\bwhsec_[A-Za-z0-9+/=]+|\bsk-[A-Za-z0-9_-]{16,}"), REDACTED),
+    # A shared disclosure page's token is its capability (luster_app.services.sharing.PAGE_PREFIX).
+    (re.compile(r"(/disclosure/)[A-Za-z0-9_-]{20,}"), rf"\1{REDACTED}"),
     # Passwords in connection URLs (postgresql://user:password@host).
     (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+@", re.I), rf"\1{REDACTED}@"),
 )

@@ -16,14 +16,16 @@ from tests.conftest import PHOTOS
 PHOTO = PHOTOS / "gps" / "DSCN0010.jpg"
 
 
-def upload(context: AppContext, user_id: uuid.UUID, shoot_id: uuid.UUID, photo: Path = PHOTO) -> Asset:
+def upload(
+    context: AppContext, user_id: uuid.UUID, shoot_id: uuid.UUID, photo: Path = PHOTO, *, content_type: str = "image/jpeg"
+) -> Asset:
     """An original uploaded and checked as the upload routes do it."""
     data = photo.read_bytes()
     with context.session() as session:
         presigned = presign_upload(session=session, storage=context.storage, settings=context.settings, user_id=user_id,
-                                   shoot_id=shoot_id, filename=photo.name, content_type="image/jpeg", size=len(data))
+                                   shoot_id=shoot_id, filename=photo.name, content_type=content_type, size=len(data))
         key = session.get(Asset, presigned.asset_id).storage_key
-        context.storage.put_bytes(key, data, content_type="image/jpeg")
+        context.storage.put_bytes(key, data, content_type=content_type)
         return complete_upload(session=session, storage=context.storage, settings=context.settings, user_id=user_id,
                                asset_id=presigned.asset_id)
 

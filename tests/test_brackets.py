@@ -18,6 +18,7 @@ from tests.corrections_support import make_app  # noqa: F401  (a fixture)
 from tests.engines_for_tests import NoopEngine
 from tests.fixtures_storage import Backend, new_shoot, upload
 from tests.jobs_support import add_photos, add_shoot, balance, job_charges, outputs_of, user_with_credits
+from worker.brackets import MERGE_WORKING_SET
 from worker.worker import Worker
 
 BRACKETS = Path(__file__).parent / "data" / "brackets"
@@ -92,6 +93,24 @@ def test_a_real_bracket_merges_into_one_photo_with_fewer_clipped_and_crushed_pix
     assert group["merged"]["original_url"] and [o["id"] for o in group["merged"]["outputs"]] == [str(output.id)]
     photos = client.get(f"/api/shoots/{frames[0].shoot_id}/assets", headers=headers).json()
     assert [p["bracket_id"] for p in photos] == [bracket["id"]] * 4
+
+
+def test_a_merge_larger_than_the_workers_budget_is_made_smaller_not_past_it(make_app) -> None:
+    """Four 0.39 MP frames need about 20 MP of budget to merge; a worker with 10 merges them at
+    half the pixels (same shape) rather than run out of memory."""
+    context, client = make_app(NoopEngine(), worker_image_budget_megapixels=10)
+    user, headers = user_with_credits(context, 1)
+    frames = add_photos(context, user, _frames(FRAMES))
+    bracket = _group(client, headers, frames[0].shoot_id, [f.id for f in frames])
+
+    job = _enhance(context, client, headers, bracket["id"])
+
+    assert job["status"] == "succeeded", job["error_message"]
+    _, photo = _merged_photo(context, bracket["id"])
+    width, height = photo.size
+    assert len(frames) * width * height * MERGE_WORKING_SET <= 10_000_000
+    assert width < 512 and abs(width / height - 512 / 768) < 0.01
+    assert crushed_share(photo) < crushed_share(Image.open(FRAMES[-1])) / 2  # still a fused bracket
 
 
 def test_a_group_job_charges_exactly_one_credit(make_app) -> None:

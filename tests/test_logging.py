@@ -125,6 +125,14 @@ def test_tokens_signed_urls_and_secrets_are_redacted(production_logs: LogCapture
     assert messages[6] == "database at postgresql+psycopg://luster:[REDACTED]@db.internal:5432/luster"
 
 
+def test_a_disclosure_pages_token_is_redacted(production_logs: LogCapture) -> None:
+    """The token is the page's capability: a line naming its path (a 500's) must not hand it out."""
+    token = "Xq3-vR8_pL2mN7kT4wY9zB6cD1fG5hJ0sA8eU3iO2rQ"
+    logging.getLogger("luster.api").error("GET /disclosure/%s/originals/abc answered 500: boom", token)
+    assert token not in production_logs.stream.getvalue()
+    assert production_logs.records[-1]["message"] == "GET /disclosure/[REDACTED]/originals/abc answered 500: boom"
+
+
 def test_a_traceback_is_redacted_too(production_logs: LogCapture) -> None:
     try:
         raise RuntimeError(f"upstream refused {S3_SIGNED_URL} with key {STRIPE_KEY}")

@@ -51,3 +51,21 @@ def test_the_account_page_says_how_long_photos_are_kept(settings) -> None:  # no
     assert retention_notice(settings) == "Your photos are kept until you delete them."
     kept = settings.model_copy(update={"original_retention_days": 90})
     assert retention_notice(kept) == "Photos are deleted, with their enhanced versions, 90 days after upload."
+
+
+def test_old_frames_of_a_bracket_are_deleted_too_and_hold_up_no_other_photo(app: Backend) -> None:  # noqa: F811
+    """A grouped frame cannot be deleted alone: retention ungroups it first (before, every old
+    frame was skipped, and once a hundred were old they blocked retention for everyone)."""
+    alice = photographer(app)
+    frames = [add_photo(app, alice, f"frame-{n}.jpg") for n in range(3)]
+    single = add_photo(app, alice, "single.jpg")
+    grouped = app.client.post(f"/api/shoots/{alice.shoot_id}/brackets", json={"asset_ids": frames}, headers=alice.headers)
+    assert grouped.status_code == 201, grouped.text
+    for photo in (*frames, single):
+        age(app, photo, days=40)
+
+    sweep(app, 30)
+
+    assert photos(app, alice) == []
+    assert all(keys_of(app, photo) == set() for photo in (*frames, single))
+    assert app.client.get(f"/api/shoots/{alice.shoot_id}/brackets", headers=alice.headers).json()["groups"] == []

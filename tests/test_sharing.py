@@ -17,6 +17,7 @@ from luster_app.models import Asset, AssetStatus, JobStatus
 from luster_app.services.shoots import create_shoot
 from tests.conftest import PHOTOS, make_user
 from tests.delivery_support import add_output, upload
+from tests.dng_support import make_dng
 
 SKY_SUMMARY = "sky replaced; 0.2% of the photo redrawn, all in the sky"
 
@@ -171,3 +172,40 @@ def test_an_original_keeps_its_pixels_and_shows_upright(client: TestClient, cont
     assert metadata_report(served).exif_orientation == (None if orientation == 1 else orientation)
     assert ImageOps.exif_transpose(Image.open(io.BytesIO(served))).size == (600, 450)
     assert not has_gps(served)
+
+
+def test_a_camera_raw_original_is_served_developed_upright_and_without_location(
+    client: TestClient, context: AppContext, tmp_path
+) -> None:
+    user, headers = make_user(context)
+    with context.session() as session:
+        shoot_id = create_shoot(session=session, user_id=user.id, name="Shot in RAW").id
+    dng = tmp_path / "IMG_0001.dng"
+    dng.write_bytes(make_dng(480, 320, orientation=6, gps=True))
+    original = upload(context, user.id, shoot_id, dng, content_type="image/x-adobe-dng")
+    add_output(context, original, "enhance", 1)
+    path = client.post(f"/api/shoots/{shoot_id}/share", headers=headers).json()["url"].removeprefix("http://testserver")
+
+    served = client.get(f"{path}/originals/{original.id}")
+
+    assert served.status_code == 200 and served.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(served.content)).size == (480, 320)  # upright, the sensor's full size
+    assert not has_gps(served.content)
+
+
+def test_a_busy_server_answers_the_public_photos_503_not_an_outage(
+    client: TestClient, context: AppContext, shoot: SharedShoot
+) -> None:
+    """Anyone with the link may ask for its photos: their decodes share the web process's bounds."""
+    path = _share(client, shoot)
+    slots = context.upload_checks.slots
+    taken = 0
+    while slots.acquire(blocking=False):  # every decode slot busy
+        taken += 1
+    try:
+        busy = client.get(f"{path}/photos/{shoot.sky.id}.jpg")
+    finally:
+        for _ in range(taken):
+            slots.release()
+    assert busy.status_code == 503 and int(busy.headers["Retry-After"]) > 0
+    assert client.get(f"{path}/photos/{shoot.sky.id}.jpg").status_code == 200

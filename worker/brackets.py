@@ -3,6 +3,8 @@ worker's pixel budget and CPU slots."""
 
 from __future__ import annotations
 
+import logging
+import math
 import uuid
 from dataclasses import dataclass
 
@@ -21,6 +23,8 @@ from worker.pipeline import ImageLimits, megapixels, thumbnail
 # measures about 37 bytes per frame pixel).
 MERGE_WORKING_SET = 13
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class MergedPhoto:
@@ -38,10 +42,21 @@ def merge_frames(job: Job, frames: list[Asset], *, storage: Storage, limits: Ima
     """Decode, align and fuse the frames; EngineError (permanent, uncharged) if they are not one bracket."""
     if len(frames) < MIN_FRAMES:
         raise EngineError("not_one_bracket", f"{NOT_ONE_BRACKET} Fewer than {MIN_FRAMES} of its photos are left.", transient=False)
-    with limits.budget.hold(sum(megapixels(frame) for frame in frames) * MERGE_WORKING_SET), limits.cpu:
+    # A merge larger than the whole budget is made from frames scaled to fit it (aspect kept), never
+    # past it: a worker killed for memory would take its other jobs down with it, again on each retry.
+    needed = sum(megapixels(frame) for frame in frames) * MERGE_WORKING_SET
+    fit = min(1.0, limits.budget.total / needed) if needed else 1.0
+    if fit < 1.0:
+        log.warning("job %s: bracket merged at %.0f%% of its frames' size to fit the worker's image budget "
+                    "(WORKER_IMAGE_BUDGET_MEGAPIXELS; %.0f would merge it at full size)", job.id, 100 * math.sqrt(fit), needed)
+    with limits.budget.hold(needed * fit), limits.cpu:
         arrays = []
         for frame in frames:
             image = load_normalised(storage.get_bytes(frame.storage_key), max_pixels=limits.max_pixels)
+            if fit < 1.0:
+                scale = math.sqrt(fit)
+                image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                                     Image.Resampling.LANCZOS)
             arrays.append(np.asarray(image.convert("RGB")))
             del image
         try:

@@ -88,7 +88,7 @@ def disclosure_page(session: DbSession, token: str = TOKEN) -> HTMLResponse:
 @public_router.get(sharing.PAGE_PREFIX + "/{token}/photos/{output_id}.jpg")
 def disclosure_photo(output_id: uuid.UUID, session: DbSession, context: Ctx, token: str = TOKEN) -> Response:
     """A delivered photo of the page at web size; 404 unless the link is live and lists it."""
-    data = sharing.public_photo(session=session, storage=context.storage, max_pixels=context.settings.max_image_pixels,
+    data = sharing.public_photo(session=session, storage=context.storage, limits=context.upload_checks, max_pixels=context.settings.max_image_pixels,
                                 token=token, output_id=output_id)
     return Response(data, media_type="image/jpeg", headers=PHOTO_HEADERS)
 
@@ -97,8 +97,8 @@ def disclosure_photo(output_id: uuid.UUID, session: DbSession, context: Ctx, tok
 def disclosure_original(original_id: uuid.UUID, session: DbSession, context: Ctx, token: str = TOKEN) -> Response:
     """The unaltered original of a photo on the page: its own pixels, no GPS or other location."""
     data, content_type, filename = sharing.public_original(
-        session=session, storage=context.storage, max_pixels=context.settings.max_image_pixels, token=token,
-        original_id=original_id,
+        session=session, storage=context.storage, limits=context.upload_checks,
+        max_pixels=context.settings.max_image_pixels, token=token, original_id=original_id,
     )
     disposition = attachment_disposition(filename).replace("attachment;", "inline;", 1)
     return Response(data, media_type=content_type, headers={**PHOTO_HEADERS, "Content-Disposition": disposition})

@@ -80,7 +80,11 @@ def read_exposure(data: bytes) -> Exposure | None:
     Reads the header only, never the pixels."""
     try:
         with Image.open(io.BytesIO(data)) as image:
-            exif = image.getexif()
+            if image.format == "PNG":  # Pillow's getexif() of a PNG decodes every pixel to find a late eXIf chunk
+                exif = Image.Exif()
+                exif.load(image.info.get("exif") or b"")
+            else:
+                exif = image.getexif()
     except Exception:  # noqa: BLE001  (an unreadable header just means no suggestion)
         return None
     if not exif:

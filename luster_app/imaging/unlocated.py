@@ -16,8 +16,11 @@ import struct
 
 from PIL import Image
 
-from luster_app.imaging.decode import ImageRejected, _orientation, _upright, normalise, open_image, sniff_format
+from luster_app.imaging.decode import (
+    ImageRejected, _orientation, _upright, load_normalised, normalise, open_image, sniff_format,
+)
 from luster_app.imaging.encode import encode_jpeg
+from luster_app.imaging.raw import raw_format
 
 ORIENTATION_TAG = 0x0112
 SOI, EOI, SOS = 0xD8, 0xD9, 0xDA
@@ -119,6 +122,8 @@ def _exif_orientation(tiff: bytes) -> int | None:
 def unlocated_original(data: bytes, *, max_pixels: int) -> tuple[bytes, str]:
     """The original as the public may download it, and its content type: see the module's docstring."""
     image_format = sniff_format(data[:32])
+    if image_format is None and raw_format(data):  # a camera RAW: developed as the worker does, no metadata
+        return encode_jpeg(load_normalised(data, max_pixels=max_pixels), quality=ORIGINAL_QUALITY), "image/jpeg"
     if image_format == "JPEG":
         open_image(data, max_pixels=max_pixels)  # the same bomb limits as everywhere else
         return strip_jpeg(data), "image/jpeg"

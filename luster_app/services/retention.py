@@ -8,6 +8,7 @@ enhanced right now waits for the next pass.
 from __future__ import annotations
 
 import logging
+from contextlib import suppress
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -15,6 +16,7 @@ from sqlmodel import Session
 
 from luster_app.config import Settings
 from luster_app.models import Asset, AssetKind, utcnow
+from luster_app.services.brackets import delete_bracket
 from luster_app.services.deletion import delete_asset
 from luster_app.services.errors import Conflict, NotFound
 from luster_app.storage import Storage
@@ -39,14 +41,17 @@ def apply_retention(*, session: Session, storage: Storage, settings: Settings, l
         return 0
     cutoff = utcnow() - timedelta(days=days)
     expired = session.execute(
-        select(Asset.user_id, Asset.id)
+        select(Asset.user_id, Asset.id, Asset.bracket_id)
         .where(Asset.kind == AssetKind.ORIGINAL, Asset.created_at < cutoff)
         .order_by(Asset.created_at)
         .limit(limit)
     ).all()
     deleted = 0
-    for user_id, asset_id in expired:
+    for user_id, asset_id, bracket_id in expired:
         try:
+            if bracket_id is not None:  # a bracket's frame goes with its group (ungrouped first)
+                with suppress(NotFound):  # ungrouped already, by another of its frames
+                    delete_bracket(session=session, storage=storage, settings=settings, user_id=user_id, bracket_id=bracket_id)
             delete_asset(session=session, storage=storage, settings=settings, user_id=user_id, asset_id=asset_id)
             deleted += 1
         except (Conflict, NotFound):

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,10 +21,13 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from luster_app.imaging import encode_jpeg, fit_long_edge, load_normalised
+from luster_app.imaging import ImageRejected, encode_jpeg, fit_long_edge, load_normalised
+from luster_app.imaging.budget import BudgetExhausted, CheckLimits
+from luster_app.imaging.raw import DECODE_SHARE, RAW_CONTENT_TYPES
 from luster_app.imaging.unlocated import unlocated_original
 from luster_app.models import Asset, AssetKind, AssetStatus, Job, Shoot, ShootShare
-from luster_app.services.errors import NotFound
+from luster_app.services.errors import Busy, NotFound
+from luster_app.services.uploads import BUSY_RETRY_SECONDS
 from luster_app.services.gallery import SCENE_ALTERING_PRESETS
 from luster_app.services.shoots import get_shoot
 from luster_app.storage import Storage
@@ -30,6 +35,7 @@ from luster_app.storage import Storage
 PAGE_PREFIX = "/disclosure"
 PHOTO_LONG_EDGE = 1280  # the page's view of each delivered photo (the "web" size of exports)
 NOT_SHARED = "This page does not exist, or its owner stopped sharing it."
+BUSY = "Many photos are being shown right now; try again in a moment."
 # Under this share of the photo redrawn, an edit changed tone and colour only.
 REDRAWN_AT_ALL = 0.0005
 
@@ -170,22 +176,40 @@ def _listed(session: Session, token: str, asset_id: uuid.UUID) -> tuple[Asset, A
     raise NotFound("This photo is not on the page.")
 
 
-def public_original(*, session: Session, storage: Storage, max_pixels: int, token: str,
+def public_original(*, session: Session, storage: Storage, limits: CheckLimits, max_pixels: int, token: str,
                     original_id: uuid.UUID) -> tuple[bytes, str, str]:
     """The unaltered original of a photo on the page, with its pixels and without any location:
     (bytes, content type, file name). NotFound unless the token's page lists it."""
     original, _ = _listed(session, token, original_id)
     if original.id != original_id:
         raise NotFound("This photo is not on the page.")
-    data, content_type = unlocated_original(storage.get_bytes(original.storage_key), max_pixels=max_pixels)
+    with _bounded(limits, original, share=DECODE_SHARE if original.content_type in RAW_CONTENT_TYPES.values() else 1.0):
+        data, content_type = unlocated_original(storage.get_bytes(original.storage_key), max_pixels=max_pixels)
     stem = original.filename.rsplit(".", 1)[0] or "photo"
     return data, content_type, f"{stem}-original.{'png' if content_type == 'image/png' else 'jpg'}"
 
 
-def public_photo(*, session: Session, storage: Storage, max_pixels: int, token: str, output_id: uuid.UUID) -> bytes:
+def public_photo(
+    *, session: Session, storage: Storage, limits: CheckLimits, max_pixels: int, token: str, output_id: uuid.UUID
+) -> bytes:
     """A delivered photo on the page, at web size, as an sRGB JPEG without metadata."""
     _, output = _listed(session, token, output_id)
     if output.id != output_id:
         raise NotFound("This photo is not on the page.")
-    image = load_normalised(storage.get_bytes(output.storage_key), max_pixels=max_pixels)
-    return encode_jpeg(fit_long_edge(image, PHOTO_LONG_EDGE))
+    with _bounded(limits, output):
+        image = load_normalised(storage.get_bytes(output.storage_key), max_pixels=max_pixels)
+        return encode_jpeg(fit_long_edge(image, PHOTO_LONG_EDGE))
+
+
+@contextmanager
+def _bounded(limits: CheckLimits, asset: Asset, *, share: float = 1.0) -> Iterator[None]:
+    """Decode `asset` within the web process's limits (a slot, and its pixels' share: a camera RAW
+    develops in `share` times its pixels): a public link, busy or hostile, meets 503, not an OOM."""
+    megapixels = (asset.width or 0) * (asset.height or 0) / 1e6 * share
+    try:
+        with limits.slot(), limits.pixels(megapixels):
+            yield
+    except BudgetExhausted:
+        raise Busy(BUSY, retry_after=BUSY_RETRY_SECONDS) from None
+    except ImageRejected:
+        raise NotFound("This photo cannot be shown.") from None
