@@ -93,6 +93,24 @@ def test_one_output_downloads_from_storage_or_captioned(client: TestClient, cont
     assert Image.open(io.BytesIO(captioned.content)).size == (sky.width, sky.height)
 
 
+def test_an_enhance_that_redrew_part_of_the_photo_is_captioned_as_on_the_disclosure_page(
+    client: TestClient, context: AppContext
+) -> None:
+    """A tone preset whose edit redrew something (an accepted review) is "Digitally altered" in
+    the file as on the public page; before, files were captioned by preset alone."""
+    user, headers = make_user(context)
+    with context.session() as session:
+        shoot_id = create_shoot(session=session, user_id=user.id, name="Redrawn").id
+    original = upload(context, user.id, shoot_id)
+    redrawn = add_output(context, original, "enhance", 1, alteration={
+        "measured_by": "fit", "redrawn_inside": 0.0, "redrawn_outside": 0.02, "summary": "2% redrawn outside"})
+
+    download = client.get(f"/api/outputs/{redrawn.id}/download", headers=headers, follow_redirects=False)
+
+    assert download.status_code == 200  # made here, with the caption, not redirected to the stored file
+    assert download.content != context.storage.get_bytes(redrawn.storage_key)
+
+
 def test_another_users_outputs_are_not_found(client: TestClient, context: AppContext, shoot_with_outputs) -> None:  # noqa: ANN001
     _, _, shoot_id, enhanced, _ = shoot_with_outputs
     stranger, stranger_headers = make_user(context)

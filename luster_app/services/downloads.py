@@ -25,7 +25,7 @@ from luster_app.imaging import encode_jpeg, fit_long_edge, load_normalised
 from luster_app.imaging.caption import add_caption
 from luster_app.models import Asset, AssetKind, AssetStatus, DownloadLink, Job, Shoot, utcnow
 from luster_app.services.errors import Forbidden, Invalid, NotFound
-from luster_app.services.gallery import SCENE_ALTERING_PRESETS
+from luster_app.services.gallery import is_altered
 from luster_app.services.shoots import get_shoot
 from luster_app.storage import Storage
 
@@ -132,23 +132,24 @@ def _size(size: str) -> int | None:
     return SIZES[size]
 
 
-def _presets(session: Session, outputs: list[Asset]) -> dict[uuid.UUID, str]:
-    """The preset of each output's job, by job id."""
+def _jobs(session: Session, outputs: list[Asset]) -> dict[uuid.UUID, Job]:
+    """The job that made each output, by job id."""
     job_ids = {output.job_id for output in outputs if output.job_id is not None}
-    return dict(session.execute(select(Job.id, Job.preset).where(Job.id.in_(job_ids))).all()) if job_ids else {}
+    return {job.id: job for job in session.execute(select(Job).where(Job.id.in_(job_ids))).scalars()} if job_ids else {}
 
 
 def _output_files(session: Session, shoot: Shoot, outputs: list[Asset], *, size: str = "full",
                   names: dict[uuid.UUID, str] | None = None,
-                  presets: dict[uuid.UUID, str] | None = None) -> list[OutputFile]:
+                  jobs: dict[uuid.UUID, Job] | None = None) -> list[OutputFile]:
     long_edge = _size(size)
-    presets = _presets(session, outputs) if presets is None else presets
+    jobs = _jobs(session, outputs) if jobs is None else jobs
     return [
         OutputFile(
             asset_id=output.id,
             storage_key=output.storage_key,
             filename=(names or {}).get(output.id, output.filename),
-            captioned=shoot.disclose_alterations and presets.get(output.job_id) in SCENE_ALTERING_PRESETS,
+            # The same test as the disclosure page's "Digitally altered".
+            captioned=shoot.disclose_alterations and is_altered(jobs.get(output.job_id)),
             long_edge=long_edge,
             width=output.width,
             height=output.height,
@@ -195,9 +196,10 @@ def shoot_output_files(
     if versions == "latest":  # later rows are newer versions
         outputs = list({output.parent_asset_id: output for output in outputs}.values())
     outputs.sort(key=lambda output: (place[output.parent_asset_id], output.version or 0))
-    presets = _presets(session, outputs)
+    jobs = _jobs(session, outputs)
+    presets = {job_id: job.preset for job_id, job in jobs.items()}
     names = _export_names(originals, outputs, presets, digits=max(2, len(str(len(originals)))))
-    return shoot, _output_files(session, shoot, outputs, size=size, names=names, presets=presets)
+    return shoot, _output_files(session, shoot, outputs, size=size, names=names, jobs=jobs)
 
 
 def _export_names(

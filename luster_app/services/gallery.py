@@ -21,6 +21,8 @@ from luster_app.storage.keys import asset_prefix
 # Presets that change what the scene looks like (not just exposure and colour): California's
 # AB 723 requires such listing photos to be disclosed as digitally altered.
 SCENE_ALTERING_PRESETS = frozenset({"sky", "dusk", "lawn", "declutter"})
+# Under this share of the photo redrawn, an edit changed tone and colour only.
+REDRAWN_AT_ALL = 0.0005
 # What every browser shows in an <img>; HEIC is not among them outside Safari.
 BROWSER_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
 
@@ -182,3 +184,13 @@ def batch_progress(*, session: Session, user_id: uuid.UUID, shoot_id: uuid.UUID)
         return BatchProgress(done=done, total=len(batch), eta_seconds=None)
     took = sorted((finished_at - started_at).total_seconds() for started_at, finished_at in recent)
     return BatchProgress(done=done, total=len(batch), eta_seconds=took[len(took) // 2] * remaining)
+
+
+def is_altered(job: Job | None) -> bool:
+    """Whether an edit changed the scene (a new sky, a greener lawn, objects removed, anything
+    redrawn), not just its light and colour."""
+    if job is None:
+        return False
+    alteration = job.alteration or {}
+    redrawn = float(alteration.get("redrawn_inside") or 0) + float(alteration.get("redrawn_outside") or 0)
+    return job.preset in SCENE_ALTERING_PRESETS or redrawn >= REDRAWN_AT_ALL

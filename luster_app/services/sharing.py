@@ -28,7 +28,7 @@ from luster_app.imaging.unlocated import unlocated_original
 from luster_app.models import Asset, AssetKind, AssetStatus, Job, Shoot, ShootShare
 from luster_app.services.errors import Busy, NotFound
 from luster_app.services.uploads import BUSY_RETRY_SECONDS
-from luster_app.services.gallery import SCENE_ALTERING_PRESETS
+from luster_app.services.gallery import is_altered
 from luster_app.services.shoots import get_shoot
 from luster_app.storage import Storage
 
@@ -36,8 +36,6 @@ PAGE_PREFIX = "/disclosure"
 PHOTO_LONG_EDGE = 1280  # the page's view of each delivered photo (the "web" size of exports)
 NOT_SHARED = "This page does not exist, or its owner stopped sharing it."
 BUSY = "Many photos are being shown right now; try again in a moment."
-# Under this share of the photo redrawn, an edit changed tone and colour only.
-REDRAWN_AT_ALL = 0.0005
 
 
 @dataclass(frozen=True)
@@ -136,16 +134,6 @@ def _delivered(session: Session, shoot: Shoot) -> list[tuple[Asset, Asset, Job |
         for original in originals
         if original.id in newest
     ]
-
-
-def is_altered(job: Job | None) -> bool:
-    """Whether an edit changed the scene (a new sky, a greener lawn, objects removed, anything
-    redrawn), not just its light and colour."""
-    if job is None:
-        return False
-    alteration = job.alteration or {}
-    redrawn = float(alteration.get("redrawn_inside") or 0) + float(alteration.get("redrawn_outside") or 0)
-    return job.preset in SCENE_ALTERING_PRESETS or redrawn >= REDRAWN_AT_ALL
 
 
 def public_shoot(*, session: Session, token: str) -> PublicShoot:
