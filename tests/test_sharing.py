@@ -10,10 +10,12 @@ from dataclasses import dataclass
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageOps
+from sqlalchemy import update
 
 from luster_app.context import AppContext
 from luster_app.imaging import has_gps, metadata_report
-from luster_app.models import Asset, AssetStatus, JobStatus
+from luster_app.imaging.privacy import find_faces
+from luster_app.models import Asset, AssetStatus, Job, JobStatus
 from luster_app.services.shoots import create_shoot
 from tests.conftest import PHOTOS, make_user
 from tests.delivery_support import add_output, upload
@@ -209,3 +211,23 @@ def test_a_busy_server_answers_the_public_photos_503_not_an_outage(
             slots.release()
     assert busy.status_code == 503 and int(busy.headers["Retry-After"]) > 0
     assert client.get(f"{path}/photos/{shoot.sky.id}.jpg").status_code == 200
+
+
+def test_an_original_whose_edit_blurred_faces_is_public_with_them_blurred(client: TestClient, context: AppContext) -> None:
+    """Auto privacy blurred the faces in what was published; the public original must not undo it."""
+    user, headers = make_user(context)
+    with context.session() as session:
+        shoot_id = create_shoot(session=session, user_id=user.id, name="With people").id
+    portrait = PHOTOS.parent / "faces" / "astronaut.png"
+    original = upload(context, user.id, shoot_id, portrait, content_type="image/png")
+    output = add_output(context, original, "enhance", 1, photo=portrait)
+    with context.session() as session:
+        session.execute(update(Job).where(Job.id == output.job_id).values(params={"auto_privacy": True}))
+        session.commit()
+    path = client.post(f"/api/shoots/{shoot_id}/share", headers=headers).json()["url"].removeprefix("http://testserver")
+
+    served = client.get(f"{path}/originals/{original.id}")
+
+    assert served.status_code == 200
+    assert find_faces(Image.open(portrait)) and not find_faces(Image.open(io.BytesIO(served.content)))
+    assert Image.open(io.BytesIO(served.content)).size == Image.open(portrait).size

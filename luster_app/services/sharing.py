@@ -24,7 +24,8 @@ from sqlmodel import Session
 from luster_app.imaging import ImageRejected, encode_jpeg, fit_long_edge, load_normalised
 from luster_app.imaging.budget import BudgetExhausted, CheckLimits
 from luster_app.imaging.raw import DECODE_SHARE, RAW_CONTENT_TYPES
-from luster_app.imaging.unlocated import unlocated_original
+from luster_app.imaging.privacy import blur_faces
+from luster_app.imaging.unlocated import ORIGINAL_QUALITY, unlocated_original
 from luster_app.models import Asset, AssetKind, AssetStatus, Job, Shoot, ShootShare
 from luster_app.services.errors import Busy, NotFound
 from luster_app.services.uploads import BUSY_RETRY_SECONDS
@@ -154,13 +155,13 @@ def _shown_size(output: Asset) -> dict[str, int]:
     return {"width": max(1, round(width * scale)), "height": max(1, round(height * scale))}
 
 
-def _listed(session: Session, token: str, asset_id: uuid.UUID) -> tuple[Asset, Asset]:
-    """The (original, delivered output) on the token's page whose original or output is `asset_id`."""
+def _listed(session: Session, token: str, asset_id: uuid.UUID) -> tuple[Asset, Asset, Job | None]:
+    """The (original, delivered output, its job) on the token's page whose original or output is `asset_id`."""
     shoot = _shared_shoot(session, token)
-    for original, output, _ in _delivered(session, shoot):
+    for original, output, job in _delivered(session, shoot):
         if asset_id in (original.id, output.id):
             session.commit()  # no transaction held open while the photo is read and written
-            return original, output
+            return original, output, job
     raise NotFound("This photo is not on the page.")
 
 
@@ -168,11 +169,17 @@ def public_original(*, session: Session, storage: Storage, limits: CheckLimits, 
                     original_id: uuid.UUID) -> tuple[bytes, str, str]:
     """The unaltered original of a photo on the page, with its pixels and without any location:
     (bytes, content type, file name). NotFound unless the token's page lists it."""
-    original, _ = _listed(session, token, original_id)
+    original, _, job = _listed(session, token, original_id)
     if original.id != original_id:
         raise NotFound("This photo is not on the page.")
     with _bounded(limits, original, share=DECODE_SHARE if original.content_type in RAW_CONTENT_TYPES.values() else 1.0):
-        data, content_type = unlocated_original(storage.get_bytes(original.storage_key), max_pixels=max_pixels)
+        stored = storage.get_bytes(original.storage_key)
+        if job is not None and (job.params or {}).get("auto_privacy"):
+            # Its owner had faces blurred in what they published: the public original keeps them blurred.
+            private = blur_faces(load_normalised(stored, max_pixels=max_pixels)).image
+            data, content_type = encode_jpeg(private, quality=ORIGINAL_QUALITY), "image/jpeg"
+        else:
+            data, content_type = unlocated_original(stored, max_pixels=max_pixels)
     stem = original.filename.rsplit(".", 1)[0] or "photo"
     return data, content_type, f"{stem}-original.{'png' if content_type == 'image/png' else 'jpg'}"
 
@@ -181,7 +188,7 @@ def public_photo(
     *, session: Session, storage: Storage, limits: CheckLimits, max_pixels: int, token: str, output_id: uuid.UUID
 ) -> bytes:
     """A delivered photo on the page, at web size, as an sRGB JPEG without metadata."""
-    _, output = _listed(session, token, output_id)
+    _, output, _ = _listed(session, token, output_id)
     if output.id != output_id:
         raise NotFound("This photo is not on the page.")
     with _bounded(limits, output):
