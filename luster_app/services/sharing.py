@@ -28,9 +28,9 @@ from luster_app.imaging.privacy import blur_faces
 from luster_app.imaging.unlocated import ORIGINAL_QUALITY, unlocated_original
 from luster_app.models import Asset, AssetKind, AssetStatus, Job, Shoot, ShootShare
 from luster_app.services.errors import Busy, NotFound
-from luster_app.services.uploads import BUSY_RETRY_SECONDS
 from luster_app.services.gallery import is_altered
 from luster_app.services.shoots import get_shoot
+from luster_app.services.uploads import BUSY_RETRY_SECONDS
 from luster_app.storage import Storage
 
 PAGE_PREFIX = "/disclosure"
