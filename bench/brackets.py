@@ -99,6 +99,8 @@ def run(env: BenchEnv) -> Section:
         "Luster does. Luster adds the frame-size check, MTB shifts that skip frames too dark to align, and the",
         f"one-scene check on 128-pixel copies. Peak memory above the frames: {per_pixel:.0f} bytes per frame pixel. The worker",
         f"holds {MERGE_WORKING_SET} megapixels of its pixel budget (3 bytes each) per frame megapixel while merging: {share:.0f} here,",
-        f"over the default budget of {budget}, so a merge this size runs alone in its worker process.",
+        f"over the default budget of {budget}: the worker never goes past its budget, so with the default it merges",
+        f"frames this size scaled to {100 * (budget / share) ** 0.5:.0f}% of their width; WORKER_IMAGE_BUDGET_MEGAPIXELS ≥ {share:.0f}",
+        "(about 3 MB of worker memory each) merges them at full size. Tiled fusion would lift this; not built.",
     ]
     return section
