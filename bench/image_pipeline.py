@@ -27,7 +27,7 @@ from luster_app.imaging.encode import OUTPUT_QUALITY, THUMB_QUALITY
 from luster_app.imaging.postprocess import pad_to_canvas
 from luster_app.models import Asset, Job
 from luster_app.storage.local import LocalStorage
-from worker.pipeline import THUMB_LONG_EDGE, ImageLimits, PixelBudget, _thumbnail, render, return_photo_memory_to_the_os
+from worker.pipeline import THUMB_LONG_EDGE, ImageLimits, PixelBudget, render, return_photo_memory_to_the_os, thumbnail
 
 PIPELINE_GOAL = 1.3
 THUMBNAIL_GOAL = 1.2
@@ -125,7 +125,7 @@ def _stages(data: bytes, repeat: int, memory: bool) -> list[tuple[str, Pair]]:
             lambda: pad_to_canvas(srgb, choose_size(model_spec(CANVAS_MODEL), srgb.size)),
             lambda: bare_engine_input(srgb), repeat=repeat, memory=memory)),
         ("output encode", lambda: compare(lambda: encode_jpeg(srgb), lambda: bare_encode(srgb), repeat=repeat, memory=memory)),
-        ("output thumbnail", lambda: compare(lambda: _thumbnail(srgb), lambda: bare_output_thumbnail(srgb), repeat=repeat, memory=memory)),
+        ("output thumbnail", lambda: compare(lambda: thumbnail(srgb), lambda: bare_output_thumbnail(srgb), repeat=repeat, memory=memory)),
         ("upload thumbnail", lambda: compare(
             lambda: make_thumbnail(data, max_pixels=MAX_PIXELS), lambda: bare_upload_thumbnail(data), repeat=repeat, memory=memory)),
     ]
