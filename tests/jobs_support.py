@@ -8,7 +8,9 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +175,11 @@ def _environment(settings: Settings) -> dict[str, str]:
         name.upper(): json.dumps(value) if isinstance(value, (dict, list)) else str(value)
         for name, value in settings.model_dump().items()
     }
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout: float = 120) -> None:
+    """Poll `condition` until it holds; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)

@@ -30,18 +30,12 @@ from luster_app.services.jobs import JobOptions, create_batch
 from tests.conftest import make_user, unavailable
 from tests.engines_for_tests import indexed_image, recorded_calls
 from tests.fixtures_storage import S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY, free_port, s3_settings
-from tests.jobs_support import WorkerProcess, add_photos, add_shoot, balance, user_with_credits, worker_settings
+from tests.jobs_support import WorkerProcess, add_photos, add_shoot, balance, user_with_credits, wait_for, worker_settings
 
 pytestmark = pytest.mark.slow
 
 FINAL = set(JobStatus.FINAL)
 
-
-def _wait_for(condition, what: str, timeout: float = 120) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def _queue(context: AppContext, *, users: int, jobs_each: int) -> dict[uuid.UUID, int]:
@@ -112,12 +106,12 @@ def test_workers_killed_at_random_moments_lose_nothing_and_charge_nothing_twice(
             time.sleep(rng.uniform(0.3, 2.0))
             victim = running.pop(rng.randrange(len(running)))
             # Killed in the middle of a job, however slowly a loaded machine starts a worker.
-            _wait_for(lambda: _holds_a_job(context, victim) or _all_final(context), "the worker to take a job", timeout=60)
+            wait_for(lambda: _holds_a_job(context, victim) or _all_final(context), "the worker to take a job", timeout=60)
             victim.signal(signal.SIGKILL)
             victim.wait()
             kills += 1
             running.append(start())
-        _wait_for(lambda: _all_final(context), "every job to end", timeout=300)
+        wait_for(lambda: _all_final(context), "every job to end", timeout=300)
     finally:
         for process in started:
             process.stop()
@@ -184,11 +178,11 @@ def test_jobs_retry_through_an_s3_outage_and_none_is_charged_without_its_output(
     calls = tmp_path / "calls"
     workers = [WorkerProcess(context.settings, f"record:{calls}:0.05", concurrency=4, log=tmp_path / f"w{n}.log") for n in range(2)]
     try:
-        _wait_for(lambda: len(recorded_calls(calls)) >= 10, "the workers to be busy")
+        wait_for(lambda: len(recorded_calls(calls)) >= 10, "the workers to be busy")
         restartable_s3.stop()
         time.sleep(2.5)
         restartable_s3.start()
-        _wait_for(lambda: _all_final(context), "every job to end", timeout=300)
+        wait_for(lambda: _all_final(context), "every job to end", timeout=300)
     finally:
         for process in workers:
             process.stop()

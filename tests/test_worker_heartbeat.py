@@ -7,7 +7,6 @@ The lease here is ten minutes, so every takeover below is the heartbeat's doing,
 from __future__ import annotations
 
 import signal
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from luster_app.models import Asset, AssetKind, CreditLedger, Credits, Job, JobE
 from luster_app.services.job_queue import claim_jobs, worker_beat, worker_gone
 from luster_app.services.jobs import JobOptions, create_batch
 from tests.engines_for_tests import InvertEngine, indexed_image, recorded_calls
-from tests.jobs_support import WorkerProcess, add_photos, add_shoot, jobs_by_status, user_with_credits, worker_context
+from tests.jobs_support import WorkerProcess, add_photos, add_shoot, jobs_by_status, user_with_credits, wait_for, worker_context
 
 JOBS = 3
 LEASE_SECONDS = 600
@@ -35,12 +34,6 @@ def context(settings, db_url) -> Iterator[AppContext]:
     yield ctx
     ctx.db.dispose()
 
-
-def _wait_for(condition, what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def _queue_jobs(context: AppContext) -> uuid.UUID:
@@ -116,12 +109,12 @@ def _money_and_outputs(context: AppContext) -> tuple[Counter, list[int], list[As
 def test_a_killed_workers_jobs_run_again_before_their_lease_runs_out(context, workers) -> None:
     _queue_jobs(context)
     doomed = workers.start(seconds=LEASE_SECONDS)  # its engine calls would outlast the lease
-    _wait_for(lambda: len(workers.calls_of(doomed)) == JOBS, "every job in flight")
+    wait_for(lambda: len(workers.calls_of(doomed)) == JOBS, "every job in flight")
     leases = _leases(context)
     doomed.signal(signal.SIGKILL)
     doomed.wait()
     rescuer = workers.start()
-    _wait_for(lambda: set(jobs_by_status(context)) == {"succeeded"}, "the jobs to succeed")
+    wait_for(lambda: set(jobs_by_status(context)) == {"succeeded"}, "the jobs to succeed")
 
     claims = _claims(context)
     assert set(claims) == set(leases) and all(len(at) == 2 for at in claims.values())
@@ -136,9 +129,9 @@ def test_a_killed_workers_jobs_run_again_before_their_lease_runs_out(context, wo
 def test_a_live_workers_slow_engine_calls_are_never_taken_over(context, workers) -> None:
     _queue_jobs(context)
     slow = workers.start(seconds=4 * BEATS["worker_dead_after_seconds"])
-    _wait_for(lambda: len(workers.calls_of(slow)) == JOBS, "every job in flight")
+    wait_for(lambda: len(workers.calls_of(slow)) == JOBS, "every job in flight")
     other = workers.start()  # idle beside it, claiming all along
-    _wait_for(lambda: set(jobs_by_status(context)) == {"succeeded"}, "the jobs to succeed")
+    wait_for(lambda: set(jobs_by_status(context)) == {"succeeded"}, "the jobs to succeed")
 
     assert sorted(recorded_calls(workers.calls)) == list(range(JOBS))  # each photo edited once, by `slow`
     assert workers.calls_of(other) == []
@@ -154,14 +147,14 @@ def test_a_live_workers_slow_engine_calls_are_never_taken_over(context, workers)
 def test_a_worker_presumed_dead_that_comes_back_writes_nothing(context, workers) -> None:
     _queue_jobs(context)
     frozen = workers.start(seconds=3 * BEATS["worker_dead_after_seconds"])
-    _wait_for(lambda: len(workers.calls_of(frozen)) == JOBS, "every job in flight")
+    wait_for(lambda: len(workers.calls_of(frozen)) == JOBS, "every job in flight")
     frozen.signal(signal.SIGSTOP)  # as if it lost the database: no beats, no finishes
     rescuer = workers.start()
-    _wait_for(lambda: set(jobs_by_status(context)) == {"succeeded"}, "the rescuer to finish the jobs")
+    wait_for(lambda: set(jobs_by_status(context)) == {"succeeded"}, "the rescuer to finish the jobs")
     charges_before, _, outputs_before = _money_and_outputs(context)
 
     frozen.signal(signal.SIGCONT)  # its engine calls end, and it tries to finish each job
-    _wait_for(lambda: frozen.output().count("lease lost") >= JOBS, "the late finishes to be refused")
+    wait_for(lambda: frozen.output().count("lease lost") >= JOBS, "the late finishes to be refused")
     for process in (frozen, rescuer):
         process.signal(signal.SIGTERM)
         assert process.wait() == 0, process.output()

@@ -7,7 +7,6 @@ or by itself once it is back), and the money and the outputs must still add up:
 from __future__ import annotations
 
 import signal
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -21,13 +20,7 @@ from luster_app.models import Asset, AssetKind, CreditLedger, Credits, Job, utcn
 from luster_app.services.jobs import JobOptions, create_batch
 from tests.engines_for_tests import InvertEngine, indexed_image
 from tests.jobs_support import (
-    WorkerProcess,
-    add_photos,
-    add_shoot,
-    jobs_by_status,
-    user_with_credits,
-    worker_context,
-    worker_settings,
+    WorkerProcess, add_photos, add_shoot, jobs_by_status, user_with_credits, wait_for, worker_context, worker_settings,
 )
 
 pytestmark = pytest.mark.slow
@@ -43,12 +36,6 @@ def context(settings, db_url) -> Iterator[AppContext]:
     yield ctx
     ctx.db.dispose()
 
-
-def _wait_for(condition, what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def _calls_of(calls: Path, process: WorkerProcess) -> list[int]:
@@ -86,16 +73,16 @@ def test_workers_frozen_longer_than_the_lease_never_double_charge_or_lose_an_out
         for number in range(ROUNDS):
             _queue_round(context, number * JOBS_PER_ROUND)
             frozen = start(f"record:{calls}:{RENDER_SECONDS}", concurrency=JOBS_PER_ROUND)
-            _wait_for(lambda: len(_calls_of(calls, frozen)) == JOBS_PER_ROUND, "every job of the round in flight")  # noqa: B023
+            wait_for(lambda: len(_calls_of(calls, frozen)) == JOBS_PER_ROUND, "every job of the round in flight")  # noqa: B023
             frozen.signal(signal.SIGSTOP)
             with context.session() as session:
                 expires = max(session.execute(select(Job.lease_expires_at).where(Job.status == "processing")).scalars())
-            _wait_for(lambda: utcnow() > expires, "the frozen worker's leases to expire")  # noqa: B023
+            wait_for(lambda: utcnow() > expires, "the frozen worker's leases to expire")  # noqa: B023
             if number % 2 == 0:  # another worker takes the jobs over while this one is frozen
                 rescuer = start(f"record:{calls}", concurrency=JOBS_PER_ROUND, drain=True)
                 assert rescuer.wait() == 0, rescuer.output()
             frozen.signal(signal.SIGCONT)
-            _wait_for(lambda: set(jobs_by_status(context)) == {"succeeded"}, "the round's jobs to succeed")
+            wait_for(lambda: set(jobs_by_status(context)) == {"succeeded"}, "the round's jobs to succeed")
             frozen.signal(signal.SIGTERM)
             assert frozen.wait() == 0, frozen.output()
         per_photo = Counter(int(line) for path in calls.glob("*.calls") for line in path.read_text().split())

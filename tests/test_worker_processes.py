@@ -22,16 +22,8 @@ from luster_app.services.jobs import JobOptions, create_batch
 from tests.conftest import PHOTOS
 from tests.engines_for_tests import InvertEngine, indexed_image, recorded_calls
 from tests.jobs_support import (
-    WorkerProcess,
-    add_photos,
-    add_shoot,
-    balance,
-    job_charges,
-    jobs_by_status,
-    outputs_of,
-    user_with_credits,
-    worker_context,
-    worker_settings,
+    WorkerProcess, add_photos, add_shoot, balance, job_charges, jobs_by_status, outputs_of, user_with_credits, wait_for,
+    worker_context, worker_settings,
 )
 
 pytestmark = pytest.mark.slow
@@ -92,12 +84,6 @@ def _assert_all_succeeded_and_charged_once(context: AppContext, balances: dict[u
     assert len(per_job) == total and set(per_job.values()) == {1}
 
 
-def _wait_for(condition, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
 
 def test_four_workers_run_every_job_exactly_once(context, workers, tmp_path) -> None:
     users, jobs_each = (10, 100) if is_postgres(context.db) else (4, 50)
@@ -105,9 +91,9 @@ def test_four_workers_run_every_job_exactly_once(context, workers, tmp_path) -> 
     # All four up before the jobs arrive, and each call takes a moment so the slots, not the
     # machine's scheduling, decide who works: else three fast workers can take every job.
     processes = [_start(workers, context, f"record:{calls}:0.05", tmp_path, concurrency=4) for _ in range(4)]
-    _wait_for(lambda: all("worker ready" in process.output() for process in processes), "the workers to start", timeout=120)
+    wait_for(lambda: all("worker ready" in process.output() for process in processes), "the workers to start", timeout=120)
     balances = _queue(context, users=users, jobs_each=jobs_each)
-    _wait_for(lambda: jobs_by_status(context) == {"succeeded": users * jobs_each}, "every job to succeed", timeout=600)
+    wait_for(lambda: jobs_by_status(context) == {"succeeded": users * jobs_each}, "every job to succeed", timeout=600)
     for process in processes:
         process.signal(signal.SIGTERM)
     for process in processes:
@@ -125,13 +111,13 @@ def test_a_killed_workers_job_is_finished_by_another_after_its_lease(context, wo
     [user_id] = balances
     calls = tmp_path / "calls"
     doomed = _start(workers, context, f"record:{calls}:60", tmp_path, concurrency=1)
-    _wait_for(lambda: recorded_calls(calls) == [0], "the first worker to be mid-job")
+    wait_for(lambda: recorded_calls(calls) == [0], "the first worker to be mid-job")
 
     doomed.signal(signal.SIGKILL)
     doomed.wait()
     with context.session() as session:
         lease_expires_at = session.execute(select(Job.lease_expires_at)).scalar_one()
-    _wait_for(lambda: utcnow() > lease_expires_at, "the lease to expire")
+    wait_for(lambda: utcnow() > lease_expires_at, "the lease to expire")
     rescuer = _start(workers, context, f"record:{calls}", tmp_path, concurrency=1, drain=True)
     assert rescuer.wait() == 0, rescuer.output()
 
@@ -149,7 +135,7 @@ def test_sigterm_lets_jobs_in_flight_finish(context, workers, tmp_path) -> None:
     _queue(context, users=1, jobs_each=6)
     calls = tmp_path / "calls"
     process = _start(workers, context, f"record:{calls}:1.5", tmp_path, concurrency=2)
-    _wait_for(lambda: len(recorded_calls(calls)) == 2, "two jobs in flight")
+    wait_for(lambda: len(recorded_calls(calls)) == 2, "two jobs in flight")
 
     process.signal(signal.SIGTERM)
     assert process.wait() == 0, process.output()
@@ -167,7 +153,7 @@ def test_sigterm_releases_jobs_that_outlast_the_grace_period(context, workers, t
     [user_id] = balances
     calls = tmp_path / "calls"
     process = _start(workers, context, f"record:{calls}:60", tmp_path, concurrency=2, settings={"worker_grace_seconds": 0.5})
-    _wait_for(lambda: len(recorded_calls(calls)) == 2, "two jobs in flight")
+    wait_for(lambda: len(recorded_calls(calls)) == 2, "two jobs in flight")
 
     process.signal(signal.SIGTERM)
     assert process.wait() == 0, process.output()
@@ -186,10 +172,10 @@ def test_a_second_signal_stops_the_worker_at_once(context, workers, tmp_path) ->
     _queue(context, users=1, jobs_each=1)
     calls = tmp_path / "calls"
     process = _start(workers, context, f"record:{calls}:60", tmp_path, concurrency=1, settings={"worker_grace_seconds": 120})
-    _wait_for(lambda: recorded_calls(calls) == [0], "a job in flight")
+    wait_for(lambda: recorded_calls(calls) == [0], "a job in flight")
 
     process.signal(signal.SIGTERM)
-    _wait_for(lambda: "finishing jobs in flight" in process.output(), "the first signal to be handled")
+    wait_for(lambda: "finishing jobs in flight" in process.output(), "the first signal to be handled")
     process.signal(signal.SIGTERM)
 
     assert process.wait(timeout=30) == -signal.SIGTERM
@@ -218,11 +204,11 @@ def test_workers_carry_on_through_database_restarts(settings, restartable_pg, wo
         for _ in range(2)
     ]
     for busy in (8, 60):  # the second restart once the workers have got going again
-        _wait_for(lambda: len(recorded_calls(calls)) >= busy, "the workers to be busy", timeout=120)  # noqa: B023
+        wait_for(lambda: len(recorded_calls(calls)) >= busy, "the workers to be busy", timeout=120)  # noqa: B023
         seen = [_database_losses(process) for process in processes]
         restartable_pg.stop()
         time.sleep(1)
-        _wait_for(
+        wait_for(
             lambda: all(_database_losses(p) > n for p, n in zip(processes, seen, strict=True)),  # noqa: B023
             "every worker to find the database gone", timeout=120,
         )

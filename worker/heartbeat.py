@@ -18,7 +18,27 @@ class Lease:
         self.lost = threading.Event()
 
 
-class LeaseKeeper:
+class _Beating:
+    """A daemon thread that runs `_beat` until `stop`: the common part of both heartbeats below."""
+
+    def __init__(self, *, interval: float, name: str) -> None:
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _beat(self) -> None:
+        raise NotImplementedError
+
+
+class LeaseKeeper(_Beating):
     """The heartbeat of one worker process: every `interval` seconds it extends the leases of all
     attempts in flight with one call of `extend` (lease token to job id in, the tokens still held
     out), instead of a thread and a statement per job. Leases are kept per claim (token), not per
@@ -30,20 +50,10 @@ class LeaseKeeper:
     """
 
     def __init__(self, extend: Callable[[dict[str, uuid.UUID]], set[str]], *, interval: float) -> None:
+        super().__init__(interval=interval, name="lease-keeper")
         self._extend = extend
-        self._interval = interval
         self._leases: dict[str, tuple[uuid.UUID, Lease]] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name="lease-keeper", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
 
     @contextmanager
     def keep(self, job_id: uuid.UUID, token: str) -> Iterator[Lease]:
@@ -73,7 +83,7 @@ class LeaseKeeper:
                     lease.lost.set()
 
 
-class Presence:
+class Presence(_Beating):
     """The worker process's own heartbeat: every `interval` seconds, `beat()` records that it is
     alive (its row in `workers`), from a thread of its own, so it keeps beating whatever its jobs
     are doing (a slow engine call waits on the network; decodes release the GIL). Other workers take
@@ -86,18 +96,8 @@ class Presence:
     """
 
     def __init__(self, beat: Callable[[], None], *, interval: float) -> None:
+        super().__init__(interval=interval, name="worker-heartbeat")
         self._beat_once = beat
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name="worker-heartbeat", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
 
     def _beat(self) -> None:
         while True:

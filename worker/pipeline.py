@@ -17,7 +17,7 @@ from luster_app.imaging import encode_jpeg, load_normalised
 from luster_app.imaging.budget import PixelBudget, return_photo_memory_to_the_os  # noqa: F401  (re-exported)
 from luster_app.imaging.corrections import correct, nothing_changed
 from luster_app.imaging.encode import THUMB_QUALITY
-from luster_app.imaging.raw import DECODE_SHARE, RAW_CONTENT_TYPES
+from luster_app.imaging.raw import decode_share
 from luster_app.metrics import engine_call
 from luster_app.models import Asset, Job
 from luster_app.storage.base import Storage
@@ -63,7 +63,7 @@ def megapixels(asset: Asset) -> float:
     """The original's share of the pixel budget while it is decoded: a camera RAW's development
     holds its sensor data and LibRaw's 16-bit image besides the photo (`DECODE_SHARE` times)."""
     size = asset.width * asset.height / 1_000_000 if asset.width and asset.height else UNKNOWN_MEGAPIXELS
-    return size * DECODE_SHARE if asset.content_type in RAW_CONTENT_TYPES.values() else size
+    return size * decode_share(asset.content_type)
 
 
 def render(

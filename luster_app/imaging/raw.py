@@ -63,6 +63,12 @@ SRGB_GAMMA = (2.4, 12.92)  # LibRaw's default is BT.709's curve; sRGB's is this 
 PREVIEW_ASPECT_TOLERANCE = 0.05
 
 
+def decode_share(content_type: str | None) -> float:
+    """How many times its own pixels a photo of `content_type` holds while decoded: `DECODE_SHARE`
+    for a camera RAW, 1 for the rest."""
+    return DECODE_SHARE if content_type in RAW_CONTENT_TYPES.values() else 1.0
+
+
 def _tiff_make_and_dng(data: bytes) -> tuple[bytes, bool]:
     """IFD 0's Make and whether it carries a DNGVersion tag."""
     order = "<" if data[:2] == b"II" else ">"

@@ -23,7 +23,7 @@ from sqlmodel import Session
 
 from luster_app.imaging import ImageRejected, encode_jpeg, fit_long_edge, load_normalised
 from luster_app.imaging.budget import BudgetExhausted, CheckLimits
-from luster_app.imaging.raw import DECODE_SHARE, RAW_CONTENT_TYPES
+from luster_app.imaging.raw import decode_share
 from luster_app.imaging.privacy import blur_faces
 from luster_app.imaging.unlocated import ORIGINAL_QUALITY, unlocated_original
 from luster_app.models import Asset, AssetKind, AssetStatus, Job, Shoot, ShootShare
@@ -172,7 +172,7 @@ def public_original(*, session: Session, storage: Storage, limits: CheckLimits, 
     original, _, job = _listed(session, token, original_id)
     if original.id != original_id:
         raise NotFound("This photo is not on the page.")
-    with _bounded(limits, original, share=DECODE_SHARE if original.content_type in RAW_CONTENT_TYPES.values() else 1.0):
+    with _bounded(limits, original):
         stored = storage.get_bytes(original.storage_key)
         if job is not None and (job.params or {}).get("auto_privacy"):
             # Its owner had faces blurred in what they published: the public original keeps them blurred.
@@ -197,10 +197,10 @@ def public_photo(
 
 
 @contextmanager
-def _bounded(limits: CheckLimits, asset: Asset, *, share: float = 1.0) -> Iterator[None]:
-    """Decode `asset` within the web process's limits (a slot, and its pixels' share: a camera RAW
-    develops in `share` times its pixels): a public link, busy or hostile, meets 503, not an OOM."""
-    megapixels = (asset.width or 0) * (asset.height or 0) / 1e6 * share
+def _bounded(limits: CheckLimits, asset: Asset) -> Iterator[None]:
+    """Decode `asset` within the web process's limits (a slot, and its pixels' share; a camera RAW
+    develops in several times its pixels): a public link, busy or hostile, meets 503, not an OOM."""
+    megapixels = (asset.width or 0) * (asset.height or 0) / 1e6 * decode_share(asset.content_type)
     try:
         with limits.slot(), limits.pixels(megapixels):
             yield
