@@ -114,19 +114,25 @@ def _shared_shoot(session: Session, token: str) -> Shoot:
     return shoot
 
 
-def _delivered(session: Session, shoot: Shoot) -> list[tuple[Asset, Asset, Job | None]]:
-    """(original, its newest delivered output, that output's job) in shoot order."""
-    originals = list(session.execute(
-        select(Asset).where(Asset.shoot_id == shoot.id, Asset.user_id == shoot.user_id,
-                            # A bracket group's merged photo is the group's original.
-                            Asset.kind.in_((AssetKind.ORIGINAL, AssetKind.MERGED)), Asset.status == AssetStatus.READY)
-        .order_by(Asset.created_at, Asset.id)
-    ).scalars())
-    outputs = session.execute(
-        select(Asset).where(Asset.shoot_id == shoot.id, Asset.user_id == shoot.user_id,
-                            Asset.kind == AssetKind.OUTPUT, Asset.status == AssetStatus.READY)
-        .order_by(Asset.version, Asset.created_at)
-    ).scalars()
+def _delivered(
+    session: Session, shoot: Shoot, *, original_id: uuid.UUID | None = None
+) -> list[tuple[Asset, Asset, Job | None]]:
+    """(original, its newest delivered output, that output's job) in shoot order; only that of
+    `original_id` when given (one photo's request reads one photo's rows, not the whole page's)."""
+    originals = select(Asset).where(
+        Asset.shoot_id == shoot.id, Asset.user_id == shoot.user_id,
+        # A bracket group's merged photo is the group's original.
+        Asset.kind.in_((AssetKind.ORIGINAL, AssetKind.MERGED)), Asset.status == AssetStatus.READY,
+    )
+    outputs = select(Asset).where(
+        Asset.shoot_id == shoot.id, Asset.user_id == shoot.user_id,
+        Asset.kind == AssetKind.OUTPUT, Asset.status == AssetStatus.READY,
+    )
+    if original_id is not None:
+        originals = originals.where(Asset.id == original_id)
+        outputs = outputs.where(Asset.parent_asset_id == original_id)
+    originals = list(session.execute(originals.order_by(Asset.created_at, Asset.id)).scalars())
+    outputs = session.execute(outputs.order_by(Asset.version, Asset.created_at)).scalars()
     newest = {output.parent_asset_id: output for output in outputs}  # later rows are newer versions
     job_ids = [output.job_id for output in newest.values() if output.job_id is not None]
     jobs = {job.id: job for job in session.execute(select(Job).where(Job.id.in_(job_ids))).scalars()} if job_ids else {}
@@ -158,7 +164,11 @@ def _shown_size(output: Asset) -> dict[str, int]:
 def _listed(session: Session, token: str, asset_id: uuid.UUID) -> tuple[Asset, Asset, Job | None]:
     """The (original, delivered output, its job) on the token's page whose original or output is `asset_id`."""
     shoot = _shared_shoot(session, token)
-    for original, output, job in _delivered(session, shoot):
+    asset = session.get(Asset, asset_id)
+    if asset is None or asset.shoot_id != shoot.id:
+        raise NotFound("This photo is not on the page.")
+    original_id = asset.parent_asset_id if asset.kind == AssetKind.OUTPUT else asset.id
+    for original, output, job in _delivered(session, shoot, original_id=original_id):
         if asset_id in (original.id, output.id):
             session.commit()  # no transaction held open while the photo is read and written
             return original, output, job
