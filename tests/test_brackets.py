@@ -18,7 +18,8 @@ from tests.corrections_support import make_app  # noqa: F401  (a fixture)
 from tests.engines_for_tests import NoopEngine
 from tests.fixtures_storage import Backend, new_shoot, upload
 from tests.jobs_support import add_photos, add_shoot, balance, job_charges, outputs_of, user_with_credits
-from worker.brackets import MERGE_WORKING_SET
+from luster_app.services.job_queue import claim_jobs
+from worker.brackets import MERGE_WORKING_SET, merged_keys
 from worker.worker import Worker
 
 BRACKETS = Path(__file__).parent / "data" / "brackets"
@@ -125,6 +126,32 @@ def test_a_group_job_charges_exactly_one_credit(make_app) -> None:
     assert job["params"]["window_pull"] is True
     assert balance(context, user.id) == 2
     assert job_charges(context, user.id) == 1
+
+
+def test_two_jobs_merging_one_group_at_once_keep_one_merge_whole(make_app) -> None:
+    """Both jobs were claimed while the group was unmerged, so both merge it (one pulling the
+    windows, a different photo); the one recorded first is the group's photo, and the other's
+    merge neither replaces its bytes nor is left behind in storage."""
+    context, client = make_app(NoopEngine())
+    user, headers = user_with_credits(context, 2)
+    frames = add_photos(context, user, _frames(FRAMES[:3]))
+    bracket = _group(client, headers, frames[0].shoot_id, [f.id for f in frames])
+    for params in ({}, {"window_pull": True}):
+        body = {"bracket_id": bracket["id"], "preset": "enhance", "params": params}
+        assert client.post("/api/jobs", json=body, headers=headers).status_code == 201
+    with context.session() as session:
+        first, second = claim_jobs(session=session, owner="worker-a", limit=2, lease_seconds=300)
+
+    runner = Worker(context, concurrency=1).runner
+    runner.run(first)
+    runner.run(second)
+
+    merged, photo = _merged_photo(context, bracket["id"])
+    assert merged.bytes == len(context.storage.get_bytes(merged.storage_key))
+    assert photo.size == (merged.width, merged.height)
+    assert merged.storage_key == merged_keys(merged, first.job.id)[0]
+    assert all(context.storage.head(key) is None for key in merged_keys(merged, second.job.id))
+    assert balance(context, user.id) == 0 and job_charges(context, user.id) == 2
 
 
 def test_a_batch_of_groups_and_photos_charges_one_credit_each(make_app) -> None:

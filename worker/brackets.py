@@ -71,6 +71,8 @@ def merge_frames(job: Job, frames: list[Asset], *, storage: Storage, limits: Ima
         return MergedPhoto(jpeg, image.width, image.height, thumb, thumb_width, thumb_height)
 
 
-def merged_thumb_key(merged: Asset, job_id: uuid.UUID) -> str:
-    """Per job, as an upload's is per completion: two jobs merging at once never share one."""
-    return f"{merged.user_id}/{merged.shoot_id}/{merged.id}/thumb-{job_id.hex[:16]}.jpg"
+def merged_keys(merged: Asset, job_id: uuid.UUID) -> tuple[str, str]:
+    """Where a job stores its merge and its thumbnail: per job, as an upload's are per completion,
+    so of two jobs merging one group at once the one not recorded never overwrites the other's."""
+    prefix = f"{merged.user_id}/{merged.shoot_id}/{merged.id}"
+    return f"{prefix}/merged-{job_id.hex[:16]}.jpg", f"{prefix}/thumb-{job_id.hex[:16]}.jpg"

@@ -26,7 +26,7 @@ from luster_app.services.job_queue import (
     schedule_retry,
 )
 from luster_app.storage.keys import output_key, output_thumb_key
-from worker.brackets import merge_frames, merged_thumb_key
+from worker.brackets import merge_frames, merged_keys
 from worker.heartbeat import LeaseKeeper
 from worker.pipeline import ImageLimits, Rendered, render
 from worker.retry import AttemptError, RetryPolicy, classify
@@ -126,15 +126,16 @@ class JobRunner:
         frames = self.db(lambda session: bracket_frames(session=session, bracket_id=job.bracket_id))
         merged = merge_frames(job, frames, storage=self.context.storage, limits=self.limits)
         if photo.status == AssetStatus.PENDING:
-            thumb_key = merged_thumb_key(photo, job.id)
-            self.context.storage.put_bytes(photo.storage_key, merged.jpeg, content_type="image/jpeg")
+            photo_key, thumb_key = merged_keys(photo, job.id)
+            self.context.storage.put_bytes(photo_key, merged.jpeg, content_type="image/jpeg")
             self.context.storage.put_bytes(thumb_key, merged.thumb, content_type="image/jpeg")
             recorded = self.db(lambda session: record_merged(
-                session=session, merged_id=photo.id, size=len(merged.jpeg), width=merged.width, height=merged.height,
-                thumb_key=thumb_key, thumb_size=len(merged.thumb), thumb_width=merged.thumb_width,
-                thumb_height=merged.thumb_height,
+                session=session, merged_id=photo.id, storage_key=photo_key, size=len(merged.jpeg), width=merged.width,
+                height=merged.height, thumb_key=thumb_key, thumb_size=len(merged.thumb),
+                thumb_width=merged.thumb_width, thumb_height=merged.thumb_height,
             ))
             if not recorded:  # another job on the group recorded its merge first
+                self._delete(photo_key)
                 self._delete(thumb_key)
         return merged.jpeg
 

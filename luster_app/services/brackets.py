@@ -148,16 +148,16 @@ def bracket_frames(*, session: Session, bracket_id: uuid.UUID) -> list[Asset]:
 
 
 def record_merged(
-    *, session: Session, merged_id: uuid.UUID, size: int, width: int, height: int, thumb_key: str, thumb_size: int,
-    thumb_width: int, thumb_height: int,
+    *, session: Session, merged_id: uuid.UUID, storage_key: str, size: int, width: int, height: int, thumb_key: str,
+    thumb_size: int, thumb_width: int, thumb_height: int,
 ) -> bool:
-    """The merged photo is stored: ready, with its thumbnail. Conditional on `pending`, so of two
-    jobs merging at once one records it; False for the other."""
+    """The merged photo is stored at `storage_key`: ready, with its thumbnail. Conditional on `pending`,
+    so of two jobs merging at once one records it; False for the other."""
     start_transaction(session)
     try:
         marked = session.execute(
             update(Asset).where(Asset.id == merged_id, Asset.status == AssetStatus.PENDING)
-            .values(status=AssetStatus.READY, bytes=size, width=width, height=height)
+            .values(status=AssetStatus.READY, storage_key=storage_key, bytes=size, width=width, height=height)
         ).rowcount
         if marked:
             merged = session.get(Asset, merged_id)
