@@ -4,15 +4,20 @@ group, bad groups refused with a reason and never charged, groups suggested from
 from __future__ import annotations
 
 import io
+import threading
+import time
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import select, text, update
 
-from luster_app.models import Asset, AssetKind
+from luster_app.models import Asset, AssetKind, Bracket
+from luster_app.services.deletion import delete_asset
+from luster_app.services.errors import Conflict
+from luster_app.services.jobs import lock_credits
 from tests.conftest import make_user
 from tests.corrections_support import make_app  # noqa: F401  (a fixture)
 from tests.engines_for_tests import NoopEngine
@@ -152,6 +157,52 @@ def test_two_jobs_merging_one_group_at_once_keep_one_merge_whole(make_app) -> No
     assert merged.storage_key == merged_keys(merged, first.job.id)[0]
     assert all(context.storage.head(key) is None for key in merged_keys(merged, second.job.id))
     assert balance(context, user.id) == 0 and job_charges(context, user.id) == 2
+
+
+def test_a_photo_grouped_while_its_deletion_waits_is_kept(pg_context) -> None:
+    """A deletion that read the photo as ungrouped, then waited for the user's lock while a grouping
+    committed, refuses (409) instead of deleting a frame from under its new group."""
+    context = pg_context
+    user, _ = user_with_credits(context, 1)
+    frames = add_photos(context, user, _frames(FRAMES[:2]))
+    with context.session() as grouping:
+        lock_credits(grouping, user.id)  # what create_bracket holds until it commits
+        bracket = Bracket(user_id=user.id, shoot_id=frames[0].shoot_id)
+        grouping.add(bracket)
+        grouping.flush()
+        grouping.execute(update(Asset).where(Asset.id.in_([f.id for f in frames])).values(bracket_id=bracket.id))
+        outcome: list[BaseException | None] = []
+
+        def delete_first_frame() -> None:
+            with context.session() as session:
+                try:
+                    delete_asset(session=session, storage=context.storage, settings=context.settings, user_id=user.id,
+                                 asset_id=frames[0].id)
+                    outcome.append(None)
+                except Conflict as exc:
+                    outcome.append(exc)
+
+        deleting = threading.Thread(target=delete_first_frame)
+        deleting.start()
+        _wait_for_a_lock_wait(context)
+        grouping.commit()
+    deleting.join(timeout=30)
+
+    assert isinstance(outcome[0], Conflict) and "part of a bracket" in str(outcome[0])
+    with context.session() as session:
+        assert session.get(Asset, frames[0].id).bracket_id == bracket.id
+
+
+def _wait_for_a_lock_wait(context, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with context.session() as session:
+            if session.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )).scalar_one():
+                return
+        time.sleep(0.05)
+    raise AssertionError("the deletion never waited for the lock")
 
 
 def test_a_batch_of_groups_and_photos_charges_one_credit_each(make_app) -> None:

@@ -54,6 +54,7 @@ def create_bracket(*, session: Session, user_id: uuid.UUID, shoot_id: uuid.UUID,
         raise Invalid(FRAME_COUNT)
     start_transaction(session)
     try:
+        lock_credits(session, user_id)  # a photo being deleted meanwhile is gone when read below, not grouped
         get_shoot(session=session, user_id=user_id, shoot_id=shoot_id)
         frames = {
             asset.id: asset

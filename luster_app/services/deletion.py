@@ -46,13 +46,11 @@ def delete_asset(*, session: Session, storage: Storage, settings: Settings, user
     ).scalars().first()
     if asset is None:
         raise NotFound("Photo not found.")
-    if asset.bracket_id is not None and asset.kind != AssetKind.OUTPUT:
-        raise Conflict(f"{asset.filename} is part of a bracket; ungroup the bracket first.")
     what = asset.filename if asset.kind == AssetKind.ORIGINAL else "The photo this version belongs to"
     return _remove(
         session=session, storage=storage, settings=settings, user_id=user_id,
         roots=select(Asset.id).where(Asset.id == asset_id, Asset.user_id == user_id),
-        busy=f"{what} is being enhanced right now. Delete it {WAIT}",
+        busy=f"{what} is being enhanced right now. Delete it {WAIT}", keep_grouped=True,
     )
 
 
@@ -89,13 +87,13 @@ def remove_asset_rows(*, session: Session, settings: Settings, user_id: uuid.UUI
 
 def _remove(
     *, session: Session, storage: Storage, settings: Settings, user_id: uuid.UUID, roots: Select, busy: str,
-    shoots: Select | None = None,
+    shoots: Select | None = None, keep_grouped: bool = False,
 ) -> Removed:
     start_transaction(session)
     try:
         removed, deletion_ids = _remove_rows(
             session=session, user_id=user_id, roots=roots, busy=busy, shoots=shoots,
-            upload_ttl=timedelta(seconds=settings.signed_url_ttl_seconds),
+            upload_ttl=timedelta(seconds=settings.signed_url_ttl_seconds), keep_grouped=keep_grouped,
         )
         session.commit()
     except BaseException:
@@ -106,13 +104,20 @@ def _remove(
 
 
 def _remove_rows(
-    *, session: Session, user_id: uuid.UUID, roots: Select, busy: str, shoots: Select | None, upload_ttl: timedelta
+    *, session: Session, user_id: uuid.UUID, roots: Select, busy: str, shoots: Select | None, upload_ttl: timedelta,
+    keep_grouped: bool = False,
 ) -> tuple[Removed, list[int]]:
     """Delete the rows of the `roots` assets, everything made from them, their jobs and download
-    links (and the `shoots`), inside the caller's transaction; record their stored objects."""
-    # First: job creation for this user waits, so no job can start on a photo being deleted.
+    links (and the `shoots`), inside the caller's transaction; record their stored objects.
+    `keep_grouped`: Conflict (409) for a bracket's frame rather than delete it."""
+    # First: job creation and grouping for this user wait, so no job starts on a photo being
+    # deleted and no photo is grouped while it goes (so the check below reads what is true).
     lock_credits(session, user_id)
     family = _with_descendants(session, user_id, list(session.execute(roots).scalars()))
+    if keep_grouped:
+        for asset in family:
+            if asset.kind == AssetKind.ORIGINAL and asset.bracket_id is not None:
+                raise Conflict(f"{asset.filename} is part of a bracket; ungroup the bracket first.")
     # A bracket's merged photo has jobs as an original has.
     photos = [asset.id for asset in family if asset.kind in (AssetKind.ORIGINAL, AssetKind.MERGED)]
     originals = [asset.id for asset in family if asset.kind == AssetKind.ORIGINAL]
@@ -157,7 +162,10 @@ def _with_descendants(session: Session, user_id: uuid.UUID, root_ids: list[uuid.
     generation = root_ids
     column = Asset.id
     while generation:
-        found = list(session.execute(select(Asset).where(Asset.user_id == user_id, column.in_(generation))).scalars())
+        # Read afresh under the caller's lock, not as an earlier read in this session left them.
+        found = list(session.execute(
+            select(Asset).where(Asset.user_id == user_id, column.in_(generation)).execution_options(populate_existing=True)
+        ).scalars())
         family.extend(found)
         generation = [asset.id for asset in found]
         column = Asset.parent_asset_id
