@@ -44,8 +44,9 @@ class PresetParams(BaseModel):
     )
     straighten_verticals: bool = _switch(False, *VERTICALS)
     auto_privacy: bool = _switch(
-        False, "Blur faces so no one can be recognised (the shoot's setting unless changed here).",
-        "Faces in the photo are blurred.", "Faces are left as they are.",
+        False, "Blur faces and licence plates so no one can be recognised "
+        "(the shoot's setting unless changed here).",
+        "Faces and licence plates in the photo are blurred.", "Faces and licence plates are left as they are.",
     )
 
 

@@ -30,7 +30,7 @@ def shoot_header(state: type, delivery: type) -> rx.Component:
             rx.text(
                 rx.switch(checked=state.info.auto_privacy, on_change=state.set_auto_privacy, size="1",
                           id="auto-privacy-toggle"),
-                " Auto privacy: blur faces in this shoot's new enhancements",
+                " Auto privacy: blur faces and licence plates in this shoot's new enhancements",
                 as_="label", size="1", color_scheme="gray", max_width="22em",
             ),
             align=rx.breakpoints(initial="start", sm="end"),

@@ -12,7 +12,7 @@ from typing import Any
 from PIL import Image
 
 from luster_app.imaging.lens import camera_info, correct_distortion
-from luster_app.imaging.privacy import blur_faces
+from luster_app.imaging.privacy import blur_faces_and_plates
 from luster_app.imaging.verticals import straighten
 
 # In the order they run: the lens first (verticals are only straight lines once it is undone),
@@ -26,13 +26,16 @@ class Corrected:
     changed: bool
     notes: tuple[str, ...] = ()
     only: bool = False  # the corrections are all the job asks for: no engine edit follows
-    regions_blurred: int | None = None  # None when privacy was not asked for
+    faces_blurred: int | None = None  # both None when privacy was not asked for
+    plates_blurred: int | None = None
 
     def outcome(self) -> dict[str, Any] | None:
         """What to keep on the job (Job.corrections), or None when no correction was asked for."""
         if not self.notes:
             return None
-        return {"notes": list(self.notes), "changed": self.changed, "regions_blurred": self.regions_blurred}
+        blurred = None if self.faces_blurred is None else self.faces_blurred + (self.plates_blurred or 0)
+        return {"notes": list(self.notes), "changed": self.changed, "regions_blurred": blurred,
+                "faces_blurred": self.faces_blurred, "plates_blurred": self.plates_blurred}
 
 
 def asked(params: dict[str, Any]) -> bool:
@@ -54,7 +57,7 @@ def nothing_changed(corrected: Corrected) -> str:
 def correct(image: Image.Image, preset: str, params: dict[str, Any], *, original: bytes) -> Corrected:
     """The photo with every correction the params switch on, and a note from each; `original`
     is the uploaded file, whose EXIF names the camera and lens."""
-    changed, notes, blurred = False, [], None
+    changed, notes, faces, plates = False, [], None, None
     if params.get("correct_lens"):
         lens = correct_distortion(image, camera_info(original))
         image, changed = lens.image, lens.changed
@@ -64,7 +67,8 @@ def correct(image: Image.Image, preset: str, params: dict[str, Any], *, original
         image, changed = result.image, changed or result.changed
         notes.append(result.note)
     if params.get("auto_privacy"):
-        private = blur_faces(image)
-        image, changed, blurred = private.image, changed or private.changed, len(private.regions)
+        private = blur_faces_and_plates(image)
+        image, changed = private.image, changed or private.changed
+        faces, plates = len(private.faces), len(private.plates)
         notes.append(private.note)
-    return Corrected(image, changed, tuple(notes), corrections_only(preset, params), blurred)
+    return Corrected(image, changed, tuple(notes), corrections_only(preset, params), faces, plates)

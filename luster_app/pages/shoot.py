@@ -311,7 +311,7 @@ class ShootState(AuthState):
 
     @rx.event
     async def set_auto_privacy(self, on: bool):
-        """The shoot's Auto privacy: its new jobs blur faces unless the enhance panel says otherwise."""
+        """The shoot's Auto privacy: its new jobs blur faces and plates unless the enhance panel says otherwise."""
         user = self._signed_in_user()
         if user is None:
             return self._sign_in_first()

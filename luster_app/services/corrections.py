@@ -26,7 +26,7 @@ def corrections_note(corrections: dict[str, Any] | None) -> str:
 
 
 def set_auto_privacy(*, session: Session, user_id: uuid.UUID, shoot_id: uuid.UUID, on: bool) -> None:
-    """Turn the shoot's Auto privacy on or off: whether its new jobs blur faces unless they say."""
+    """Turn the shoot's Auto privacy on or off: whether its new jobs blur faces and plates unless they say."""
     get_shoot(session=session, user_id=user_id, shoot_id=shoot_id)  # NotFound for anyone else's
     session.commit()  # a fresh transaction that starts with its write (SQLite cannot upgrade a read)
     session.execute(update(Shoot).where(Shoot.id == shoot_id, Shoot.user_id == user_id).values(auto_privacy=on))

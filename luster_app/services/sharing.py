@@ -24,7 +24,7 @@ from sqlmodel import Session
 from luster_app.imaging import ImageRejected, encode_jpeg, fit_long_edge, load_normalised
 from luster_app.imaging.budget import BudgetExhausted, CheckLimits
 from luster_app.imaging.raw import decode_share
-from luster_app.imaging.privacy import blur_faces
+from luster_app.imaging.privacy import blur_faces_and_plates
 from luster_app.imaging.unlocated import ORIGINAL_QUALITY, unlocated_original
 from luster_app.models import Asset, AssetKind, AssetStatus, Job, Shoot, ShootShare
 from luster_app.services.errors import Busy, NotFound
@@ -185,8 +185,8 @@ def public_original(*, session: Session, storage: Storage, limits: CheckLimits, 
     with _bounded(limits, original):
         stored = storage.get_bytes(original.storage_key)
         if job is not None and (job.params or {}).get("auto_privacy"):
-            # Its owner had faces blurred in what they published: the public original keeps them blurred.
-            private = blur_faces(load_normalised(stored, max_pixels=max_pixels)).image
+            # Its owner had faces and plates blurred in what they published: the public original keeps them blurred.
+            private = blur_faces_and_plates(load_normalised(stored, max_pixels=max_pixels)).image
             data, content_type = encode_jpeg(private, quality=ORIGINAL_QUALITY), "image/jpeg"
         else:
             data, content_type = unlocated_original(stored, max_pixels=max_pixels)
