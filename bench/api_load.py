@@ -38,7 +38,7 @@ CLIENTS = 50
 # Settings the server process gets from its environment (the rest are defaults).
 SERVER_SETTINGS = (
     "database_url", "luster_data_dir", "app_url", "luster_env", "log_level", "jobs_per_minute_per_user",
-    "upload_check_slots", "upload_check_megapixels", "upload_check_wait_seconds",
+    "upload_check_slots", "upload_check_megapixels", "upload_check_wait_seconds", "upload_check_queue_seconds",
 )
 
 
