@@ -15,7 +15,7 @@ import os
 import re
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +24,7 @@ import httpx
 from bench.api_load import photographer, served
 from bench.common import BenchEnv, Section
 from bench.photos import IPHONE_SIZE, iphone_heic
-from bench.measure import mib
+from bench.measure import mib, reset_peak, status_kib
 
 PHOTOS = 20
 BUSY_TRIES = 6  # the page's upload queue asks this many times in all (BUSY_TRIES in direct_upload.js)
@@ -43,11 +43,6 @@ def _cpu_seconds(pid: int) -> float:
     """User and system CPU time the process has used, all its threads together."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _status_mib(pid: int, name: str) -> float:
-    found = re.search(rf"^{name}:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.MULTILINE)
-    return int(found.group(1)) / 1024 if found else 0.0
 
 
 @dataclass
@@ -79,13 +74,12 @@ async def _complete(http: httpx.AsyncClient, headers: dict[str, str], asset_id: 
 async def _round(url: str, headers: dict[str, str], asset_ids: list[str], *, parallel: bool) -> Outcome:
     outcome = Outcome()
     async with httpx.AsyncClient(base_url=url, timeout=300, limits=httpx.Limits(max_connections=PHOTOS)) as http:
-        complete: Callable[[str], Awaitable[None]] = lambda asset_id: _complete(http, headers, asset_id, outcome)  # noqa: E731
         started = time.perf_counter()
         if parallel:
-            await asyncio.gather(*(complete(asset_id) for asset_id in asset_ids))
+            await asyncio.gather(*(_complete(http, headers, asset_id, outcome) for asset_id in asset_ids))
         else:
             for asset_id in asset_ids:
-                await complete(asset_id)
+                await _complete(http, headers, asset_id, outcome)
         outcome.seconds = time.perf_counter() - started
     return outcome
 
@@ -105,11 +99,11 @@ def _uploaded(url: str, headers: dict[str, str], shoot_id: str, photos: list[byt
 
 def _measured(pid: int, round_: Callable[[], Outcome]) -> Outcome:
     """The round's outcome, with the server's resident high-water mark and CPU time during it."""
-    Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM restarts from the current resident size
+    reset_peak(pid=pid)
     cpu = _cpu_seconds(pid)
     outcome = round_()
     outcome.cpu_seconds = _cpu_seconds(pid) - cpu
-    outcome.peak_mib = _status_mib(pid, "VmHWM")
+    outcome.peak_mib = status_kib("VmHWM", pid=pid) / 1024
     return outcome
 
 
@@ -124,7 +118,7 @@ def run(env: BenchEnv) -> Section:
             asyncio.run(_round(server.url, headers, [warm], parallel=False))  # the decoders are loaded before measuring
             one_by_one = _uploaded(server.url, headers, shoot_id, photos[:PHOTOS], "ONE")
             at_once = _uploaded(server.url, headers, shoot_id, photos[PHOTOS:-1], "ALL")
-            idle = _status_mib(server.pid, "VmRSS")
+            idle = status_kib("VmRSS", pid=server.pid) / 1024
             sequential = _measured(server.pid, lambda: asyncio.run(_round(server.url, headers, one_by_one, parallel=False)))
             parallel = _measured(server.pid, lambda: asyncio.run(_round(server.url, headers, at_once, parallel=True)))
     slots = settings.upload_check_slots or os.cpu_count() or 1
@@ -164,5 +158,13 @@ def run(env: BenchEnv) -> Section:
             f"({one_photo:.0f} MiB): idle + {at_a_time} × {one_photo:.0f} MiB, plus {NOISE:.0%} for the allocator and threads.",
             "Server CPU is the web process's user and system time during the round: what the checks cost, however",
             "busy the machine is with other work (the wall times are not).",
+            "A `complete` waits its turn among the checks in the event loop, holding no request thread and no",
+            "database connection, for up to UPLOAD_CHECK_QUEUE_SECONDS; a started check waits as long for its",
+            "megapixels. Before, each waited up to 3 s for a check slot in a request thread and was then answered",
+            "503: 20 at once got 38 503s (each asked again 5 s later) and all 20 were done after 35 s, against 45 s",
+            f"one at a time. When `no 5xx` is not met, a photo's turn came after more than {settings.upload_check_queue_seconds:g} s: the {PHOTOS} checks",
+            f"cost {parallel.cpu_seconds:.0f} s of CPU, and the web process got {parallel.cpu_seconds / parallel.seconds:.1f} cores of this machine (shared with other",
+            f"work) on average, for {at_a_time} checks at a time; with {at_a_time} free cores the last turn would come after about",
+            f"{parallel.cpu_seconds / at_a_time:.0f} s. The 503 it got is the overload answer, and the client asked again after its Retry-After.",
         ],
     )
