@@ -36,7 +36,10 @@ from luster_app.services.users import ensure_user
 JOBS_GOAL = 0.5
 CLIENTS = 50
 # Settings the server process gets from its environment (the rest are defaults).
-SERVER_SETTINGS = ("database_url", "luster_data_dir", "app_url", "luster_env", "log_level", "jobs_per_minute_per_user")
+SERVER_SETTINGS = (
+    "database_url", "luster_data_dir", "app_url", "luster_env", "log_level", "jobs_per_minute_per_user",
+    "upload_check_slots", "upload_check_megapixels", "upload_check_wait_seconds", "upload_check_queue_seconds",
+)
 
 
 def _free_port() -> int:
@@ -45,9 +48,17 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class Server:
+    """A running API server: its base URL, and the process that serves the app's requests."""
+
+    url: str
+    pid: int
+
+
 @contextlib.contextmanager
-def served(settings: Settings, log: Path) -> Iterator[str]:
-    """The API app in a granian process (one worker) on a free port; its base URL."""
+def served(settings: Settings, log: Path) -> Iterator[Server]:
+    """The API app in a granian process (one worker) on a free port."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     settings = settings.model_copy(update={"app_url": url})
@@ -69,7 +80,9 @@ def served(settings: Settings, log: Path) -> Iterator[str]:
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the API server did not start:\n{log.read_text()[-2000:]}")
             time.sleep(0.2)
-        yield url
+        # granian runs the app in a worker process it starts; that is the process under load.
+        workers = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+        yield Server(url, int(workers[0]) if workers else server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -127,7 +140,7 @@ def _jpeg() -> bytes:
     return buffer.getvalue()
 
 
-def _photographer(settings: Settings) -> tuple[dict[str, str], uuid.UUID]:
+def photographer(settings: Settings) -> tuple[dict[str, str], uuid.UUID]:
     """A signed-in user with plenty of credits; the Authorization header and their id."""
     context = AppContext(settings, db=make_engine(settings.database_url))
     with context.session() as session:
@@ -162,11 +175,11 @@ def _endpoints(url: str, headers: dict[str, str]) -> dict[str, tuple[Callable[..
 
 def _measure(env: BenchEnv, database: str, settings: Settings, requests: int) -> list[tuple[str, ...]]:
     upgrade(settings.database_url)
-    headers, _ = _photographer(settings)
+    headers, _ = photographer(settings)
     rows = []
-    with served(settings, env.scratch / f"api-{database}.log") as url:
-        endpoints = _endpoints(url, headers)
-        loads = {name: asyncio.run(_drive(url, requests, send)) for name, (send, _) in endpoints.items()}
+    with served(settings, env.scratch / f"api-{database}.log") as server:
+        endpoints = _endpoints(server.url, headers)
+        loads = {name: asyncio.run(_drive(server.url, requests, send)) for name, (send, _) in endpoints.items()}
     health = loads["GET /api/health"].per_second
     for name, load in loads.items():
         ratio = load.per_second / health

@@ -15,30 +15,33 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-STATUS = Path("/proc/self/status")
-CLEAR_REFS = Path("/proc/self/clear_refs")
 
-
-def _status_kib(field: str) -> int:
-    match = re.search(rf"^{field}:\s+(\d+) kB", STATUS.read_text(), re.MULTILINE)
+def status_kib(field: str, *, pid: int | str = "self") -> int:
+    """A size field (`VmRSS`, `VmHWM`) of a process's /proc status, in KiB; 0 if absent."""
+    match = re.search(rf"^{field}:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.MULTILINE)
     return int(match.group(1)) if match else 0
+
+
+def reset_peak(*, pid: int | str = "self") -> None:
+    """Restart the process's resident high-water mark (VmHWM) from its current resident size."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
 def can_measure_memory() -> bool:
     try:
-        CLEAR_REFS.write_text("5")
+        reset_peak()
     except OSError:
         return False
-    return _status_kib("VmHWM") > 0
+    return status_kib("VmHWM") > 0
 
 
 def peak_memory(step: Callable[[], Any]) -> float:
     """MiB the process's resident size rose to, above its size when `step` began."""
     gc.collect()
-    CLEAR_REFS.write_text("5")  # the high-water mark restarts from the current resident size
-    before = _status_kib("VmRSS")
+    reset_peak()
+    before = status_kib("VmRSS")
     result = step()
-    peak = _status_kib("VmHWM")
+    peak = status_kib("VmHWM")
     del result
     return max(0, peak - before) / 1024
 

@@ -47,11 +47,14 @@ class Settings(BaseSettings):
     # storage (the phone's tab closed before it reported back) or rejected with a reason.
     upload_abandon_seconds: int = 3600
     # Checking an upload decodes it in the web process: at most this many checks at once (0: one
-    # per core) and this many megapixels decoded at once; a check that cannot start within
-    # `upload_check_wait_seconds` is answered 503 with Retry-After (the photo stays pending).
+    # per core) and this many megapixels decoded at once. A `complete` waits its turn for up to
+    # `upload_check_queue_seconds` without holding a thread (and a started check as long for its
+    # pixels); a request thread waits `upload_check_wait_seconds` for a slot. Past either: 503
+    # with Retry-After (the photo stays pending).
     upload_check_slots: int = 0
     upload_check_megapixels: int = 300
     upload_check_wait_seconds: float = 3.0
+    upload_check_queue_seconds: float = 30.0
 
 
     # Originals (which may carry GPS) older than this many days are deleted with their outputs by

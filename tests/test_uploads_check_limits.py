@@ -1,6 +1,7 @@
 """Checking uploads decodes them in the web process: many parallel completes of huge PNGs must
-meet a bound (checks at once, megapixels decoded at once) and a 503 with Retry-After, not
-exhaust the process's memory."""
+meet a bound (checks at once, megapixels decoded at once), waiting their turn without stalling
+the process's other requests, and a 503 with Retry-After if it does not come: never exhaust the
+process's memory."""
 
 from __future__ import annotations
 
@@ -17,10 +18,13 @@ from luster_app.api import create_api
 from luster_app.context import AppContext
 from luster_app.db import make_engine
 from tests.conftest import make_user
+from tests.jobs_support import wait_for
 from tests.fixtures_storage import Backend, new_shoot, upload
 
 SIDE = 4000  # a 16-megapixel PNG: 48 MB decoded, a few KB on the wire
 PARALLEL = 8
+SLOTS = 2
+MORE_THAN_THE_THREAD_POOL = 45  # the request threads an app has (anyio's default limiter: 40)
 MB = 1024 * 1024
 
 
@@ -41,12 +45,15 @@ def _app(settings, sqlite_url: str, **limits: object) -> Iterator[Backend]:
 
 @pytest.fixture
 def busy_app(settings, sqlite_url) -> Iterator[Backend]:
-    yield from _app(settings, sqlite_url, upload_check_megapixels=20, upload_check_wait_seconds=0.2)
+    yield from _app(settings, sqlite_url, upload_check_megapixels=20, upload_check_wait_seconds=0.2,
+                    upload_check_queue_seconds=0.2)
 
 
 @pytest.fixture
 def patient_app(settings, sqlite_url) -> Iterator[Backend]:
-    yield from _app(settings, sqlite_url, upload_check_megapixels=20, upload_check_slots=PARALLEL, upload_check_wait_seconds=600)
+    """Few check slots, a request thread that waits briefly for one, and a long turn to wait for."""
+    yield from _app(settings, sqlite_url, upload_check_megapixels=20, upload_check_slots=SLOTS, upload_check_wait_seconds=0.2,
+                    upload_check_queue_seconds=600)
 
 
 def _start(app: Backend, headers: dict[str, str], shoot_id: str, data: bytes, name: str) -> str:
@@ -111,9 +118,37 @@ def test_parallel_completes_of_huge_pngs_hold_at_most_the_budget(patient_app: Ba
         thread.join()
     grew = next(memory)
 
-    assert answers == [200] * PARALLEL  # each waited its turn
+    assert answers == [200] * PARALLEL  # each waited its turn, none was told to come back
     budget = patient_app.context.upload_checks.budget
     assert budget.peak <= budget.total == 20  # one 16-megapixel decode at a time
     # Eight at once would hold about 8 × 48 MB decoded; one at a time stays near one photo's worth.
     print(f"{PARALLEL} parallel completes of {SIDE}x{SIDE} PNGs: peak memory grew {grew / MB:.0f} MB")
     assert grew < 4 * SIDE * SIDE * 3, f"grew {grew / MB:.0f} MB"
+
+
+def test_photos_waiting_their_turn_leave_the_other_requests_served(patient_app: Backend) -> None:
+    _, headers = make_user(patient_app.context)
+    shoot_id = new_shoot(patient_app, headers)
+    data = _png(1000)
+    assets = [_start(patient_app, headers, shoot_id, data, f"room-{n}.png") for n in range(MORE_THAN_THE_THREAD_POOL)]
+    limits = patient_app.context.upload_checks
+    answers: list[int] = []
+    lock = threading.Lock()
+
+    def complete(asset_id: str) -> None:
+        status = patient_app.client.post(f"/api/uploads/{asset_id}/complete", headers=headers).status_code
+        with lock:
+            answers.append(status)
+
+    threads = [threading.Thread(target=complete, args=(asset_id,)) for asset_id in assets]
+    with limits.budget.hold(limits.budget.total):  # other photos are being decoded: none of these can start
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: limits.turns.statistics().tasks_waiting == MORE_THAN_THE_THREAD_POOL - SLOTS, "every photo queued")
+        shoots = patient_app.client.get("/api/shoots", headers=headers)  # the photographer opens another page
+        assert shoots.status_code == 200
+        assert answers == []  # answered while every photo was still waiting
+    for thread in threads:
+        thread.join()
+
+    assert answers == [200] * MORE_THAN_THE_THREAD_POOL

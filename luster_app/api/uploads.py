@@ -7,10 +7,11 @@ from datetime import datetime
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from luster_app.api.deps import Ctx, CurrentUser, DbSession
 from luster_app.services.shoots import AssetView, get_asset_with_urls
-from luster_app.services.uploads import complete_upload, presign_upload
+from luster_app.services.uploads import complete_upload_in_turn, presign_upload
 
 router = APIRouter(tags=["uploads"])
 
@@ -59,13 +60,14 @@ def post_presign(body: PresignIn, user: CurrentUser, session: DbSession, context
 
 
 @router.post("/uploads/{asset_id}/complete", response_model=AssetView)
-def post_complete(asset_id: uuid.UUID, user: CurrentUser, session: DbSession, context: Ctx) -> AssetView:
+async def post_complete(asset_id: uuid.UUID, user: CurrentUser, session: DbSession, context: Ctx) -> AssetView:
     """Verify the uploaded photo and make its thumbnail: 200 `ready`, 422 with the reason it was
-    rejected, or 503 with Retry-After while this process checks as many photos as it may."""
-    complete_upload(
+    rejected, or 503 with Retry-After when its turn among this process's checks does not come soon."""
+    await complete_upload_in_turn(
         session=session, storage=context.storage, settings=context.settings, user_id=user.id, asset_id=asset_id,
         limits=context.upload_checks,
     )
-    return get_asset_with_urls(
-        session=session, storage=context.storage, settings=context.settings, user_id=user.id, asset_id=asset_id
+    return await run_in_threadpool(
+        get_asset_with_urls,
+        session=session, storage=context.storage, settings=context.settings, user_id=user.id, asset_id=asset_id,
     )

@@ -8,10 +8,12 @@ import ctypes
 import ctypes.util
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import anyio
 
 if TYPE_CHECKING:
     from luster_app.config import Settings
@@ -73,23 +75,45 @@ class PixelBudget:
 @dataclass(frozen=True)
 class CheckLimits:
     """The web process's bounds on upload checks: checks at once (each holds the file's bytes),
-    and megapixels decoded at once. Either not free within `wait`: BudgetExhausted, which the
-    API answers 503 with Retry-After, so hostile parallel completes meet a refusal, not an OOM."""
+    and megapixels decoded at once. A request thread waits up to `wait` for a check slot; a
+    `complete` first waits up to `queue_wait` for its turn among the slots (`turn`), in the
+    event loop, so photos queued behind others hold no thread and never stall other requests;
+    a check holding a slot waits up to `queue_wait` for its pixels (only slot holders wait for
+    pixels, so that wait holds at most `slots` threads). Not free in time: BudgetExhausted, which
+    the API answers 503 with Retry-After, so hostile parallel completes meet a refusal, not an OOM."""
 
     slots: threading.BoundedSemaphore
+    turns: anyio.Semaphore
     budget: PixelBudget
     wait: float
+    queue_wait: float
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CheckLimits:
         """The limits of this process, which checks uploads in its request threads: without
         `return_photo_memory_to_the_os` each thread's heap would keep the photos it freed."""
         return_photo_memory_to_the_os()
+        slots = settings.upload_check_slots or os.cpu_count() or 1
         return cls(
-            slots=threading.BoundedSemaphore(settings.upload_check_slots or os.cpu_count() or 1),
+            slots=threading.BoundedSemaphore(slots),
+            turns=anyio.Semaphore(slots),
             budget=PixelBudget(settings.upload_check_megapixels),
             wait=settings.upload_check_wait_seconds,
+            queue_wait=settings.upload_check_queue_seconds,
         )
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """Wait, first come first served and holding no thread, until fewer than `slots` checks run."""
+        try:
+            with anyio.fail_after(self.queue_wait):
+                await self.turns.acquire()
+        except TimeoutError:
+            raise BudgetExhausted(f"no upload check turn within {self.queue_wait}s") from None
+        try:
+            yield
+        finally:
+            self.turns.release()
 
     @contextmanager
     def slot(self) -> Iterator[None]:
@@ -101,4 +125,4 @@ class CheckLimits:
             self.slots.release()
 
     def pixels(self, megapixels: float) -> AbstractContextManager[None]:
-        return self.budget.hold(megapixels, wait=self.wait)
+        return self.budget.hold(megapixels, wait=self.queue_wait)

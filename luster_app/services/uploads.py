@@ -10,6 +10,7 @@ replaced after the check, but nothing reads that object any more.
 
 from __future__ import annotations
 
+import functools
 import logging
 import posixpath
 import re
@@ -18,6 +19,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import anyio
 from sqlalchemy import and_, or_, select, true, update
 from sqlmodel import Session
 
@@ -300,6 +302,25 @@ def complete_upload(
     if asset.status != AssetStatus.READY:  # a concurrent completion rejected it
         raise UploadRejected(asset.reject_reason or "This photo was rejected.", asset_id=asset.id)
     return asset
+
+
+async def complete_upload_in_turn(
+    *, session: Session, storage: Storage, settings: Settings, user_id: uuid.UUID, asset_id: uuid.UUID, limits: CheckLimits,
+) -> Asset:
+    """`complete_upload` in a request thread once this photo's turn among the process's checks has
+    come: it waits in the event loop, so photos queued behind others hold no thread and the
+    process's other requests are still served. Busy (503) if the turn does not come in time."""
+    check = functools.partial(
+        complete_upload, session=session, storage=storage, settings=settings, user_id=user_id, asset_id=asset_id, limits=limits,
+    )
+    # Finish the read the caller's sign-in check began: no database connection waits with the photo.
+    await anyio.to_thread.run_sync(session.commit)
+    try:
+        async with limits.turn():
+            return await anyio.to_thread.run_sync(check)
+    except BudgetExhausted:
+        log.info("upload check of %s deferred: its turn did not come within %ss", asset_id, limits.queue_wait)
+        raise Busy(BUSY, retry_after=BUSY_RETRY_SECONDS) from None
 
 
 def _delete_quietly(storage: Storage, *keys: str) -> None:
