@@ -28,7 +28,7 @@ from luster_app.migrations import ROOT
 
 BENCHMARKS = [
     "queue_lifecycle", "io_overlap", "worker_memory", "worker_recovery", "image_pipeline", "heic_thumbnail",
-    "raw_thumbnail", "brackets", "api_load", "upload_load", "browser_thumbnails",
+    "raw_thumbnail", "brackets", "api_load", "upload_load", "browser_thumbnails", "live_updates",
 ]
 REPORT = ROOT / "docs" / "BENCHMARKS.md"
 

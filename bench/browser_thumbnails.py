@@ -38,7 +38,7 @@ def _photo(number: int) -> bytes:
     return buffer.getvalue()
 
 
-def _shoot_of_photos(url: str, headers: dict[str, str]) -> tuple[str, list[str]]:
+def shoot_of_photos(url: str, headers: dict[str, str]) -> tuple[str, list[str]]:
     """A shoot with PHOTOS photos uploaded the browser's way; its id and the thumbnails' signed URLs."""
     with httpx.Client(base_url=url, headers=headers, timeout=60) as http:
         shoot_id = http.post("/api/shoots", json={"name": "200 photos"}).json()["id"]
@@ -91,8 +91,8 @@ def run(env: BenchEnv) -> Section:
     with served_app(data) as url:
         settings = Settings(_env_file=None, luster_env="test", luster_data_dir=data, app_url=url)
         context = AppContext(settings)
-        token = _token(context)
-        shoot_id, thumb_urls = _shoot_of_photos(url, {"Authorization": f"Bearer {token}"})
+        token = signed_in_token(context)
+        shoot_id, thumb_urls = shoot_of_photos(url, {"Authorization": f"Bearer {token}"})
         ours, bare = [], []
         with chromium() as browser:
             for _ in range(rounds):
@@ -115,7 +115,7 @@ def run(env: BenchEnv) -> Section:
     )
 
 
-def _token(context: AppContext) -> str:
+def signed_in_token(context: AppContext) -> str:
     with context.session() as session:
         user = ensure_user(session=session, user_id=uuid.uuid4(), email=f"bench-{uuid.uuid4().hex[:6]}@example.com")
     return context.auth.issue_access_token(user_id=user.id, email=user.email)

@@ -88,7 +88,9 @@ class AuthState(rx.State):
             return None
         if result.tokens is not None:
             self._remember_session(result.tokens)
-        self.signed_in, self.email, self.auth_problem = True, result.user.email, ""
+        # Assigned only when they differ: an assignment is sent to the browser, equal or not (a poll every 2 s).
+        if (self.signed_in, self.email, self.auth_problem) != (True, result.user.email, ""):
+            self.signed_in, self.email, self.auth_problem = True, result.user.email, ""
         return result.user
 
     def _browser_token(self) -> str:
@@ -113,7 +115,8 @@ class AuthState(rx.State):
         """Refresh the displayed balance and available credits of `user`."""
         with app_context().session() as session:
             summary = credit_summary(session=session, user_id=user.id)
-        self.credits_balance, self.credits_available = summary["balance"], summary["available"]
+        if (self.credits_balance, self.credits_available) != (summary["balance"], summary["available"]):
+            self.credits_balance, self.credits_available = summary["balance"], summary["available"]
 
     def _remember_session(self, tokens: AuthSession) -> None:
         self.access_token = tokens.access_token

@@ -11,7 +11,7 @@ def enhance_bar(state: type) -> rx.Component:
     return rx.flex(
         rx.hstack(
             rx.button("Select all", size="2", variant="soft", on_click=state.select_all, id="select-all",
-                      disabled=state.ready_ids.length() == 0),
+                      disabled=state.ready_count == 0),
             rx.cond(count > 0, rx.button("Clear", size="2", variant="ghost", on_click=state.clear_selection)),
             rx.text(count, " selected", size="2", color_scheme="gray", id="selected-count"),
             align="center",

@@ -97,7 +97,7 @@ def delete_photo_dialog(own: type) -> rx.Component:
 
 def cancel_queued_button(own: type) -> rx.Component:
     """"Cancel queued (N)" while photos of the shoot wait for a worker."""
-    count = own.queued_jobs.length()
+    count = own.queued_count
     return rx.cond(
         count > 0,
         rx.button(rx.icon("circle_x", size=14), "Cancel queued (", count, ")", size="2", variant="soft",

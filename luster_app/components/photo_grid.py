@@ -13,15 +13,15 @@ STATUS_COLORS = (("queued", "gray"), ("processing", "blue"), ("succeeded", "gree
                  ("needs_review", "amber"), "gray")
 
 
-def _status(photo) -> rx.Component:  # noqa: ANN001 - a Var of PhotoCard
+def _status(photo, job) -> rx.Component:  # noqa: ANN001 - Vars of PhotoCard and CardProgress
     job_badge = rx.cond(
-        photo.job_status != "",
+        job.job_status != "",
         rx.badge(
-            rx.cond(photo.job_status == "processing", rx.spinner(size="1")),
-            photo.job_status_word,
-            color_scheme=rx.match(photo.job_status, *STATUS_COLORS),
+            rx.cond(job.job_status == "processing", rx.spinner(size="1")),
+            job.job_status_word,
+            color_scheme=rx.match(job.job_status, *STATUS_COLORS),
             class_name="photo-status",
-            custom_attrs={"data-status": photo.job_status},
+            custom_attrs={"data-status": job.job_status},
         ),
         rx.badge("Not enhanced", variant="outline", color_scheme="gray", class_name="photo-status"),
     )
@@ -49,14 +49,17 @@ def _output_row(state: type, photo, output, download: Callable) -> rx.Component:
 
 
 def _card(state: type, photo, delete_button: Callable | None, download: Callable, compare: Callable) -> rx.Component:  # noqa: ANN001 - a Var of PhotoCard
+    # The card's job: sent apart from the card, and only the cards whose job moved (see ShootState).
+    job = state.moved.get(photo.id, state.progress[photo.id])
+    thumb_url = rx.cond(job.cover_url != "", job.cover_url, photo.thumb_url)
     ready = photo.upload_status == "ready"
-    has_output = photo.latest_output_id != ""
+    has_output = job.latest_output_id != ""
     return rx.card(
         rx.vstack(
             rx.box(
                 rx.cond(
-                    photo.thumb_url != "",
-                    rx.image(src=photo.thumb_url, alt=photo.filename, width="100%", height="11em", object_fit="cover",
+                    thumb_url != "",
+                    rx.image(src=thumb_url, alt=photo.filename, width="100%", height="11em", object_fit="cover",
                              border_radius="var(--radius-2)", class_name="photo-thumb",
                              on_click=rx.cond(has_output, compare(photo.id), state.toggle_selected(photo.id)),
                              cursor="pointer"),
@@ -85,15 +88,15 @@ def _card(state: type, photo, delete_button: Callable | None, download: Callable
                 rx.text(photo.filename, size="2", weight="medium", overflow="hidden",
                         text_overflow="ellipsis", white_space="nowrap", flex="1", min_width="0",
                         class_name="photo-name"),
-                _status(photo),
+                _status(photo, job),
                 width="100%",
                 align="center",
             ),
             rx.cond(photo.dimensions != "", rx.text(photo.dimensions, size="1", color_scheme="gray")),
             rx.cond(photo.reject_reason != "", rx.text(photo.reject_reason, size="1", color_scheme="red")),
             rx.cond(
-                photo.job_error != "",
-                rx.text(photo.job_error, " ", rx.link("What now?", href="/jobs/" + photo.job_id, size="1"),
+                job.job_error != "",
+                rx.text(job.job_error, " ", rx.link("What now?", href="/jobs/" + job.job_id, size="1"),
                         size="1", color_scheme="red", class_name="photo-error"),
             ),
             rx.cond(
@@ -102,18 +105,18 @@ def _card(state: type, photo, delete_button: Callable | None, download: Callable
                     rx.button(rx.icon("columns_2", size=14), "Compare", size="1", variant="soft", disabled=~has_output,
                               on_click=compare(photo.id), class_name="photo-compare"),
                     rx.button(rx.icon("download", size=14), "Download", size="1", variant="soft", disabled=~has_output,
-                              on_click=download(photo.latest_output_id), class_name="photo-download"),
+                              on_click=download(job.latest_output_id), class_name="photo-download"),
                     rx.cond(
-                        photo.job_status != "",
+                        job.job_status != "",
                         rx.button(rx.icon("rotate_ccw", size=14), "Re-run", size="1", variant="soft",
                                   on_click=state.open_rerun(photo.id), class_name="photo-rerun"),
                         rx.button(rx.icon("sparkles", size=14), "Enhance", size="1", variant="soft",
                                   on_click=state.open_rerun(photo.id), class_name="photo-rerun"),
                     ),
-                    rx.cond(photo.job_status == "needs_review",
+                    rx.cond(job.job_status == "needs_review",
                             rx.button(rx.icon("scan_search", size=14), "Review edit", size="1", color_scheme="amber",
-                                      on_click=ReviewState.open_review(photo.job_id), class_name="photo-review")),
-                    rx.cond(photo.job_id != "", rx.link("Job details", href="/jobs/" + photo.job_id, size="1",
+                                      on_click=ReviewState.open_review(job.job_id), class_name="photo-review")),
+                    rx.cond(job.job_id != "", rx.link("Job details", href="/jobs/" + job.job_id, size="1",
                                                         class_name="photo-job-link")),
                     delete_button(photo) if delete_button else rx.fragment(),
                     gap="2",
@@ -122,8 +125,8 @@ def _card(state: type, photo, delete_button: Callable | None, download: Callable
                 ),
             ),
             rx.cond(
-                photo.outputs.length() > 0,
-                rx.vstack(rx.foreach(photo.outputs, lambda output: _output_row(state, photo, output, download)), spacing="1",
+                job.outputs.length() > 0,
+                rx.vstack(rx.foreach(job.outputs, lambda output: _output_row(state, photo, output, download)), spacing="1",
                           width="100%"),
             ),
             spacing="2",

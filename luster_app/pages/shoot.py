@@ -32,6 +32,10 @@ class ShootState(AuthState):
     shoot_id: str = ""
     info: view.ShootInfo = view.ShootInfo(name="", address="", disclose=True)
     photos: list[view.PhotoCard] = []
+    # Each card's job, as last sent whole; `moved`: the cards whose job moved since, all a poll tick sends.
+    progress: dict[str, view.CardProgress] = {}
+    moved: dict[str, view.CardProgress] = {}
+    _job_marks: dict[str, str] = {}  # each card's job and status at the last poll
     loaded: bool = False
     missing: bool = False
     error: str = ""
@@ -59,20 +63,23 @@ class ShootState(AuthState):
 
     @rx.var
     def in_flight(self) -> int:
-        return sum(1 for photo in self.photos if photo.job_status in JobStatus.ACTIVE)
+        return sum(1 for job in {**self.progress, **self.moved}.values() if job.job_status in JobStatus.ACTIVE)
 
     @rx.var
-    def ready_ids(self) -> list[str]:
+    def ready_count(self) -> int:
+        return len(self._ready_ids({**self.progress, **self.moved}))
+
+    def _ready_ids(self, jobs: dict[str, view.CardProgress]) -> list[str]:
         """What "Select all" takes: photos that can be enhanced now (uploaded, no job in progress)."""
         return [
             p.id for p in self.photos
             # A bracket's frames are enhanced as their group, not one by one.
-            if p.upload_status == "ready" and p.job_status not in JobStatus.ACTIVE and (p.is_group or not p.bracket_id)
+            if p.upload_status == "ready" and jobs[p.id].job_status not in JobStatus.ACTIVE and (p.is_group or not p.bracket_id)
         ]
 
     @rx.var
     def has_outputs(self) -> bool:
-        return any(photo.outputs for photo in self.photos)
+        return any(job.outputs for job in {**self.progress, **self.moved}.values())
 
     @rx.var
     def targets(self) -> list[str]:
@@ -106,7 +113,8 @@ class ShootState(AuthState):
             return
         self._load_credits(user)
         if str(shoot_id) != self.shoot_id:
-            self.loaded, self.photos, self.selected, self.uploads = False, [], [], []
+            self.loaded, self.photos, self.progress, self.moved = False, [], {}, {}
+            self.selected, self.uploads = [], []
         self.missing, self.error, self.notice, self.payment_needed = False, "", "", ""
         self.following_uploads = False  # a reload ended whatever the browser was uploading
         yield
@@ -116,7 +124,8 @@ class ShootState(AuthState):
                 raise NotFound("shoot not found")
             self.info = await asyncio.to_thread(view.shoot_info, context, user.id, shoot_id)
             self.shoot_id = str(shoot_id)
-            self.photos = await asyncio.to_thread(view.photo_cards, context, user.id, shoot_id)
+            cards = await asyncio.to_thread(view.photo_cards, context, user.id, shoot_id)
+            self.photos, self.progress, self.moved = cards.photos, cards.progress, {}
             self.presets = await asyncio.to_thread(view.presets, context)
         except NotFound:
             self.missing = True
@@ -128,10 +137,27 @@ class ShootState(AuthState):
         if self.in_flight:
             yield ShootState.watch_jobs
 
+    def _job_of(self, card_id: str) -> view.CardProgress:
+        return self.moved.get(card_id) or self.progress.get(card_id) or view.CardProgress()
+
+    def _show(self, cards: view.ShootCards) -> None:
+        """Show `cards`, sending only what changed: the card list when photos came or went (or were
+        signed again), the jobs of every card when many moved, else the cards whose job moved."""
+        shown = view.ShootCards(photos=self.photos, progress={**self.progress, **self.moved})
+        fresh = view.keep_fresh_urls(shown, cards, ttl_seconds=app_context().settings.signed_url_ttl_seconds)
+        moved = view.moved_cards(self.progress, fresh.progress)
+        if fresh.photos != self.photos:
+            self.photos, moved = fresh.photos, None  # and their jobs with them: none of a removed photo lingers
+        if moved is None:
+            if fresh.progress != self.progress:
+                self.progress = fresh.progress
+            moved = {}
+        if moved != self.moved:
+            self.moved = moved
+
     async def _refresh(self, user: User) -> None:
-        context = app_context()
-        cards = await asyncio.to_thread(view.photo_cards, context, user.id, uuid.UUID(self.shoot_id))
-        self.photos = view.keep_fresh_urls(self.photos, cards, ttl_seconds=context.settings.signed_url_ttl_seconds)
+        cards = await asyncio.to_thread(view.photo_cards, app_context(), user.id, uuid.UUID(self.shoot_id))
+        self._show(cards)
         self._load_credits(user)
 
     @rx.event(background=True)
@@ -152,14 +178,19 @@ class ShootState(AuthState):
                     user = self._signed_in_user()
                     if user is None or self.shoot_id != shoot_id or self.router.url.path.rstrip("/") != routes.shoot(shoot_id):
                         return
-                # The database is read without holding the state, so the page stays responsive meanwhile.
+                    seen = self._job_marks
+                # The database is read without holding the state, so the page stays responsive meanwhile;
+                # the cards (and their signed URLs) only when a job moved.
+                marks = await asyncio.to_thread(view.job_marks, context, user.id, uuid.UUID(shoot_id))
+                if marks == seen:
+                    continue
                 cards = await asyncio.to_thread(view.photo_cards, context, user.id, uuid.UUID(shoot_id))
                 batch = await asyncio.to_thread(view.batch_progress, context, user.id, uuid.UUID(shoot_id))
                 async with self:
                     if self.shoot_id != shoot_id:
                         return
-                    ttl = context.settings.signed_url_ttl_seconds
-                    self.photos = view.keep_fresh_urls(self.photos, cards, ttl_seconds=ttl)
+                    self._job_marks = marks
+                    self._show(cards)
                     self.batch_done, self.batch_total, self.batch_summary = batch.done, batch.total, batch.summary
                     self._load_credits(user)
                     if not self.in_flight:
@@ -225,7 +256,7 @@ class ShootState(AuthState):
 
     @rx.event
     def select_all(self):
-        self.selected = list(self.ready_ids)
+        self.selected = self._ready_ids({**self.progress, **self.moved})
 
     @rx.event
     def clear_selection(self):

@@ -74,10 +74,11 @@ class ShootCompareState(ShootState):
             yield self._sign_in_first()
             return
         photo = next((p for p in self.photos if p.id == asset_id), None)
-        if photo is None or not photo.outputs:
+        job = self._job_of(asset_id)
+        if photo is None or not job.outputs:
             return
         self.compare_asset_id, self.compare_name = asset_id, photo.filename
-        self.compare_versions, self.compare_output_id = photo.outputs, photo.latest_output_id
+        self.compare_versions, self.compare_output_id = job.outputs, job.latest_output_id
         self.compare_before, self.compare_after, self.compare_open = "", "", True
         self._generation += 1
         yield

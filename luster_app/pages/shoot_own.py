@@ -98,9 +98,12 @@ class ShootOwnState(ShootState):
     refused: list[RefusedUpload] = []
 
     @rx.var
-    def queued_jobs(self) -> list[str]:
+    def queued_count(self) -> int:
+        return len(self._queued_jobs())
+
+    def _queued_jobs(self) -> list[str]:
         """The jobs "Cancel queued" would cancel: every photo's job still waiting for a worker."""
-        return [photo.job_id for photo in self.photos if photo.job_status == JobStatus.QUEUED]
+        return [job.job_id for job in {**self.progress, **self.moved}.values() if job.job_status == JobStatus.QUEUED]
 
     @rx.event
     async def load_refused(self):
@@ -209,7 +212,7 @@ class ShootOwnState(ShootState):
         user = self._signed_in_user()
         if user is None:
             return self._sign_in_first()
-        job_ids = [uuid.UUID(job_id) for job_id in self.queued_jobs]
+        job_ids = [uuid.UUID(job_id) for job_id in self._queued_jobs()]
         canceled, started = await asyncio.to_thread(cancel_jobs, app_context(), user.id, job_ids)
         note = f" {started} had already started and will finish." if started else ""
         self.notice = f"{canceled} queued photo{'s' if canceled != 1 else ''} canceled; no credit was charged.{note}"

@@ -12,7 +12,7 @@ from luster_app.models import JobStatus
 from luster_app.services import brackets, corrections, downloads, gallery, shoots
 from luster_app.services.jobs import JobOptions, create_batch
 from luster_app.services.presets import list_presets
-from luster_app.services.shoots import AssetView
+from luster_app.services.shoots import AssetView, OutputView
 
 STATUS_WORDS = {
     JobStatus.QUEUED: "Queued",
@@ -22,6 +22,8 @@ STATUS_WORDS = {
     JobStatus.FAILED: "Failed",
     JobStatus.CANCELED: "Canceled",
 }
+# Past this share of the cards moved since the card list was sent, a poll tick sends every card's job afresh.
+MOVED_BEFORE_SETTLING = 0.25
 
 
 @dataclasses.dataclass
@@ -36,23 +38,39 @@ class OutputCard:
 
 @dataclasses.dataclass
 class PhotoCard:
+    """What a card shows that only uploads, deletions and grouping change (its job: CardProgress)."""
+
     id: str
     filename: str
     upload_status: str  # pending, ready, rejected
     reject_reason: str
-    thumb_url: str
+    thumb_url: str  # the photo's own thumbnail (a bracket group's: its merged photo's, else its first frame's)
     dimensions: str
-    job_id: str
-    job_status: str  # "" (never enhanced), queued, processing, succeeded, failed
-    job_status_word: str
-    job_preset: str
-    job_error: str
-    outputs: list[OutputCard]
-    latest_output_id: str
-    latest_output_url: str
     urls_issued_at: float
     bracket_id: str = ""  # a frame's group, or the group this card is
     is_group: bool = False  # the card of a bracket group (its merged photo), not of one photo
+
+
+@dataclasses.dataclass
+class CardProgress:
+    """What a card's latest job changes: kept apart from the PhotoCard so that a poll tick sends
+    only the cards whose job moved, not every card of the shoot."""
+
+    job_id: str = ""
+    job_status: str = ""  # "" (never enhanced), queued, processing, succeeded, failed
+    job_status_word: str = ""
+    job_preset: str = ""
+    job_error: str = ""
+    outputs: list[OutputCard] = dataclasses.field(default_factory=list)
+    latest_output_id: str = ""
+    latest_output_url: str = ""
+    cover_url: str = ""  # the newest output's thumbnail, shown instead of the photo's own
+
+
+@dataclasses.dataclass
+class ShootCards:
+    photos: list[PhotoCard]
+    progress: dict[str, CardProgress]  # by card id, one for every card
 
 
 @dataclasses.dataclass
@@ -117,7 +135,7 @@ def shoot_info(context: AppContext, user_id: uuid.UUID, shoot_id: uuid.UUID) -> 
                          auto_privacy=shoot.auto_privacy)
 
 
-def photo_cards(context: AppContext, user_id: uuid.UUID, shoot_id: uuid.UUID) -> list[PhotoCard]:
+def photo_cards(context: AppContext, user_id: uuid.UUID, shoot_id: uuid.UUID) -> ShootCards:
     """The shoot's photos, each with its latest job and its outputs (newest last)."""
     with context.session() as session:
         assets = shoots.list_assets_with_urls(
@@ -131,25 +149,30 @@ def photo_cards(context: AppContext, user_id: uuid.UUID, shoot_id: uuid.UUID) ->
     presets = {job.id: job.preset for job in jobs}
     issued = time.time()
     # Uploads still on their way or refused show in the upload list, with their progress or reason.
-    cards = [_card(asset, latest.get(asset.id), presets, issued) for asset in assets if asset.status == "ready"]
-    return cards + [_group_card(group, cards, latest, presets, issued) for group in groups]
+    ready = [asset for asset in assets if asset.status == "ready"]
+    photos = [_card(asset, issued) for asset in ready]
+    progress = {str(asset.id): _progress(latest.get(asset.id), asset.outputs, presets) for asset in ready}
+    group_cards = [_group_card(group, photos, issued) for group in groups]
+    for group, card in zip(groups, group_cards, strict=True):
+        progress[card.id] = _progress(latest.get(group.photo_id), group.merged.outputs if group.merged else [], presets)
+    return ShootCards(photos=photos + group_cards, progress=progress)
 
 
-def _group_card(group: brackets.BracketView, cards: list[PhotoCard], latest: dict, presets: dict, issued: float) -> PhotoCard:
+def job_marks(context: AppContext, user_id: uuid.UUID, shoot_id: uuid.UUID) -> dict[str, str]:
+    """Each card's latest job and its status: while these stay the same, no card has anything new."""
+    with context.session() as session:
+        jobs = gallery.jobs_of_shoot(session=session, user_id=user_id, shoot_id=shoot_id)
+    return {str(job.asset_id): f"{job.id} {job.status}" for job in jobs}  # oldest first: the newest wins
+
+
+def _group_card(group: brackets.BracketView, cards: list[PhotoCard], issued: float) -> PhotoCard:
     """A bracket group as one card: its merged photo once made, else its first frame's thumbnail."""
     frames = [card for card in cards if card.bracket_id == str(group.id)]
-    job = latest.get(group.photo_id)
     if group.merged is not None:
-        card = _card(group.merged, job, presets, issued)
+        card = _card(group.merged, issued)
     else:
-        card = PhotoCard(
-            id=str(group.photo_id), filename="", upload_status="ready", reject_reason="", thumb_url="",
-            dimensions=frames[0].dimensions if frames else "", job_id=str(job.id) if job else "",
-            job_status=job.status if job else "", job_status_word=STATUS_WORDS.get(job.status, "") if job else "",
-            job_preset=job.preset if job else "",
-            job_error=(job.error_message or "") if job and job.status in (JobStatus.FAILED, JobStatus.CANCELED) else "",
-            outputs=[], latest_output_id="", latest_output_url="", urls_issued_at=issued,
-        )
+        card = PhotoCard(id=str(group.photo_id), filename="", upload_status="ready", reject_reason="", thumb_url="",
+                         dimensions=frames[0].dimensions if frames else "", urls_issued_at=issued)
     card.filename = f"Bracket of {len(group.asset_ids)} photos"
     card.thumb_url = card.thumb_url or (frames[0].thumb_url if frames else "")
     card.bracket_id, card.is_group = str(group.id), True
@@ -179,7 +202,20 @@ def ungroup(context: AppContext, user_id: uuid.UUID, bracket_id: str) -> None:
         )
 
 
-def _card(asset: AssetView, job: gallery.JobBrief | None, presets: dict[uuid.UUID, str], issued: float) -> PhotoCard:
+def _card(asset: AssetView, issued: float) -> PhotoCard:
+    return PhotoCard(
+        id=str(asset.id),
+        filename=asset.filename,
+        upload_status=asset.status,
+        reject_reason=asset.reject_reason or "",
+        thumb_url=asset.thumb_url or "",
+        dimensions=f"{asset.width} × {asset.height}" if asset.width and asset.height else "",
+        urls_issued_at=issued,
+        bracket_id=str(asset.bracket_id or ""),
+    )
+
+
+def _progress(job: gallery.JobBrief | None, asset_outputs: list[OutputView], presets: dict[uuid.UUID, str]) -> CardProgress:
     outputs = [
         OutputCard(
             id=str(output.id),
@@ -189,55 +225,60 @@ def _card(asset: AssetView, job: gallery.JobBrief | None, presets: dict[uuid.UUI
             job_id=str(output.job_id or ""),
             altered=presets.get(output.job_id) in gallery.SCENE_ALTERING_PRESETS,
         )
-        for output in sorted(asset.outputs, key=lambda o: (o.created_at, o.version or 0))
+        for output in sorted(asset_outputs, key=lambda o: (o.created_at, o.version or 0))
     ]
-    status = job.status if job else ""
-    return PhotoCard(
-        id=str(asset.id),
-        filename=asset.filename,
-        upload_status=asset.status,
-        reject_reason=asset.reject_reason or "",
-        thumb_url=(outputs[-1].thumb_url if outputs else asset.thumb_url) or "",
-        dimensions=f"{asset.width} × {asset.height}" if asset.width and asset.height else "",
-        job_id=str(job.id) if job else "",
-        job_status=status,
-        job_status_word=STATUS_WORDS.get(status, ""),
-        job_preset=job.preset if job else "",
-        job_error=(job.error_message or "") if job and status in (JobStatus.FAILED, JobStatus.CANCELED) else "",
+    if job is None:
+        return CardProgress(outputs=outputs, latest_output_id=outputs[-1].id if outputs else "",
+                            latest_output_url=outputs[-1].url if outputs else "",
+                            cover_url=outputs[-1].thumb_url if outputs else "")
+    return CardProgress(
+        job_id=str(job.id),
+        job_status=job.status,
+        job_status_word=STATUS_WORDS.get(job.status, ""),
+        job_preset=job.preset,
+        job_error=(job.error_message or "") if job.status in (JobStatus.FAILED, JobStatus.CANCELED) else "",
         outputs=outputs,
         latest_output_id=outputs[-1].id if outputs else "",
         latest_output_url=outputs[-1].url if outputs else "",
-        urls_issued_at=issued,
-        bracket_id=str(asset.bracket_id or ""),
+        cover_url=outputs[-1].thumb_url if outputs else "",
     )
 
 
-def keep_fresh_urls(old: list[PhotoCard], new: list[PhotoCard], *, ttl_seconds: int) -> list[PhotoCard]:
-    """`new`, reusing `old`'s signed URLs while they are young, so a refresh does not reload every image."""
-    previous = {card.id: card for card in old}
-    result = []
-    for card in new:
+def keep_fresh_urls(old: ShootCards, new: ShootCards, *, ttl_seconds: int) -> ShootCards:
+    """`new`, reusing `old`'s signed URLs of the same files while they are young, so that a refresh
+    neither reloads every image nor changes the cards whose job did not move."""
+    previous = {card.id: card for card in old.photos}
+    photos, progress = [], dict(new.progress)
+    for card in new.photos:
         before = previous.get(card.id)
         if before is None or card.urls_issued_at - before.urls_issued_at > ttl_seconds / 2:
-            result.append(card)
+            photos.append(card)
             continue
-        old_outputs = {output.id: output for output in before.outputs}
-        outputs = [
-            dataclasses.replace(o, url=old_outputs[o.id].url, thumb_url=old_outputs[o.id].thumb_url)
-            if o.id in old_outputs else o
-            for o in card.outputs
-        ]
-        same_cover = (before.latest_output_id == card.latest_output_id) and bool(before.thumb_url) == bool(card.thumb_url)
-        result.append(
-            dataclasses.replace(
-                card,
-                outputs=outputs,
-                thumb_url=before.thumb_url if same_cover else card.thumb_url,
-                latest_output_url=outputs[-1].url if outputs else "",
-                urls_issued_at=before.urls_issued_at,
-            )
-        )
-    return result
+        photos.append(dataclasses.replace(card, thumb_url=_reused([before.thumb_url], card.thumb_url),
+                                          urls_issued_at=before.urls_issued_at))
+        if card.id in old.progress and card.id in progress:
+            progress[card.id] = _progress_reusing(old.progress[card.id], progress[card.id])
+    return ShootCards(photos=photos, progress=progress)
+
+
+def _reused(signed: list[str], url: str) -> str:
+    """The URL among `signed` of the same file as `url` (its path: only the signature differs), else `url`."""
+    path = url.split("?", 1)[0]
+    return next((old for old in signed if old.split("?", 1)[0] == path), url)
+
+
+def _progress_reusing(old: CardProgress, new: CardProgress) -> CardProgress:
+    signed = [url for output in old.outputs for url in (output.url, output.thumb_url)]
+    outputs = [dataclasses.replace(o, url=_reused(signed, o.url), thumb_url=_reused(signed, o.thumb_url)) for o in new.outputs]
+    return dataclasses.replace(new, outputs=outputs, latest_output_url=_reused(signed, new.latest_output_url),
+                               cover_url=_reused(signed, new.cover_url))
+
+
+def moved_cards(settled: dict[str, CardProgress], fresh: dict[str, CardProgress]) -> dict[str, CardProgress] | None:
+    """The cards of `fresh` whose job differs from `settled`; None once so many moved that sending
+    `fresh` whole costs about as much (a batch of the whole shoot just queued, say)."""
+    moved = {card_id: progress for card_id, progress in fresh.items() if settled.get(card_id) != progress}
+    return None if len(moved) > MOVED_BEFORE_SETTLING * max(1, len(fresh)) else moved
 
 
 def upload_rows(snapshot: list[dict[str, Any]]) -> list[UploadRow]:
