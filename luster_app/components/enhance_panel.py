@@ -5,8 +5,8 @@ from __future__ import annotations
 import reflex as rx
 
 
-def enhance_bar(state: type) -> rx.Component:
-    """Selection controls and the Enhance button, which says what it will cost."""
+def enhance_bar(state: type, enhance: type) -> rx.Component:
+    """Selection controls (`state`'s) and the Enhance button (opening `enhance`'s dialog), which says what it will cost."""
     count = state.selected.length()
     return rx.flex(
         rx.hstack(
@@ -22,7 +22,7 @@ def enhance_bar(state: type) -> rx.Component:
             rx.icon("sparkles"),
             rx.cond(count > 0, rx.text("Enhance ", count, rx.cond(count == 1, " photo", " photos")), rx.text("Enhance")),
             size="3",
-            on_click=state.open_enhance,
+            on_click=enhance.open_enhance,
             disabled=count == 0,
             id="enhance-open",
         ),

@@ -48,7 +48,8 @@ def _output_row(state: type, photo, output, download: Callable) -> rx.Component:
     )
 
 
-def _card(state: type, photo, delete_button: Callable | None, download: Callable, compare: Callable) -> rx.Component:  # noqa: ANN001 - a Var of PhotoCard
+def _card(state: type, photo, delete_button: Callable | None, download: Callable, compare: Callable,  # noqa: ANN001 - a Var of PhotoCard
+          rerun: Callable) -> rx.Component:
     # The card's job: sent apart from the card, and only the cards whose job moved (see ShootState).
     job = state.moved.get(photo.id, state.progress[photo.id])
     thumb_url = rx.cond(job.cover_url != "", job.cover_url, photo.thumb_url)
@@ -109,9 +110,9 @@ def _card(state: type, photo, delete_button: Callable | None, download: Callable
                     rx.cond(
                         job.job_status != "",
                         rx.button(rx.icon("rotate_ccw", size=14), "Re-run", size="1", variant="soft",
-                                  on_click=state.open_rerun(photo.id), class_name="photo-rerun"),
+                                  on_click=rerun(photo.id), class_name="photo-rerun"),
                         rx.button(rx.icon("sparkles", size=14), "Enhance", size="1", variant="soft",
-                                  on_click=state.open_rerun(photo.id), class_name="photo-rerun"),
+                                  on_click=rerun(photo.id), class_name="photo-rerun"),
                     ),
                     rx.cond(job.job_status == "needs_review",
                             rx.button(rx.icon("scan_search", size=14), "Review edit", size="1", color_scheme="amber",
@@ -137,14 +138,15 @@ def _card(state: type, photo, delete_button: Callable | None, download: Callable
     )
 
 
-def photo_grid(state: type, *, download: Callable, compare: Callable, delete_button: Callable | None = None) -> rx.Component:
+def photo_grid(state: type, *, download: Callable, compare: Callable, rerun: Callable,
+               delete_button: Callable | None = None) -> rx.Component:
     """A card per photo, or what to do first when the shoot is still empty; `delete_button(photo)`
-    makes each card's delete control, `download(output_id)` and `compare(photo_id)` the events of
-    its download and compare buttons."""
+    makes each card's delete control, `download(output_id)`, `compare(photo_id)` and `rerun(photo_id)`
+    the events of its download, compare and Enhance/Re-run buttons."""
     return rx.cond(
         state.photos.length() > 0,
         rx.grid(
-            rx.foreach(state.photos, lambda photo: _card(state, photo, delete_button, download, compare)),
+            rx.foreach(state.photos, lambda photo: _card(state, photo, delete_button, download, compare, rerun)),
             columns=rx.breakpoints(initial="1", xs="2", md="3", lg="4"),
             spacing="4",
             width="100%",

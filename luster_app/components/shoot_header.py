@@ -9,7 +9,7 @@ from luster_app.components.delivery import disclosure_controls, export_menu
 from luster_app.components.shell import error_callout
 
 
-def shoot_header(state: type, delivery: type) -> rx.Component:
+def shoot_header(state: type, delivery: type, settings: type) -> rx.Component:
     """Name and address, the ZIP download with its choices, the disclosure page and the AB 723 caption option."""
     return rx.flex(
         rx.vstack(
@@ -22,13 +22,13 @@ def shoot_header(state: type, delivery: type) -> rx.Component:
         rx.vstack(
             rx.hstack(export_menu(delivery), disclosure_controls(delivery), wrap="wrap", align="center"),
             rx.text(
-                rx.switch(checked=state.info.disclose, on_change=state.set_disclose, size="1",
+                rx.switch(checked=state.info.disclose, on_change=settings.set_disclose, size="1",
                           id="disclose-toggle"),
                 " Caption sky, dusk, lawn and declutter photos “Digitally altered” on download",
                 as_="label", size="1", color_scheme="gray", max_width="22em",
             ),
             rx.text(
-                rx.switch(checked=state.info.auto_privacy, on_change=state.set_auto_privacy, size="1",
+                rx.switch(checked=state.info.auto_privacy, on_change=settings.set_auto_privacy, size="1",
                           id="auto-privacy-toggle"),
                 " Auto privacy: blur faces and licence plates in this shoot's new enhancements",
                 as_="label", size="1", color_scheme="gray", max_width="22em",

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import json
 import uuid
-from typing import Any
 
 import reflex as rx
 
@@ -15,7 +12,7 @@ from luster_app.components import compare, enhance_panel, photo_grid, review, sh
 from luster_app.components.shell import error_callout, loading, page_shell
 from luster_app.models import JobStatus, User
 from luster_app.pages import shoot_view as view
-from luster_app.services.errors import NotFound, PaymentRequired, ServiceError
+from luster_app.services.errors import NotFound, ServiceError
 from luster_app.state import AuthState, app_context
 
 POLL_SECONDS = 2
@@ -23,11 +20,13 @@ POLL_SECONDS = 2
 # half hour it asks less often (a queue with no worker running would otherwise be asked every 2 s).
 SLOW_POLL_AFTER = 900
 SLOW_POLL_SECONDS = 10
-UPLOAD_INPUT_ID = "upload-input"
 
 
 class ShootState(AuthState):
-    """One shoot: its photos and their jobs, the upload queue, the selection, the enhance form."""
+    """One shoot: its photos and their jobs, followed live, and the selection. The page's other
+    concerns are substates beside this module: the upload queue (shoot_uploads.py), the Enhance
+    dialog (shoot_enhance.py), the shoot's options (shoot_settings.py), compare, delivery, bracket
+    groups and the "own your work" actions."""
 
     shoot_id: str = ""
     info: view.ShootInfo = view.ShootInfo(name="", address="", disclose=True)
@@ -41,19 +40,7 @@ class ShootState(AuthState):
     error: str = ""
     notice: str = ""
     payment_needed: str = ""
-    uploads: list[view.UploadRow] = []
-    following_uploads: bool = False
     selected: list[str] = []
-    presets: list[view.PresetOption] = []
-    preset: str = "enhance"
-    values: dict[str, str] = {}
-    numbers: dict[str, float] = {}  # the sliders' values, as numbers
-    enhance_open: bool = False
-    rerun_id: str = ""
-    enhancing: bool = False
-    # One Idempotency-Key per opening of the Enhance dialog, spent by its success: a confirm
-    # dispatched twice (a double tap, an event replayed after a reconnect) queues the jobs once.
-    enhance_key: str = ""
     _watching: bool = False
     batch_done: int = 0
     batch_total: int = 0
@@ -81,20 +68,6 @@ class ShootState(AuthState):
     def has_outputs(self) -> bool:
         return any(job.outputs for job in {**self.progress, **self.moved}.values())
 
-    @rx.var
-    def targets(self) -> list[str]:
-        """The photos the enhance dialog is about: one being re-run, or the selection."""
-        return [self.rerun_id] if self.rerun_id else self.selected
-
-    @rx.var
-    def chosen(self) -> view.PresetOption:
-        found = [p for p in self.presets if p.name == self.preset]
-        return found[0] if found else view.PresetOption("", "", "", False, False, [])
-
-    @rx.var
-    def uploads_active(self) -> bool:
-        return any(row.state in ("queued", "uploading", "checking") for row in self.uploads)
-
     # --- loading and refreshing ---
 
     def _user_and_shoot(self) -> tuple[User | None, uuid.UUID | None]:
@@ -111,12 +84,17 @@ class ShootState(AuthState):
         if user is None:
             yield self._sign_in_first()
             return
+        # Imported here: the substate modules import ShootState from this one.
+        from luster_app.pages.shoot_enhance import ShootEnhanceState
+        from luster_app.pages.shoot_uploads import ShootUploadState
+
+        enhance, uploads = await self.get_state(ShootEnhanceState), await self.get_state(ShootUploadState)
         self._load_credits(user)
         if str(shoot_id) != self.shoot_id:
             self.loaded, self.photos, self.progress, self.moved = False, [], {}, {}
-            self.selected, self.uploads = [], []
+            self.selected, uploads.uploads = [], []
         self.missing, self.error, self.notice, self.payment_needed = False, "", "", ""
-        self.following_uploads = False  # a reload ended whatever the browser was uploading
+        uploads.following_uploads = False  # a reload ended whatever the browser was uploading
         yield
         context = app_context()
         try:
@@ -126,14 +104,14 @@ class ShootState(AuthState):
             self.shoot_id = str(shoot_id)
             cards = await asyncio.to_thread(view.photo_cards, context, user.id, shoot_id)
             self.photos, self.progress, self.moved = cards.photos, cards.progress, {}
-            self.presets = await asyncio.to_thread(view.presets, context)
+            enhance.presets = await asyncio.to_thread(view.presets, context)
         except NotFound:
             self.missing = True
         except ServiceError as exc:
             self.error = str(exc)
         self.loaded = True
-        if not self.values:
-            self._reset_values()
+        if not enhance.values:
+            enhance._reset_values()
         if self.in_flight:
             yield ShootState.watch_jobs
 
@@ -200,55 +178,7 @@ class ShootState(AuthState):
             async with self:
                 self._watching = False
 
-    # --- uploads (the bytes go from the browser to storage through assets/direct_upload.js) ---
-
-    @rx.event
-    def files_chosen(self, _value: str = ""):
-        """Files were picked or dropped: hand them to the browser's upload queue, with a fresh token."""
-        if self._signed_in_user() is None:
-            return self._sign_in_first()
-        config = {"inputId": UPLOAD_INPUT_ID, "shoot": self.shoot_id, "bearer": self._browser_token()}
-        return rx.call_script(f"lusterUploads.start({json.dumps(config)})", callback=ShootState.uploads_changed)
-
-    @rx.event
-    def insist(self, key: str):
-        """Upload a file that is already in the shoot anyway."""
-        if self._signed_in_user() is None:
-            return self._sign_in_first()
-        config = {"key": key, "bearer": self._browser_token()}
-        return rx.call_script(f"lusterUploads.insist({json.dumps(config)})", callback=ShootState.uploads_changed)
-
-    @rx.event
-    def clear_uploads(self):
-        return rx.call_script("lusterUploads.clear()", callback=ShootState.uploads_changed)
-
-    async def _track_uploads(self, snapshot: list[dict[str, Any]] | None):
-        rows = view.upload_rows(snapshot or [])
-        newly_done = sum(r.state == "done" for r in rows) > sum(r.state == "done" for r in self.uploads)
-        self.uploads = rows
-        if newly_done:
-            user = self._signed_in_user()
-            if user is None:
-                return self._sign_in_first()
-            await self._refresh(user)
-        if self.uploads_active and not self.following_uploads:
-            # One follower at a time: it asks the browser again each time the queue moves.
-            self.following_uploads = True
-            fresh = json.dumps({"bearer": self._browser_token()})
-            return rx.call_script(f"lusterUploads.changed({fresh})", callback=ShootState.uploads_followed)
-        return None
-
-    @rx.event
-    async def uploads_changed(self, snapshot: list[dict[str, Any]]):
-        """The browser's queue moved: show it, add finished photos to the grid, and keep following."""
-        return await self._track_uploads(snapshot)
-
-    @rx.event
-    async def uploads_followed(self, snapshot: list[dict[str, Any]]):
-        self.following_uploads = False
-        return await self._track_uploads(snapshot)
-
-    # --- selection and enhancing ---
+    # --- selection (what the Enhance dialog, bracket groups and the ZIP download act on) ---
 
     @rx.event
     def toggle_selected(self, asset_id: str):
@@ -262,95 +192,6 @@ class ShootState(AuthState):
     def clear_selection(self):
         self.selected = []
 
-    def _reset_values(self) -> None:
-        fields = self.chosen.fields
-        self.values = {field.name: field.default for field in fields}
-        if "auto_privacy" in self.values:  # the shoot's setting is the panel's starting point
-            self.values["auto_privacy"] = "true" if self.info.auto_privacy else "false"
-        self.numbers = {field.name: float(field.default) for field in fields if field.kind == "slider"}
-
-    @rx.event
-    def choose_preset(self, name: str):
-        self.preset = name
-        self._reset_values()
-
-    @rx.event
-    def set_value(self, name: str, value: Any):
-        if isinstance(value, list):  # a slider reports a list of thumbs
-            value = float(value[0]) if value else 0.0
-            self.numbers = {**self.numbers, name: value}
-            value = round(value, 2)
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        self.values = {**self.values, name: str(value)}
-
-    @rx.event
-    def open_enhance(self):
-        self.rerun_id, self.enhance_open, self.payment_needed, self.error = "", True, "", ""
-        self.enhance_key = uuid.uuid4().hex
-
-    @rx.event
-    def open_rerun(self, asset_id: str):
-        self.rerun_id, self.enhance_open, self.payment_needed, self.error = asset_id, True, "", ""
-        self.enhance_key = uuid.uuid4().hex
-
-    @rx.event
-    def set_enhance_open(self, is_open: bool):
-        self.enhance_open = is_open
-
-    @rx.event
-    async def confirm_enhance(self):
-        """Queue the jobs (one credit each, charged on success); a 402 says how to get credits."""
-        user = self._signed_in_user()
-        if user is None:
-            yield self._sign_in_first()
-            return
-        if not self.enhance_key:  # this dialog's jobs are already queued: a repeated dispatch
-            return
-        targets, preset, key = list(self.targets), self.preset, self.enhance_key
-        params = view.param_values(self.chosen.fields, self.values)
-        self.enhancing = True
-        yield
-        try:
-            groups = {p.id: p.bracket_id for p in self.photos if p.is_group}
-            count = await asyncio.to_thread(view.enhance, app_context(), user.id, targets, preset, params, key, groups)
-        except PaymentRequired as exc:
-            self.payment_needed = str(exc)
-            return
-        except ServiceError as exc:
-            self.error = str(exc)
-            return
-        finally:
-            self.enhancing, self.enhance_open = False, False
-        self.enhance_key = ""
-        self.notice = f"{count} photo{'s' if count != 1 else ''} queued for {self.chosen.title}."
-        self.selected, self.rerun_id = [], ""
-        await self._refresh(user)
-        yield ShootState.watch_jobs
-
-    # --- options (compare: shoot_compare.py; downloads and sharing: shoot_delivery.py) ---
-
-    @rx.event
-    async def set_disclose(self, disclose: bool):
-        """The AB 723 option: caption scene-altering photos "Digitally altered" when downloaded."""
-        user = self._signed_in_user()
-        if user is None:
-            return self._sign_in_first()
-        await asyncio.to_thread(view.set_disclose, app_context(), user.id, uuid.UUID(self.shoot_id), disclose)
-        self.info = dataclasses.replace(self.info, disclose=disclose)
-        return None
-
-    @rx.event
-    async def set_auto_privacy(self, on: bool):
-        """The shoot's Auto privacy: its new jobs blur faces and plates unless the enhance panel says otherwise."""
-        user = self._signed_in_user()
-        if user is None:
-            return self._sign_in_first()
-        await asyncio.to_thread(view.set_auto_privacy, app_context(), user.id, uuid.UUID(self.shoot_id), on)
-        self.info = dataclasses.replace(self.info, auto_privacy=on)
-        self._reset_values()
-        return None
-
 
 def shoot_page() -> rx.Component:
     """The shoot: header, uploads, enhance controls, the photo grid, and the compare dialog."""
@@ -360,7 +201,11 @@ def shoot_page() -> rx.Component:
     from luster_app.pages.shoot_brackets import ShootBracketState as Brackets
     from luster_app.pages.shoot_compare import ShootCompareState as Compare
     from luster_app.pages.shoot_delivery import ShootDeliveryState as Delivery
+    from luster_app.pages.shoot_enhance import ShootEnhanceState as Enhance
     from luster_app.pages.shoot_own import ShootOwnState as Own
+    from luster_app.pages.shoot_settings import ShootSettingsState as Settings
+    from luster_app.pages.shoot_uploads import UPLOAD_INPUT_ID
+    from luster_app.pages.shoot_uploads import ShootUploadState as Uploads
 
     return page_shell(
         rx.cond(
@@ -372,18 +217,18 @@ def shoot_page() -> rx.Component:
             rx.cond(
                 ShootState.loaded,
                 rx.vstack(
-                    shoot_header.shoot_header(ShootState, Delivery),
+                    shoot_header.shoot_header(ShootState, Delivery, Settings),
                     own_ui.shoot_actions(Own),
                     shoot_header.messages(ShootState),
-                    upload_zone.upload_zone(ShootState, UPLOAD_INPUT_ID, retry=Own.retry_upload),
+                    upload_zone.upload_zone(Uploads, UPLOAD_INPUT_ID, retry=Own.retry_upload),
                     own_ui.refused_uploads(Own),
                     bracket_ui.suggestions(Brackets),
-                    rx.flex(enhance_panel.enhance_bar(ShootState), bracket_ui.group_button(Brackets),
+                    rx.flex(enhance_panel.enhance_bar(ShootState, Enhance), bracket_ui.group_button(Brackets),
                             own_ui.cancel_queued_button(Own), gap="3", align="center", wrap="wrap", width="100%"),
                     photo_grid.photo_grid(ShootState, delete_button=lambda photo: bracket_ui.card_controls(
                         Brackets, photo, own_ui.delete_photo_button(Own, photo)),
-                        download=Delivery.download_sized, compare=Compare.open_compare),
-                    enhance_panel.enhance_dialog(ShootState),
+                        download=Delivery.download_sized, compare=Compare.open_compare, rerun=Enhance.open_rerun),
+                    enhance_panel.enhance_dialog(Enhance),
                     compare.compare_dialog(Compare),
                     own_ui.delete_photo_dialog(Own),
                     review.review_dialog(),

@@ -19,6 +19,7 @@ from luster_app.context import AppContext
 from luster_app.models import Asset, AssetKind, AssetStatus, JobStatus, utcnow
 from luster_app.pages import shoot_view as view
 from luster_app.pages.shoot import ShootState
+from luster_app.pages.shoot_uploads import ShootUploadState
 from luster_app.services import admin as admin_service
 from luster_app.services import deletion, shoots
 from luster_app.services.errors import Conflict, NotFound, ServiceError
@@ -227,4 +228,4 @@ class ShootOwnState(ShootState):
         if self._signed_in_user() is None:
             return self._sign_in_first()
         config = {"key": key, "bearer": self._browser_token()}
-        return rx.call_script(f"lusterUploads.retry({json.dumps(config)})", callback=ShootState.uploads_changed)
+        return rx.call_script(f"lusterUploads.retry({json.dumps(config)})", callback=ShootUploadState.uploads_changed)
