@@ -11,12 +11,24 @@ from datetime import timedelta
 
 import pytest
 from PIL import Image
+from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH, MAX_CACHED_STATEMENT_PARAMS
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.exc import IntegrityError
 
 from luster_app.context import AppContext
 from luster_app.models import Job, JobEvent, utcnow
-from luster_app.services.job_queue import FinishOutcome, OutputFiles, claim_jobs, finish_success, release_job
+from luster_app.storage.keys import asset_prefix
+from luster_app.services.corrections import corrections_note
+from luster_app.services.job_queue import (
+    FinishOutcome,
+    OutputFiles,
+    _claim_statement_postgres,
+    _finish_statement_postgres,
+    claim_jobs,
+    finish_success,
+    release_job,
+)
 from luster_app.services.jobs import JobOptions, create_batch
 from tests.engines_for_tests import InvertEngine, WaitingEngine, indexed_image
 from tests.jobs_support import add_photo, add_shoot, balance, job_charges, outputs_of, user_with_credits, worker_context
@@ -206,6 +218,35 @@ def test_another_integrity_error_in_the_finish_is_raised_not_taken_for_a_version
     assert outputs_of(context, job.id) == []
     assert job_charges(context) == 0
     assert balance(context, user_id) == 1
+
+
+def test_the_claim_and_the_finish_stay_within_the_drivers_statement_cache() -> None:
+    """psycopg parses a statement with more than 50 parameters or 4096 characters again on every
+    call, and parsing the finish cost a worker as much CPU as the rest of the finish: both run
+    for every job, so both stay within its cache."""
+    statements = [_claim_statement_postgres(), _finish_statement_postgres(False), _finish_statement_postgres(True)]
+    for statement in statements:
+        compiled = statement.compile(dialect=PGDialect_psycopg())
+        assert len(compiled.params) <= MAX_CACHED_STATEMENT_PARAMS
+        assert len(str(compiled).encode()) <= MAX_CACHED_STATEMENT_LENGTH
+
+
+def test_what_the_corrections_did_is_kept_when_the_output_cannot_be_stored(context) -> None:
+    """The finish records the corrections with the output; an attempt whose corrections ran but
+    whose output could not be stored still records them, with its retry."""
+    _, [job] = _queue_jobs(context, 1)  # Enhance straightens verticals unless told not to
+    [claimed] = _claim(context, "worker-a")
+    photo = claimed.original
+    # A file where the photo's outputs folder goes: storing the output fails for real.
+    context.storage.path_for(f"{asset_prefix(photo.user_id, photo.shoot_id, photo.id)}/outputs").write_bytes(b"")
+
+    _runner(context, "worker-a").run(claimed)
+
+    with context.session() as session:
+        retried = session.get(Job, job.id)
+    assert (retried.status, retried.error_code) == ("queued", "storage_unavailable")
+    assert corrections_note(retried.corrections) == "No leaning verticals found (too few vertical lines)."
+    assert outputs_of(context, job.id) == []
 
 
 def test_release_puts_the_job_back_without_counting_the_attempt(context) -> None:

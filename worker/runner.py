@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
@@ -15,7 +15,6 @@ from luster_app.logging import log_context
 from luster_app.metrics import JOB_SECONDS, JOBS_FINISHED
 from luster_app.models import Asset, AssetStatus, Job
 from luster_app.services.brackets import bracket_frames, record_merged
-from luster_app.services.corrections import record_corrections
 from luster_app.services.job_queue import (
     ClaimedJob,
     FinishOutcome,
@@ -87,6 +86,7 @@ class JobRunner:
         """One attempt; how it ended: succeeded, needs_review, failed, retried or lost (the job was claimed again)."""
         job = claimed.job
         outcome = "lost"
+        corrections = None  # what the corrections did, once they ran: kept on the job however the attempt ends
         with log_context(job_id=job.id, user_id=job.user_id), self.leases.keep(job.id, job.lease_token) as lease:
             if job.attempts > job.max_attempts:
                 # Its workers kept dying mid-job (a crash on this photo?): stop trying.
@@ -104,9 +104,7 @@ class JobRunner:
                 rendered = render(
                     job, claimed.original, storage=self.context.storage, engine=engine, limits=self.limits, data=merged
                 )
-                if rendered.corrections and not lease.lost.is_set():
-                    self.db(lambda session: record_corrections(
-                        session=session, job_id=job.id, lease_token=job.lease_token, outcome=rendered.corrections))
+                corrections = rendered.corrections
                 if not lease.lost.is_set():
                     outcome = self._store_and_finish(claimed, rendered)
             except Exception as exc:  # noqa: BLE001  (every failure is classified, none escapes)
@@ -115,7 +113,7 @@ class JobRunner:
                     # A bug (not a known failure) is an error: error tracking gets it, with the job id.
                     level = logging.ERROR if error.code == "internal_error" else logging.INFO
                     log.log(level, "attempt %d failed: %s", job.attempts, exc.__class__.__name__, exc_info=True)
-                    outcome = self._settle_failure(job, error)
+                    outcome = self._settle_failure(job, error, corrections)
             if lease.lost.is_set():
                 log.warning("lease lost: the job was claimed again; this attempt wrote nothing")
         return outcome
@@ -155,7 +153,7 @@ class JobRunner:
             outcome = self.db(
                 lambda session: finish_success(  # noqa: B023
                     session=session, job=job, original=original, lease_token=job.lease_token,  # noqa: B023
-                    files=files, alteration=alteration, review=review,  # noqa: B023
+                    files=files, alteration=alteration, corrections=rendered.corrections, review=review,  # noqa: B023
                 )
             )
             if outcome is FinishOutcome.FINISHED:
@@ -195,10 +193,14 @@ class JobRunner:
             except Exception:  # noqa: BLE001  (an orphan object costs storage, not correctness)
                 log.warning("could not delete orphan object of a discarded attempt", exc_info=True)
 
-    def _settle_failure(self, job: Job, error: AttemptError) -> str:
-        """Record the failed attempt: "retried" or "failed", or "lost" if the lease was gone."""
+    def _settle_failure(self, job: Job, error: AttemptError, corrections: dict[str, Any] | None = None) -> str:
+        """Record the failed attempt (and what its `corrections` did, if they ran): "retried" or
+        "failed", or "lost" if the lease was gone."""
         decision = self.policy.decide(error, attempt=job.attempts, max_attempts=job.max_attempts)
-        common = {"job_id": job.id, "lease_token": job.lease_token, "attempt": job.attempts, "error_code": error.code, "error_message": decision.message}
+        common = {
+            "job_id": job.id, "lease_token": job.lease_token, "attempt": job.attempts, "error_code": error.code,
+            "error_message": decision.message, "corrections": corrections,
+        }
         try:
             if decision.retry:
                 moved = self.db(lambda session: schedule_retry(session=session, delay_seconds=decision.delay_seconds, **common))

@@ -8,15 +8,8 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import Session
 
-from luster_app.models import Job, Shoot
+from luster_app.models import Shoot
 from luster_app.services.shoots import get_shoot
-
-
-def record_corrections(*, session: Session, job_id: uuid.UUID, lease_token: str, outcome: dict[str, Any]) -> None:
-    """Keep what this attempt's corrections did on the job (only while the attempt holding
-    `lease_token` holds its lease; a later attempt's outcome replaces an earlier one's)."""
-    session.execute(update(Job).where(Job.id == job_id, Job.lease_token == lease_token).values(corrections=outcome))
-    session.commit()
 
 
 def corrections_note(corrections: dict[str, Any] | None) -> str:

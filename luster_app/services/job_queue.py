@@ -44,6 +44,10 @@ from luster_app.services.jobs import add_event, add_events, event_row, start_tra
 
 NO_SYNC = {"synchronize_session": False}
 NEVER_DEAD = timedelta(days=3650)  # `claim_jobs` without a heartbeat limit: no worker counts as dead
+# The `assets` columns in which a finished job's output and its thumbnail differ; they share the rest.
+OWN_ASSET_COLUMNS = frozenset(
+    {"id", "kind", "storage_key", "filename", "bytes", "width", "height", "parent_asset_id", "version"}
+)
 
 
 class FinishOutcome(enum.Enum):
@@ -350,28 +354,38 @@ def extend_leases(*, session: Session, leases: dict[str, uuid.UUID], lease_secon
 
 def schedule_retry(
     *, session: Session, job_id: uuid.UUID, lease_token: str, attempt: int, delay_seconds: float, error_code: str,
-    error_message: str,
+    error_message: str, corrections: dict[str, Any] | None = None,
 ) -> bool:
-    """Back to `queued` after a transient failure, due again in `delay_seconds`; no charge."""
+    """Back to `queued` after a transient failure, due again in `delay_seconds`; no charge.
+    `corrections`: what the attempt's corrections did, if it got that far."""
     values = {
         "status": JobStatus.QUEUED, "run_after": _now(session, delay_seconds), "lease_owner": None,
         "lease_expires_at": None, "lease_token": None, "error_code": error_code, "error_message": error_message,
-    }
+    } | _corrections(corrections)
     return _transition(
         session, job_id, lease_token, values, "attempt_failed",
         attempt=attempt, error_code=error_code, message=error_message, retry_in_seconds=round(delay_seconds, 3),
     )
 
 
-def fail_job(*, session: Session, job_id: uuid.UUID, lease_token: str, attempt: int, error_code: str, error_message: str) -> bool:
-    """`failed` for good, with a message the photographer can act on; no charge."""
+def fail_job(
+    *, session: Session, job_id: uuid.UUID, lease_token: str, attempt: int, error_code: str, error_message: str,
+    corrections: dict[str, Any] | None = None,
+) -> bool:
+    """`failed` for good, with a message the photographer can act on; no charge. `corrections`:
+    what the attempt's corrections did, if it got that far."""
     values = {
         "status": JobStatus.FAILED, "finished_at": _now(session), "lease_owner": None, "lease_expires_at": None,
         "lease_token": None, "error_code": error_code, "error_message": error_message,
-    }
+    } | _corrections(corrections)
     return _transition(
         session, job_id, lease_token, values, "failed", attempt=attempt, error_code=error_code, message=error_message
     )
+
+
+def _corrections(outcome: dict[str, Any] | None) -> dict[str, Any]:
+    """The job's `corrections` column, when an attempt that ends without an output recorded some."""
+    return {} if outcome is None else {"corrections": outcome}
 
 
 def release_job(*, session: Session, job_id: uuid.UUID, lease_token: str) -> bool:
@@ -393,8 +407,8 @@ def next_output_version(*, session: Session, original_id: uuid.UUID) -> int:
 
 @functools.cache
 def _succeed_statement(postgres: bool, review: bool) -> sa.Update:
-    """`succeeded` (or `needs_review`) with the job's `alteration`, if the attempt holding
-    `lease_token` still holds the lease on `job_id` (`now` too on SQLite)."""
+    """`succeeded` (or `needs_review`) with the job's `alteration` and `corrections`, if the
+    attempt holding `token` still holds the lease on `job_id` (`now` too on SQLite)."""
     jobs = Job.__table__
     now = func.now() if postgres else bindparam("now", type_=UTCDateTime())
     return (
@@ -407,6 +421,7 @@ def _succeed_statement(postgres: bool, review: bool) -> sa.Update:
             status=JobStatus.NEEDS_REVIEW if review else JobStatus.SUCCEEDED, finished_at=now, lease_owner=None,
             lease_expires_at=None, lease_token=None, error_code=None, error_message=None,
             alteration=bindparam("alteration", type_=jobs.c.alteration.type),
+            corrections=bindparam("corrections", type_=jobs.c.corrections.type),
         )
     )
 
@@ -415,18 +430,25 @@ def _succeed_statement(postgres: bool, review: bool) -> sa.Update:
 def _finish_statement_postgres(review: bool) -> sa.Select[tuple[int]]:
     """PostgreSQL: the whole finish in one statement, which counts the jobs it finished (0: the
     lease was lost, and nothing was written). Parameters: `job_id`, `token`, `at`, `detail` (the
-    event's), `ref` (the ledger's), `alteration`, and every asset column prefixed `output_` and
-    `thumb_`. An edit held for review (`review`) records no ledger row: nothing is charged.
+    event's), `ref` (the ledger's), `alteration`, `corrections`, the asset columns both rows share
+    prefixed `asset_`, and each row's own (`OWN_ASSET_COLUMNS`) prefixed `output_` and `thumb_`.
+    An edit held for review (`review`) records no ledger row: nothing is charged.
 
     Built once, as one statement on the tables: it runs for every job, and each statement
-    through the ORM costs this process more CPU than the database spends on it.
+    through the ORM costs this process more CPU than the database spends on it. Shared columns
+    are bound once to keep it within psycopg's cache (at most 50 parameters), which otherwise
+    parses the statement again on every call.
     """
     jobs, assets, events = Job.__table__, Asset.__table__, JobEvent.__table__
     finished = _succeed_statement(True, review).returning(jobs.c.id, jobs.c.user_id).cte("finished")
     at = bindparam("at", type_=UTCDateTime())
     columns = [column.name for column in assets.c]
+
+    def value(row: str, name: str) -> sa.BindParameter[Any]:
+        return bindparam(f"{row if name in OWN_ASSET_COLUMNS else 'asset'}_{name}", type_=assets.c[name].type)
+
     rows = union_all(*(
-        select(*(bindparam(f"{row}_{name}", type_=assets.c[name].type) for name in columns)).where(exists(select(finished.c.id)))
+        select(*(value(row, name) for name in columns)).where(exists(select(finished.c.id)))
         for row in ("output", "thumb")
     ))
     stored = insert(assets).from_select(columns, rows).cte("stored")
@@ -442,7 +464,7 @@ def _finish_statement_postgres(review: bool) -> sa.Select[tuple[int]]:
 
 def finish_success(
     *, session: Session, job: Job, original: Asset, lease_token: str, files: OutputFiles,
-    alteration: dict[str, Any] | None = None, review: bool = False,
+    alteration: dict[str, Any] | None = None, corrections: dict[str, Any] | None = None, review: bool = False,
 ) -> FinishOutcome:
     """In one transaction, if the attempt holding `lease_token` still holds the lease: `succeeded`,
     the output and thumbnail assets, the `succeeded` event, the ledger row (kind `job`, ref the job
@@ -450,9 +472,10 @@ def finish_success(
 
     With `review` (the edit redrew too much outside its preset's region): `needs_review`, the
     assets `held` (not delivered), a `needs_review` event, and no ledger row: its owner's
-    decision (services/review.py) charges or not. `alteration` is recorded on the job either way.
+    decision (services/review.py) charges or not. `alteration` and `corrections` (what the
+    corrections the job asked for did) are recorded on the job either way.
     """
-    output, thumb = _output_asset_rows(job, original, files, AssetStatus.HELD if review else AssetStatus.READY)
+    shared, output, thumb = _output_asset_rows(job, original, files, AssetStatus.HELD if review else AssetStatus.READY)
     detail = {"attempt": job.attempts, "output_asset_id": str(output["id"]), "version": files.version}
     start_transaction(session)
     try:
@@ -460,15 +483,16 @@ def finish_success(
             _autocommit(session)
             params = {
                 "job_id": job.id, "token": lease_token, "at": utcnow(), "detail": detail, "ref": str(job.id),
-                "alteration": alteration,
+                "alteration": alteration, "corrections": corrections,
             }
-            params |= {f"output_{name}": value for name, value in output.items()}
-            params |= {f"thumb_{name}": value for name, value in thumb.items()}
+            for row, values in (("asset", shared), ("output", output), ("thumb", thumb)):
+                params |= {f"{row}_{name}": value for name, value in values.items()}
             finished = session.execute(_finish_statement_postgres(review), params).scalar_one()
             if finished and not review:  # the statement's ledger CTE charged the credit (SQLite: apply_ledger_entry counts it)
                 count_credits(session, kind=LedgerKind.JOB, delta=-1)
         else:
-            finished = _finish_sqlite(session, job, lease_token, [output, thumb], detail, alteration, review)
+            assets = [shared | output, shared | thumb]
+            finished = _finish_sqlite(session, job, lease_token, assets, detail, alteration, corrections, review)
     except IntegrityError as exc:
         session.rollback()
         if _version_taken(exc):
@@ -495,10 +519,10 @@ def _version_taken(exc: IntegrityError) -> bool:
 
 def _finish_sqlite(
     session: Session, job: Job, lease_token: str, assets: list[dict[str, Any]], detail: dict[str, Any],
-    alteration: dict[str, Any] | None, review: bool,
+    alteration: dict[str, Any] | None, corrections: dict[str, Any] | None, review: bool,
 ) -> bool:
     """SQLite (no statements inside WITH): the finish's statements one by one, under its write lock."""
-    params = {"job_id": job.id, "token": lease_token, "now": utcnow(), "alteration": alteration}
+    params = {"job_id": job.id, "token": lease_token, "now": utcnow(), "alteration": alteration, "corrections": corrections}
     if not session.execute(_succeed_statement(False, review), params).rowcount:
         return False
     session.execute(insert(Asset.__table__), assets)
@@ -519,23 +543,26 @@ def _stored_by_job(session: Session, job_id: uuid.UUID, key: str) -> bool:
     return found is not None
 
 
-def _output_asset_rows(job: Job, original: Asset, files: OutputFiles, status: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The `assets` rows of an output and its thumbnail (in `status`), every column given."""
+def _output_asset_rows(
+    job: Job, original: Asset, files: OutputFiles, status: str
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The `assets` rows of an output and its thumbnail (in `status`): the columns both share,
+    then each one's own (`OWN_ASSET_COLUMNS`); together every column."""
     stem = f"{PurePosixPath(original.filename).stem}_{job.preset}_v{files.version}"
     output_id = uuid.uuid4()
-    common = {
+    shared = {
         "shoot_id": original.shoot_id, "user_id": original.user_id, "content_type": "image/jpeg",
         "status": status, "job_id": job.id, "reject_reason": None, "created_at": utcnow(),
         "sweep_failures": 0, "sweep_after": None, "bracket_id": None, "exposure": None,
     }
     output = {
-        **common, "id": output_id, "kind": AssetKind.OUTPUT, "storage_key": files.key, "filename": f"{stem}.jpg",
+        "id": output_id, "kind": AssetKind.OUTPUT, "storage_key": files.key, "filename": f"{stem}.jpg",
         "bytes": files.size, "width": files.width, "height": files.height, "parent_asset_id": original.id,
         "version": files.version,
     }
     thumb = {
-        **common, "id": uuid.uuid4(), "kind": AssetKind.THUMB, "storage_key": files.thumb_key,
+        "id": uuid.uuid4(), "kind": AssetKind.THUMB, "storage_key": files.thumb_key,
         "filename": f"{stem}_thumb.jpg", "bytes": files.thumb_size, "width": files.thumb_width,
         "height": files.thumb_height, "parent_asset_id": output_id, "version": None,
     }
-    return output, thumb
+    return shared, output, thumb
