@@ -6,6 +6,7 @@ only what code must know: each preset's parameters, their JSON schema and the re
 
 from __future__ import annotations
 
+import functools
 import string
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -145,11 +146,18 @@ class _TemplateFormatter(string.Formatter):
         return kwargs[field_name], field_name
 
 
+@functools.cache
+def _labels(preset: str) -> dict[str, dict[str, str]]:
+    """Each labelled parameter's prompt labels (choice → words), read from its schema once: every
+    job create renders a prompt, and building the JSON schema takes about a millisecond."""
+    properties = params_schema(preset).get("properties", {})
+    return {name: prop["labels"] for name, prop in properties.items() if "labels" in prop}
+
+
 def _template_values(preset: str, params: dict[str, Any]) -> dict[str, Any]:
     values = dict(params)
-    for name, prop in params_schema(preset).get("properties", {}).items():
-        labels = prop.get("labels")
-        if labels is not None and name in params:
+    for name, labels in _labels(preset).items():
+        if name in params:
             key = str(params[name]).lower() if isinstance(params[name], bool) else str(params[name])
             values[f"{name}_label"] = labels.get(key, "")
     return values

@@ -150,6 +150,24 @@ def test_too_many_requests_a_minute_is_429(settings, sqlite_url) -> None:
     assert statuses == [201, 201, 429]
 
 
+def test_a_burst_of_concurrent_requests_gets_no_more_jobs_than_the_rate_limit(settings, db_url) -> None:
+    """20 requests at once, 3 allowed a minute: exactly 3 queued, 17 refused with 429."""
+    context = worker_context(settings, db_url, InvertEngine(), jobs_per_minute_per_user=3)
+    with TestClient(create_api(context)) as client:
+        user, headers = user_with_credits(context, 20)
+        photo = add_photo(context, user, indexed_image(1))
+
+        def post(_: int) -> int:
+            return client.post("/api/jobs", json={"asset_id": str(photo.id), "preset": "enhance"}, headers=headers).status_code
+
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            statuses = list(pool.map(post, range(20)))
+        assert sorted(statuses) == [201] * 3 + [429] * 17
+        assert jobs_by_status(context) == {"queued": 3}
+        assert _me(client, headers) == {"balance": 20, "reserved": 3, "available": 17}
+    context.db.dispose()
+
+
 def test_concurrent_requests_never_spend_more_than_the_available_credits(app) -> None:
     """20 requests at once from a user with 3 credits: exactly 3 accepted, 17 refused with 402."""
     context, client = app

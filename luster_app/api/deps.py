@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
@@ -18,13 +19,22 @@ from luster_app.services.users import ensure_user
 _bearer = HTTPBearer(auto_error=False)
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:
+    # Async: a sync dependency costs a hop to the thread pool and back, and this one never waits.
     return request.app.state.context or default_context()
 
 
-def get_session(context: Annotated[AppContext, Depends(get_context)]) -> Iterator[Session]:
-    with context.session() as session:
+async def get_session(context: Annotated[AppContext, Depends(get_context)]) -> AsyncIterator[Session]:
+    # Opened, and closed when it holds no transaction, on the event loop: neither waits, and a
+    # sync dependency costs a hop to the thread pool and back at each end.
+    session = context.session()
+    try:
         yield session
+    finally:
+        if session.in_transaction():
+            await run_in_threadpool(session.close)  # a rollback: a round trip to the database
+        else:
+            session.close()
 
 
 def get_current_user(

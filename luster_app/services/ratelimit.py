@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import timedelta
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, insert, literal, select, text
 from sqlmodel import Session
 
 from luster_app.db import is_postgres
@@ -19,24 +19,26 @@ def check_rate_limit(*, session: Session, bucket: str, limit: int, window_second
     Runs inside the caller's transaction: a request that fails later is still counted, which
     is what a limiter against guessing and flooding wants.
     """
-    _lock_bucket(session=session, bucket=bucket)
     now = utcnow()
     window_start = now - timedelta(seconds=window_seconds)
-    session.execute(delete(RateLimitHit).where(RateLimitHit.bucket == bucket, RateLimitHit.at < window_start))
-    count = session.execute(
-        select(func.count()).select_from(RateLimitHit).where(RateLimitHit.bucket == bucket)
-    ).scalar_one()
-    if count >= limit:
+    hits = RateLimitHit.__table__
+    stale = delete(hits).where(hits.c.bucket == bucket, hits.c.at < window_start)
+    in_window = select(func.count()).select_from(hits).where(hits.c.bucket == bucket, hits.c.at >= window_start)
+    # The hit is written only while the window has room: the count and the insert are one statement.
+    counted = insert(hits).from_select(
+        ["bucket", "at"], select(literal(bucket), literal(now, hits.c.at.type)).where(in_window.scalar_subquery() < limit)
+    ).returning(hits.c.id)
+    if is_postgres(session.get_bind()):
+        _lock_bucket(session=session, bucket=bucket)
+        counted = counted.add_cte(stale.cte("stale"))  # pruned in the same round trip
+    else:
+        session.execute(stale)  # first: it takes SQLite's single write lock before the count
+    if session.execute(counted).first() is None:
         raise RateLimited(message, retry_after=window_seconds)
-    session.add(RateLimitHit(bucket=bucket, at=now))
-    session.flush()
 
 
 def _lock_bucket(*, session: Session, bucket: str) -> None:
-    """Serialise count-then-insert per bucket until the transaction ends, or a burst all counts below the limit.
-
-    SQLite needs nothing: the DELETE above takes its single write lock before the count.
-    """
-    if is_postgres(session.get_bind()):
-        key = int.from_bytes(hashlib.blake2b(bucket.encode(), digest_size=8).digest(), "big", signed=True)
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    """Serialise the count-and-insert per bucket until the transaction ends, or a burst all counts
+    below the limit (the count's snapshot is taken after this lock is held)."""
+    key = int.from_bytes(hashlib.blake2b(bucket.encode(), digest_size=8).digest(), "big", signed=True)
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})

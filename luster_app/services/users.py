@@ -69,8 +69,8 @@ def find_user_by_email(*, session: Session, email: str) -> User | None:
 
 def credit_summary(*, session: Session, user_id: uuid.UUID) -> dict[str, int]:
     """Balance, credits reserved by queued/processing jobs, and what is available to spend."""
-    balance = session.execute(select(Credits.balance).where(Credits.user_id == user_id)).scalar() or 0
-    reserved = session.execute(
-        select(func.count()).select_from(Job).where(Job.user_id == user_id, Job.status.in_(JobStatus.RESERVING))
-    ).scalar_one()
+    # One statement, one round trip: job creates read this while holding the user's credits lock.
+    balance = select(Credits.balance).where(Credits.user_id == user_id).scalar_subquery()
+    reserved = select(func.count()).select_from(Job).where(Job.user_id == user_id, Job.status.in_(JobStatus.RESERVING))
+    balance, reserved = session.execute(select(func.coalesce(balance, 0), reserved.scalar_subquery())).one()
     return {"balance": balance, "reserved": reserved, "available": balance - reserved}
