@@ -22,6 +22,7 @@ from luster_app.context import AppContext
 from luster_app.services.users import ensure_user
 
 PHOTOS = 200
+GOAL = 1.3  # the shoot page against the bare page of the same thumbnails
 # Resolves once every thumbnail of the page is in the document and decoded.
 ALL_THUMBNAILS_SHOWN = """(expected) => {
   const images = [...document.querySelectorAll(".photo-thumb, img.bare-thumb")];
@@ -100,11 +101,13 @@ def run(env: BenchEnv) -> Section:
                 bare.append(_time_until_shown(browser, url, token, html=_bare_page(thumb_urls)))
         context.db.dispose()
     best_ours, best_bare = min(ours), min(bare)
+    ratio = best_ours / best_bare
+    verdict = "met" if ratio <= GOAL else "NOT met (the page's own scripts, sign-in and state come before its images)"
     return Section(
         title="Browser: a shoot of 200 photos",
-        header=("page", "until all 200 thumbnails shown (s)", "ratio"),
-        rows=[("the shoot page (`/shoots/{id}`)", f"{best_ours:.2f}", f"{best_ours / best_bare:.2f}×"),
-              ("bare HTML: 200 `<img>` of the same thumbnail URLs", f"{best_bare:.2f}", "1.00×")],
+        header=("page", "until all 200 thumbnails shown (s)", "ratio", f"goal ≤ {GOAL}×"),
+        rows=[("the shoot page (`/shoots/{id}`)", f"{best_ours:.2f}", f"{ratio:.2f}×", verdict),
+              ("bare HTML: 200 `<img>` of the same thumbnail URLs", f"{best_bare:.2f}", "1.00×", "")],
         notes=[
             f"Debian's Chromium (headless, Playwright), 1280×900, a fresh browser context each time (cold cache);",
             f"best of {rounds}. From navigation to every thumbnail in the page decoded (`complete`, `naturalWidth`).",
