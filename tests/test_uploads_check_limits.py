@@ -19,7 +19,7 @@ from luster_app.context import AppContext
 from luster_app.db import make_engine
 from tests.conftest import make_user
 from tests.jobs_support import wait_for
-from tests.fixtures_storage import Backend, new_shoot, upload
+from tests.fixtures_storage import Backend, new_shoot
 
 SIDE = 4000  # a 16-megapixel PNG: 48 MB decoded, a few KB on the wire
 PARALLEL = 8
@@ -96,20 +96,25 @@ def _peak_rss_since_reset() -> Iterator[int]:
     yield field("VmHWM:") - start
 
 
+def _completes(app: Backend, headers: dict[str, str], assets: list[str]) -> tuple[list[threading.Thread], list[int]]:
+    """A thread per photo that completes it (not started yet), and the list their answers go to."""
+    answers: list[int] = []
+    lock = threading.Lock()
+
+    def complete(asset_id: str) -> None:
+        status = app.client.post(f"/api/uploads/{asset_id}/complete", headers=headers).status_code
+        with lock:
+            answers.append(status)
+
+    return [threading.Thread(target=complete, args=(asset_id,)) for asset_id in assets], answers
+
+
 def test_parallel_completes_of_huge_pngs_hold_at_most_the_budget(patient_app: Backend) -> None:
     _, headers = make_user(patient_app.context)
     shoot_id = new_shoot(patient_app, headers)
     data = _png(SIDE)
     assets = [_start(patient_app, headers, shoot_id, data, f"floor-{n}.png") for n in range(PARALLEL)]
-    answers: list[int] = []
-    lock = threading.Lock()
-
-    def complete(asset_id: str) -> None:
-        status = patient_app.client.post(f"/api/uploads/{asset_id}/complete", headers=headers).status_code
-        with lock:
-            answers.append(status)
-
-    threads = [threading.Thread(target=complete, args=(asset_id,)) for asset_id in assets]
+    threads, answers = _completes(patient_app, headers, assets)
     memory = _peak_rss_since_reset()
     next(memory)
     for thread in threads:
@@ -132,15 +137,7 @@ def test_photos_waiting_their_turn_leave_the_other_requests_served(patient_app: 
     data = _png(1000)
     assets = [_start(patient_app, headers, shoot_id, data, f"room-{n}.png") for n in range(MORE_THAN_THE_THREAD_POOL)]
     limits = patient_app.context.upload_checks
-    answers: list[int] = []
-    lock = threading.Lock()
-
-    def complete(asset_id: str) -> None:
-        status = patient_app.client.post(f"/api/uploads/{asset_id}/complete", headers=headers).status_code
-        with lock:
-            answers.append(status)
-
-    threads = [threading.Thread(target=complete, args=(asset_id,)) for asset_id in assets]
+    threads, answers = _completes(patient_app, headers, assets)
     with limits.budget.hold(limits.budget.total):  # other photos are being decoded: none of these can start
         for thread in threads:
             thread.start()

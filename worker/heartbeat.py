@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from abc import ABC, abstractmethod
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ class Lease:
         self.lost = threading.Event()
 
 
-class _Beating:
+class _Beating(ABC):
     """A daemon thread that runs `_beat` until `stop`: the common part of both heartbeats below."""
 
     def __init__(self, *, interval: float, name: str) -> None:
@@ -34,8 +35,9 @@ class _Beating:
         if self._thread.is_alive():
             self._thread.join()
 
+    @abstractmethod
     def _beat(self) -> None:
-        raise NotImplementedError
+        """One heartbeat loop: beat every `_interval` seconds until `_stop` is set."""
 
 
 class LeaseKeeper(_Beating):

@@ -220,7 +220,7 @@ def shoot_page() -> rx.Component:
                     shoot_header.shoot_header(ShootState, Delivery, Settings),
                     own_ui.shoot_actions(Own),
                     shoot_header.messages(ShootState),
-                    upload_zone.upload_zone(Uploads, UPLOAD_INPUT_ID, retry=Own.retry_upload),
+                    upload_zone.upload_zone(Uploads, UPLOAD_INPUT_ID, retry=Uploads.retry_upload),
                     own_ui.refused_uploads(Own),
                     bracket_ui.suggestions(Brackets),
                     rx.flex(enhance_panel.enhance_bar(ShootState, Enhance), bracket_ui.group_button(Brackets),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import uuid
 from datetime import timedelta
 
@@ -19,7 +18,6 @@ from luster_app.context import AppContext
 from luster_app.models import Asset, AssetKind, AssetStatus, JobStatus, utcnow
 from luster_app.pages import shoot_view as view
 from luster_app.pages.shoot import ShootState
-from luster_app.pages.shoot_uploads import ShootUploadState
 from luster_app.services import admin as admin_service
 from luster_app.services import deletion, shoots
 from luster_app.services.errors import Conflict, NotFound, ServiceError
@@ -219,13 +217,3 @@ class ShootOwnState(ShootState):
         self.notice = f"{canceled} queued photo{'s' if canceled != 1 else ''} canceled; no credit was charged.{note}"
         await self._refresh(user)
         return None
-
-    # --- uploads ---
-
-    @rx.event
-    def retry_upload(self, key: str):
-        """Send a failed file again, to the shoot it was queued for."""
-        if self._signed_in_user() is None:
-            return self._sign_in_first()
-        config = {"key": key, "bearer": self._browser_token()}
-        return rx.call_script(f"lusterUploads.retry({json.dumps(config)})", callback=ShootUploadState.uploads_changed)

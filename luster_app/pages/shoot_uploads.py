@@ -27,21 +27,27 @@ class ShootUploadState(ShootState):
     def uploads_active(self) -> bool:
         return any(row.state in ("queued", "uploading", "checking") for row in self.uploads)
 
-    @rx.event
-    def files_chosen(self, _value: str = ""):
-        """Files were picked or dropped: hand them to the browser's upload queue, with a fresh token."""
+    def _upload_queue(self, command: str, **config: str):
+        """Tell the browser's upload queue to `command` (start, insist, retry), with a fresh token."""
         if self._signed_in_user() is None:
             return self._sign_in_first()
-        config = {"inputId": UPLOAD_INPUT_ID, "shoot": self.shoot_id, "bearer": self._browser_token()}
-        return rx.call_script(f"lusterUploads.start({json.dumps(config)})", callback=ShootUploadState.uploads_changed)
+        config["bearer"] = self._browser_token()
+        return rx.call_script(f"lusterUploads.{command}({json.dumps(config)})", callback=ShootUploadState.uploads_changed)
+
+    @rx.event
+    def files_chosen(self, _value: str = ""):
+        """Files were picked or dropped: hand them to the browser's upload queue."""
+        return self._upload_queue("start", inputId=UPLOAD_INPUT_ID, shoot=self.shoot_id)
 
     @rx.event
     def insist(self, key: str):
         """Upload a file that is already in the shoot anyway."""
-        if self._signed_in_user() is None:
-            return self._sign_in_first()
-        config = {"key": key, "bearer": self._browser_token()}
-        return rx.call_script(f"lusterUploads.insist({json.dumps(config)})", callback=ShootUploadState.uploads_changed)
+        return self._upload_queue("insist", key=key)
+
+    @rx.event
+    def retry_upload(self, key: str):
+        """Send a failed file again, to the shoot it was queued for."""
+        return self._upload_queue("retry", key=key)
 
     @rx.event
     def clear_uploads(self):
