@@ -96,6 +96,9 @@ class Credits(SQLModel, table=True):
     __tablename__ = "credits"
     user_id: uuid.UUID = Field(foreign_key="users.id", primary_key=True)
     balance: int = Field(default=0)
+    # Jobs holding one of these credits (status in JobStatus.RESERVING), kept by the database:
+    # triggers on `jobs` (migration 0021) move it on every insert, delete and status change.
+    reserved: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class CreditLedger(SQLModel, table=True):
@@ -304,14 +307,14 @@ class SignInRequest(SQLModel, table=True):
     expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
-class RateLimitHit(SQLModel, table=True):
-    """One counted request in a rate-limit bucket; shared by every app replica through the DB."""
+class RateLimitBucket(SQLModel, table=True):
+    """A rate-limit bucket (services/ratelimit.py): the requests it still admits and when that was
+    last worked out, shared by every app replica through the DB; one row whatever the traffic."""
 
-    __tablename__ = "rate_limit_hits"
-    __table_args__ = (sa.Index("ix_rate_limit_hits_bucket_at", "bucket", "at"),)
-    id: int | None = Field(default=None, primary_key=True)
-    bucket: str = Field(max_length=400)
-    at: datetime = _created_at()
+    __tablename__ = "rate_limit_buckets"
+    bucket: str = Field(primary_key=True, max_length=400)
+    tokens: float
+    refilled_at: float  # seconds since the epoch: the same arithmetic on SQLite and PostgreSQL
 
 
 class DownloadLink(SQLModel, table=True):

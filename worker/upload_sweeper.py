@@ -9,6 +9,7 @@ import uuid
 
 from luster_app.context import AppContext
 from luster_app.models import AssetStatus
+from luster_app.services.ratelimit import forget_idle_buckets
 from luster_app.services.retention import apply_retention
 from luster_app.services.storage_cleanup import sweep_pending_deletions
 from luster_app.services.uploads import abandoned_uploads, defer_abandoned_upload, settle_abandoned_upload
@@ -54,6 +55,7 @@ class UploadSweeper:
             self._sweep()
             self.sweep_retention()
             self.sweep_deletions()
+            self.sweep_rate_limits()
             if self._stop.wait(self._interval):
                 return
 
@@ -80,6 +82,14 @@ class UploadSweeper:
             return
         if deleted or failing:
             log.info("stored objects: %d deleted, %d still refused by storage", deleted, failing)
+
+    def sweep_rate_limits(self) -> None:
+        """Forget the rate-limit buckets unused for a day (one row per address, email and user)."""
+        try:
+            with self._context.session() as session:
+                forget_idle_buckets(session=session)
+        except Exception:  # noqa: BLE001
+            log.warning("forgetting idle rate-limit buckets failed; trying again in %.0fs", self._interval, exc_info=True)
 
     def _sweep(self) -> None:
         context = self._context

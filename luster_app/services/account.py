@@ -17,7 +17,7 @@ from sqlalchemy import delete, select
 from sqlmodel import Session
 
 from luster_app.config import Settings
-from luster_app.models import DownloadLink, MagicLink, RateLimitHit, User, utcnow
+from luster_app.models import DownloadLink, MagicLink, RateLimitBucket, User, utcnow
 from luster_app.services.deletion import remove_everything
 from luster_app.services.errors import NotFound
 from luster_app.services.jobs import start_transaction
@@ -48,7 +48,7 @@ def close_account(*, session: Session, storage: Storage, settings: Settings, use
         deletion_ids = remove_everything(session=session, settings=settings, user_id=user_id, busy=BUSY)
         session.execute(delete(DownloadLink).where(DownloadLink.user_id == user_id))
         session.execute(delete(MagicLink).where(MagicLink.email == email))
-        session.execute(delete(RateLimitHit).where(RateLimitHit.bucket == f"magic-link:email:{email}"))
+        session.execute(delete(RateLimitBucket).where(RateLimitBucket.bucket == f"magic-link:email:{email}"))
         user.email = f"closed-{user.id}@{CLOSED_EMAIL_DOMAIN}"
         user.is_admin = False
         user.closed_at = utcnow()

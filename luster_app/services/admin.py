@@ -124,17 +124,8 @@ def _page_bounds(limit: int, offset: int) -> tuple[int, int]:
 
 
 def _user_rows_query() -> Any:
-    reserved = (
-        select(Job.user_id, func.count().label("reserved"))
-        .where(Job.status.in_(JobStatus.RESERVING))
-        .group_by(Job.user_id)
-        .subquery()
-    )
-    return (
-        select(User, func.coalesce(Credits.balance, 0), func.coalesce(reserved.c.reserved, 0))
-        .outerjoin(Credits, Credits.user_id == User.id)
-        .outerjoin(reserved, reserved.c.user_id == User.id)
-    )
+    balance, reserved = func.coalesce(Credits.balance, 0), func.coalesce(Credits.reserved, 0)
+    return select(User, balance, reserved).outerjoin(Credits, Credits.user_id == User.id)
 
 
 def _user_row(user: User, balance: int, reserved: int) -> UserRow:

@@ -29,11 +29,10 @@ __all__ = [
 def active_prompt(*, session: Session, preset: str, params: dict[str, Any] | None) -> tuple[int, str]:
     """(prompt version id, prompt text) of the preset's active template for these parameters."""
     get_preset(preset)
-    # Two columns, not the row: every job create reads this, and loading the ORM object costs more.
-    query = select(PromptVersion.id, PromptVersion.template).where(
-        PromptVersion.preset == preset, PromptVersion.is_active.is_(True)
-    )
-    version = session.execute(query.order_by(PromptVersion.version.desc()).limit(1)).first()
+    # Two columns of the table, not the ORM row: every job create reads this, and the ORM costs more.
+    versions = PromptVersion.__table__.c
+    query = select(versions.id, versions.template).where(versions.preset == preset, versions.is_active.is_(True))
+    version = session.execute(query.order_by(versions.version.desc()).limit(1)).first()
     if version is None:
         raise Conflict(f"The {preset} preset has no active prompt version; an admin must activate one.")
     return version.id, render_prompt(preset, version.template, params)

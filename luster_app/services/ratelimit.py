@@ -1,15 +1,21 @@
-"""A sliding-window rate limiter kept in the database, so every app replica shares it."""
+"""A token-bucket rate limiter kept in the database, so every app replica shares it.
+
+A bucket admits `limit` requests at once and earns them back at `limit` per window, so it
+admits on average `limit` a window. It is one row, updated in place by one statement: the
+cost of a check does not grow with the traffic it has counted, and the row's lock (held
+until the caller's transaction ends) is the only serialisation it needs.
+"""
 
 from __future__ import annotations
 
-import hashlib
-from datetime import timedelta
+import math
+import time
 
-from sqlalchemy import delete, func, insert, literal, select, text
+from sqlalchemy import case, delete, literal
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-from luster_app.db import is_postgres
-from luster_app.models import RateLimitHit, utcnow
+from luster_app.models import RateLimitBucket
 from luster_app.services.errors import RateLimited
 
 
@@ -19,26 +25,34 @@ def check_rate_limit(*, session: Session, bucket: str, limit: int, window_second
     Runs inside the caller's transaction: a request that fails later is still counted, which
     is what a limiter against guessing and flooding wants.
     """
-    now = utcnow()
-    window_start = now - timedelta(seconds=window_seconds)
-    hits = RateLimitHit.__table__
-    stale = delete(hits).where(hits.c.bucket == bucket, hits.c.at < window_start)
-    in_window = select(func.count()).select_from(hits).where(hits.c.bucket == bucket, hits.c.at >= window_start)
-    # The hit is written only while the window has room: the count and the insert are one statement.
-    counted = insert(hits).from_select(
-        ["bucket", "at"], select(literal(bucket), literal(now, hits.c.at.type)).where(in_window.scalar_subquery() < limit)
-    ).returning(hits.c.id)
-    if is_postgres(session.get_bind()):
-        _lock_bucket(session=session, bucket=bucket)
-        counted = counted.add_cte(stale.cte("stale"))  # pruned in the same round trip
-    else:
-        session.execute(stale)  # first: it takes SQLite's single write lock before the count
-    if session.execute(counted).first() is None:
-        raise RateLimited(message, retry_after=window_seconds)
+    now = time.time()
+    earn_per_second = limit / window_seconds if window_seconds > 0 else math.inf
+    buckets = RateLimitBucket.__table__
+    elapsed = literal(now) - buckets.c.refilled_at
+    earned = buckets.c.tokens + elapsed * literal(min(earn_per_second, 1e12))
+    held = case((earned > limit, literal(limit, buckets.c.tokens.type)), else_=earned)
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    # A new bucket starts full, less this request; a known one admits only with a whole token
+    # (an UPSERT's WHERE leaves the row as it was, and returns nothing, when it does not).
+    admit = (
+        dialect.insert(buckets).values(bucket=bucket, tokens=limit - 1, refilled_at=now)
+        .on_conflict_do_update(index_elements=["bucket"], set_={"tokens": held - 1, "refilled_at": now}, where=held >= 1)
+        .returning(buckets.c.tokens)
+    )
+    left = session.execute(admit).scalar()
+    if left is None or left < 0:
+        # A token is earned back within window / limit seconds.
+        raise RateLimited(message, retry_after=max(1, math.ceil(window_seconds / limit)) if limit > 0 else window_seconds)
 
 
-def _lock_bucket(*, session: Session, bucket: str) -> None:
-    """Serialise the count-and-insert per bucket until the transaction ends, or a burst all counts
-    below the limit (the count's snapshot is taken after this lock is held)."""
-    key = int.from_bytes(hashlib.blake2b(bucket.encode(), digest_size=8).digest(), "big", signed=True)
-    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+# Longer than any window here (the longest is an hour): a bucket unused this long is full
+# again, so forgetting it changes no answer.
+IDLE_BUCKET_SECONDS = 86_400
+
+
+def forget_idle_buckets(*, session: Session) -> int:
+    """Delete the buckets unused for IDLE_BUCKET_SECONDS, committed; returns how many went."""
+    idle = delete(RateLimitBucket).where(RateLimitBucket.refilled_at < time.time() - IDLE_BUCKET_SECONDS)
+    forgotten = session.execute(idle).rowcount
+    session.commit()
+    return forgotten

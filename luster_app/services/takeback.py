@@ -56,13 +56,13 @@ def take_back(
         ).scalars()
     )
     # Jobs being processed charge when they succeed; edits held for review charge if accepted.
-    # Counted with the queued ones in one statement after the lock above: a job a worker hands
-    # back to the queue meanwhile (a retry) is counted here even though it missed that list.
-    reserving = session.execute(
-        select(func.count()).select_from(Job).where(Job.user_id == user_id, Job.status.in_(JobStatus.RESERVING))
-    ).scalar_one()
+    # The reserved counter cannot move while the credits row is locked (a job leaving the
+    # reserving statuses waits for the lock), and a job a worker hands back to the queue
+    # meanwhile (a retry) stays counted even though it missed the list above.
+    balance, reserving = session.execute(
+        select(Credits.balance, Credits.reserved).where(Credits.user_id == user_id)
+    ).first() or (0, 0)
     processing = reserving - len(queued)
-    balance = session.execute(select(Credits.balance).where(Credits.user_id == user_id)).scalar() or 0
     takeable = max(balance - processing, 0)
     if refuse_beyond and credits > takeable:
         held = f" ({balance - takeable} are held by jobs being processed)" if takeable < balance else ""

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from luster_app.auth.base import AuthError
-from luster_app.models import Credits, Job, JobStatus, User
+from luster_app.models import Credits, User
 from luster_app.services.errors import Conflict
 
 ACCOUNT_CLOSED = "This Luster account was closed: its photos are deleted and it can no longer sign in."
@@ -69,8 +69,6 @@ def find_user_by_email(*, session: Session, email: str) -> User | None:
 
 def credit_summary(*, session: Session, user_id: uuid.UUID) -> dict[str, int]:
     """Balance, credits reserved by queued/processing jobs, and what is available to spend."""
-    # One statement, one round trip: job creates read this while holding the user's credits lock.
-    balance = select(Credits.balance).where(Credits.user_id == user_id).scalar_subquery()
-    reserved = select(func.count()).select_from(Job).where(Job.user_id == user_id, Job.status.in_(JobStatus.RESERVING))
-    balance, reserved = session.execute(select(func.coalesce(balance, 0), reserved.scalar_subquery())).one()
+    # `reserved` is kept by the database as jobs come and go (Credits.reserved).
+    balance, reserved = session.execute(select(Credits.balance, Credits.reserved).where(Credits.user_id == user_id)).first() or (0, 0)
     return {"balance": balance, "reserved": reserved, "available": balance - reserved}
