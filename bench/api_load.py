@@ -57,8 +57,8 @@ class Server:
 
 
 @contextlib.contextmanager
-def served(settings: Settings, log: Path) -> Iterator[Server]:
-    """The API app in a granian process (one worker) on a free port."""
+def served(settings: Settings, log: Path, *, workers: int = 1) -> Iterator[Server]:
+    """The API app in a granian process (`workers` worker processes) on a free port."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     settings = settings.model_copy(update={"app_url": url})
@@ -68,7 +68,7 @@ def served(settings: Settings, log: Path) -> Iterator[Server]:
     with log.open("w") as output:
         server = subprocess.Popen(
             [str(granian), "--interface", "asgi", "--factory", "--host", "127.0.0.1", "--port", str(port),
-             "--no-access-log", "--log-level", "warning", "luster_app.api:create_api"],
+             "--workers", str(workers), "--no-access-log", "--log-level", "warning", "luster_app.api:create_api"],
             cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
         )
     try:

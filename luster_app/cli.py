@@ -111,11 +111,12 @@ def cmd_audit(_args: argparse.Namespace) -> int:
     with _context().session() as session:
         drifts = find_drift(session=session)
     for drift in drifts:
-        print(f"DRIFT {drift.email} ({drift.user_id}): balance {drift.balance}, ledger sum {drift.ledger_sum}")
+        print(f"DRIFT {drift.email} ({drift.user_id}): balance {drift.balance}, ledger sum {drift.ledger_sum}, "
+              f"reserved {drift.reserved}, jobs holding a credit {drift.reserving_jobs}")
     if drifts:
-        print(f"{len(drifts)} users' balances differ from their ledgers", file=sys.stderr)
+        print(f"{len(drifts)} users' balances differ from their ledgers or reserved counts from their jobs", file=sys.stderr)
         return 1
-    print("every balance equals the sum of its ledger")
+    print("every balance equals the sum of its ledger, every reserved count its jobs holding a credit")
     return 0
 
 
@@ -163,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     grant.add_argument("--reason", default="manual adjustment")
     grant.set_defaults(func=cmd_credits_grant)
 
-    sub.add_parser("audit", help="compare every balance with its ledger (exit 1 on a drift)").set_defaults(func=cmd_audit)
+    sub.add_parser("audit", help="compare every balance with its ledger and reserved count with its jobs (exit 1 on a drift)").set_defaults(func=cmd_audit)
 
     admin = sub.add_parser("admin", help="who may use the admin console").add_subparsers(dest="admin_command", required=True)
     for action, text in (("grant", "make the user with EMAIL an admin"), ("revoke", "take admin away from EMAIL")):

@@ -122,6 +122,21 @@ def test_luster_audit_finds_a_balance_that_drifted_from_its_ledger(make_app) -> 
     assert [(d["email"], d["balance"], d["ledger_sum"]) for d in listed] == [(drifted.email, 8, 5)]
 
 
+def test_luster_audit_finds_a_reserved_count_that_drifted_from_the_jobs(make_app) -> None:
+    context, client = make_app(InvertEngine())
+    _, admin_headers = make_admin(context)
+    drifted, _ = user_with_credits(context, 5)
+    with context.db.begin() as conn:  # e.g. a table rebuilt without its triggers, or a hand edit
+        conn.execute(text("UPDATE credits SET reserved = 2 WHERE user_id = :u"), {"u": drifted.id.hex
+                     if context.db.dialect.name == "sqlite" else drifted.id})
+
+    found = luster(context, "audit")
+    assert found.returncode == 1
+    assert f"{drifted.email} ({drifted.id}): balance 5, ledger sum 5, reserved 2, jobs holding a credit 0" in found.stdout
+    listed = client.get("/api/admin/credit-drift", headers=admin_headers).json()
+    assert [(d["email"], d["reserved"], d["reserving_jobs"]) for d in listed] == [(drifted.email, 2, 0)]
+
+
 def test_a_take_back_racing_busy_workers_never_leaves_a_negative_balance(make_app) -> None:
     context, client = make_app(WaitingEngine(0.05))
     _, admin_headers = make_admin(context)

@@ -6,9 +6,12 @@ count is a column the database keeps (a trigger on every insert, delete or statu
 job, so no code path can forget it) and a bucket is one row updated in place.
 
 The reserving statuses are written out here, as a migration must not follow later code: they
-are `JobStatus.RESERVING` (tests/test_reserved_counter.py checks the two agree). SQLite drops a
-table's triggers when a batch migration rebuilds it: a later migration that rebuilds `jobs` on
-SQLite must create them again (the same test fails if it does not).
+are `JobStatus.RESERVING` (tests/test_reserved_counter.py checks the two agree). On SQLite a
+batch migration that rebuilds `jobs` drops these triggers (create them again after it: the same
+test fails if not), and one that rebuilds `credits` fails while they name it (drop them first).
+Every change of a job's reservation locks its owner's credits row (the trigger's UPDATE): code
+that changes jobs of a photographer must lock that row first (`lock_credits`), or it can deadlock
+with code that does.
 
 Revision ID: 0021
 Revises: 0020
@@ -72,6 +75,11 @@ TRIGGER_NAMES = ("jobs_keep_reserved_insert", "jobs_keep_reserved_delete", "jobs
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        # Running workers (the old code) may change jobs while this runs: a change committed after
+        # the backfill's snapshot and before the triggers exist would be counted wrong for good.
+        # Jobs first, then credits: the order the worker's finish takes them.
+        op.execute("LOCK TABLE jobs IN SHARE ROW EXCLUSIVE MODE")
     op.create_table(
         "rate_limit_buckets",
         sa.Column("bucket", sqlmodel.sql.sqltypes.AutoString(length=400), nullable=False),

@@ -228,11 +228,14 @@ class DriftOut(BaseModel):
     email: str
     balance: int
     ledger_sum: int
+    reserved: int
+    reserving_jobs: int
 
 
 @router.get("/credit-drift", response_model=list[DriftOut])
 def credit_drift(user: CurrentUser, session: DbSession) -> list[DriftOut]:
-    """Users whose balance differs from the sum of their ledger (`luster audit`); normally empty."""
+    """Users whose balance differs from the sum of their ledger, or whose reserved count from
+    their jobs holding a credit (`luster audit`); normally empty."""
     return [DriftOut.model_validate(drift, from_attributes=True) for drift in admin.credit_drift(session=session, admin=user)]
 
 

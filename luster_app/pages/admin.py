@@ -34,10 +34,11 @@ def _health() -> rx.Component:
                id="admin-stats"),
         rx.heading("Failures in the last hour", size="3"),
         _table(["error code", "count"], AdminState.stats_failures, lambda r: [_cell(r["code"]), _cell(r["count"])]),
-        rx.heading("Balances that differ from their ledger", size="3"),
+        rx.heading("Balances that differ from their ledger, reserved counts from their jobs", size="3"),
         rx.text("Users: ", rx.text.strong(AdminState.drift.length(), id="admin-drift-count")),
-        _table(["email", "balance", "ledger sum"], AdminState.drift,
-               lambda r: [_cell(r["email"]), _cell(r["balance"]), _cell(r["ledger"])], id="admin-drift"),
+        _table(["email", "balance", "ledger sum", "reserved", "jobs holding a credit"], AdminState.drift,
+               lambda r: [_cell(r["email"]), _cell(r["balance"]), _cell(r["ledger"]), _cell(r["reserved"]),
+                          _cell(r["reserving"])], id="admin-drift"),
         width="100%",
     )
 

@@ -148,7 +148,8 @@ class AdminState(AuthState):
                     **{f"failed: {c}": n for c, n in health.failed_last_hour.items()}}
         self.stats_failures = [{"code": code, "count": str(n)} for code, n in sorted(failures.items())]
         self.drift = [
-            {"email": d.email, "balance": str(d.balance), "ledger": str(d.ledger_sum)}
+            {"email": d.email, "balance": str(d.balance), "ledger": str(d.ledger_sum), "reserved": str(d.reserved),
+             "reserving": str(d.reserving_jobs)}
             for d in admin.credit_drift(session=session, admin=user)
         ]
         events = admin.recent_stripe_events(session=session, admin=user, limit=30)

@@ -281,6 +281,13 @@ def cancel_job(*, session: Session, job_id: uuid.UUID, admin: User | None = None
     by_owner = owner_id is not None
     start_transaction(session)
     try:
+        owner = owner_id or session.execute(select(Job.user_id).where(Job.id == job_id)).scalar()
+        if owner is not None:
+            # First, as for every change of a job's reservation: the cancel moves the owner's
+            # reserved count (credits.reserved, kept by the database), and code that locks the
+            # credits row and then the queued jobs (a refund's take-back) would deadlock with a
+            # cancel that took the job first.
+            lock_credits(session, owner)
         # Only the owner's (or, for an admin, any) job; cancel_queued is conditional on `queued`.
         job = session.execute(
             select(Job).where(Job.id == job_id, *whose).execution_options(populate_existing=True)

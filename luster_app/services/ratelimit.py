@@ -28,7 +28,9 @@ def check_rate_limit(*, session: Session, bucket: str, limit: int, window_second
     now = time.time()
     earn_per_second = limit / window_seconds if window_seconds > 0 else math.inf
     buckets = RateLimitBucket.__table__
-    elapsed = literal(now) - buckets.c.refilled_at
+    # Never negative: another replica's clock a little ahead, or this request's time read before
+    # it waited for the row, must not take tokens away.
+    elapsed = case((buckets.c.refilled_at < now, literal(now) - buckets.c.refilled_at), else_=literal(0.0))
     earned = buckets.c.tokens + elapsed * literal(min(earn_per_second, 1e12))
     held = case((earned > limit, literal(limit, buckets.c.tokens.type)), else_=earned)
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite

@@ -32,12 +32,15 @@ class TakeBack:
 
 @dataclass(frozen=True)
 class Drift:
-    """A user whose balance is not the sum of their ledger rows."""
+    """A user whose balance is not the sum of their ledger rows, or whose reserved count (kept
+    by the database's triggers) is not the number of their jobs holding a credit."""
 
     user_id: uuid.UUID
     email: str
     balance: int
     ledger_sum: int
+    reserved: int
+    reserving_jobs: int
 
 
 def take_back(
@@ -106,17 +109,29 @@ def adjust_balance(*, session: Session, user_id: uuid.UUID, delta: int, reason: 
 
 
 def find_drift(*, session: Session) -> list[Drift]:
-    """Every user whose stored balance differs from the sum of their ledger rows (both read in
-    one statement, so a concurrent charge moving both is seen on both or neither)."""
+    """Every user whose stored balance differs from the sum of their ledger rows, or whose
+    reserved count differs from their jobs holding a credit (each pair read in one statement,
+    so a concurrent change moving both is seen on both or neither)."""
     ledger = (
         select(CreditLedger.user_id, func.sum(CreditLedger.delta).label("total")).group_by(CreditLedger.user_id).subquery()
     )
+    jobs = (
+        select(Job.user_id, func.count().label("total")).where(Job.status.in_(JobStatus.RESERVING))
+        .group_by(Job.user_id).subquery()
+    )
+    balance, ledger_sum = func.coalesce(Credits.balance, 0), func.coalesce(ledger.c.total, 0)
+    reserved, reserving_jobs = func.coalesce(Credits.reserved, 0), func.coalesce(jobs.c.total, 0)
     rows = session.execute(
-        select(User.id, User.email, func.coalesce(Credits.balance, 0), func.coalesce(ledger.c.total, 0))
+        select(User.id, User.email, balance, ledger_sum, reserved, reserving_jobs)
         .outerjoin(Credits, Credits.user_id == User.id)
         .outerjoin(ledger, ledger.c.user_id == User.id)
-        .where(func.coalesce(Credits.balance, 0) != func.coalesce(ledger.c.total, 0))
+        .outerjoin(jobs, jobs.c.user_id == User.id)
+        .where((balance != ledger_sum) | (reserved != reserving_jobs))
         .order_by(User.email)
     ).all()
     session.commit()
-    return [Drift(user_id=row[0], email=row[1], balance=int(row[2]), ledger_sum=int(row[3])) for row in rows]
+    return [
+        Drift(user_id=row[0], email=row[1], balance=int(row[2]), ledger_sum=int(row[3]), reserved=int(row[4]),
+              reserving_jobs=int(row[5]))
+        for row in rows
+    ]
