@@ -110,14 +110,24 @@ def after_commit(session: Session, record: Callable[[], None]) -> None:
 
 def count_credits(session: Session, *, kind: str, delta: int) -> None:
     """A ledger entry of `delta` credits, counted once its transaction commits."""
-    if delta > 0:
-        counter: Any = CREDITS_GRANTED.labels(kind)
-    elif kind == "job":
-        counter = CREDITS_CHARGED
-    else:
-        counter = CREDITS_TAKEN_BACK.labels(kind)
     if delta:
+        counter = _credits_counter(kind, delta)
         after_commit(session, lambda: counter.inc(abs(delta)))
+
+
+def count_committed_credits(*, kind: str, delta: int) -> None:
+    """A ledger entry of `delta` credits that is already committed (a statement run in
+    autocommit, outside any session), counted now."""
+    if delta:
+        _credits_counter(kind, delta).inc(abs(delta))
+
+
+def _credits_counter(kind: str, delta: int) -> Any:
+    if delta > 0:
+        return CREDITS_GRANTED.labels(kind)
+    if kind == "job":
+        return CREDITS_CHARGED
+    return CREDITS_TAKEN_BACK.labels(kind)
 
 
 @contextmanager

@@ -12,12 +12,14 @@ from datetime import timedelta
 import pytest
 from PIL import Image
 from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH, MAX_CACHED_STATEMENT_PARAMS
-from sqlalchemy import select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from luster_app.context import AppContext
-from luster_app.models import Job, JobEvent, utcnow
+from luster_app.db import HeldConnection, Precompiled, is_postgres
+from luster_app.metrics import REGISTRY
+from luster_app.models import Asset, AssetKind, Job, JobEvent, utcnow
 from luster_app.storage.keys import asset_prefix
 from luster_app.services.corrections import corrections_note
 from luster_app.services.job_queue import (
@@ -282,5 +284,128 @@ def test_the_heartbeat_keeps_a_slow_job_leased(settings, db_url) -> None:
         with context.session() as session:
             finished = session.get(Job, job.id)
         assert (finished.status, finished.attempts) == ("succeeded", 1)
+    finally:
+        context.db.dispose()
+
+
+# --- a worker's held connection (its claims, each job slot's finishes) ---
+
+
+@pytest.fixture
+def held(context) -> Iterator[HeldConnection]:
+    connection = HeldConnection(context.db)
+    yield connection
+    connection.close()
+
+
+def _charged() -> float:
+    return REGISTRY.get_sample_value("luster_credits_charged_total") or 0.0
+
+
+def _held_claim(held: HeldConnection, owner: str, limit: int = 10):
+    return held.run(lambda db: claim_jobs(session=db, owner=owner, limit=limit, lease_seconds=60))
+
+
+def _held_finish(held: HeldConnection, claimed, files: OutputFiles) -> FinishOutcome:
+    return held.run(lambda db: finish_success(
+        session=db, job=claimed.job, original=claimed.original, lease_token=claimed.job.lease_token, files=files
+    ))
+
+
+def test_on_a_held_connection_a_job_is_charged_exactly_once(context, held) -> None:
+    """The worker's finish, its charge included, on the connection its job slot keeps; repeated
+    (its commit landed but the answer was lost) it still charges once."""
+    user_id, [job] = _queue_jobs(context, 1)
+    [claimed] = _held_claim(held, "worker-a")
+    charged = _charged()
+
+    assert _held_finish(held, claimed, _files(1, "only")) is FinishOutcome.FINISHED
+    assert _held_finish(held, claimed, _files(1, "only")) is FinishOutcome.FINISHED
+
+    assert job_charges(context) == 1
+    assert balance(context, user_id) == 0
+    assert _charged() - charged == 1
+    [output] = outputs_of(context, job.id)
+    assert (output.storage_key, output.version, output.created_at.utcoffset()) == ("only_v1.jpg", 1, timedelta(0))
+    with context.session() as session:
+        event = session.execute(select(JobEvent).where(JobEvent.job_id == job.id, JobEvent.type == "succeeded")).scalar_one()
+        thumbs = session.execute(select(func.count()).select_from(Asset).where(
+            Asset.parent_asset_id == output.id, Asset.kind == AssetKind.THUMB
+        )).scalar_one()
+    assert event.detail == {"attempt": 1, "output_asset_id": str(output.id), "version": 1}
+    assert thumbs == 1
+
+
+def test_on_a_held_connection_a_lost_lease_writes_and_charges_nothing(context, held) -> None:
+    user_id, [job] = _queue_jobs(context, 1)
+    [stale] = _held_claim(held, "worker-a")
+    _expire_lease(context, job.id)
+    [current] = _held_claim(held, "worker-b")
+    charged = _charged()
+
+    assert _held_finish(held, stale, _files(1, "stale")) is FinishOutcome.LEASE_LOST
+
+    assert outputs_of(context, job.id) == []
+    assert job_charges(context) == 0
+    assert balance(context, user_id) == 1
+    assert _charged() == charged
+    assert _held_finish(held, current, _files(1, "current")) is FinishOutcome.FINISHED
+    assert job_charges(context) == 1
+
+
+def test_the_claim_hands_over_the_job_and_photo_as_stored(context, held) -> None:
+    """The claim's snapshots (built from its row without the ORM on PostgreSQL) hold what a
+    session reads back, types and time zones included."""
+    _, [job] = _queue_jobs(context, 1)
+    with context.session() as session:
+        session.execute(update(Job).where(Job.id == job.id).values(params={"straighten": False, "level": [1, 2]}))
+        session.commit()
+    [claimed] = _held_claim(held, "worker-a")
+
+    with context.session() as session:
+        stored_job, photo = session.get(Job, job.id), session.get(Asset, job.asset_id)
+        assert claimed.job.model_dump() == stored_job.model_dump()
+        assert claimed.original.model_dump() == photo.model_dump()
+    assert claimed.job.params == {"straighten": False, "level": [1, 2]}
+    assert claimed.job.started_at.utcoffset() == timedelta(0)
+    assert (claimed.next_version, claimed.reclaimed) == (1, False)
+
+
+def test_a_held_connection_is_replaced_after_it_broke(context, held) -> None:
+    """A failed step gives its connection back (a database restart breaks every one); the next
+    step takes a fresh one, and the queue goes on."""
+    _queue_jobs(context, 1)
+    if is_postgres(context.db):
+        with pytest.raises(DBAPIError):
+            held.run(lambda db: db.execute(text("SELECT pg_terminate_backend(pg_backend_pid())")))
+    else:
+        with pytest.raises(RuntimeError):
+            held.run(lambda db: (_ for _ in ()).throw(RuntimeError("a failed step")))
+
+    [claimed] = _held_claim(held, "worker-a")
+    assert _held_finish(held, claimed, _files(1, "only")) is FinishOutcome.FINISHED
+    assert job_charges(context) == 1
+
+
+def test_a_precompiled_statement_refuses_a_missing_parameter() -> None:
+    statement = Precompiled(_finish_statement_postgres(False), PGDialect_psycopg())
+
+    with pytest.raises(ValueError, match="job_id"):
+        statement.rows(None, {"token": "t"})  # type: ignore[arg-type]  (refused before any connection is used)
+
+
+def test_a_worker_with_more_slots_than_the_shared_pool_holds_runs_every_job(settings, db_url) -> None:
+    """Each slot keeps a connection for its finishes: the worker sizes a pool of its own for
+    them, so slots beyond the shared pool's size neither wait for a connection nor fail."""
+    slots = 24  # the shared pool holds 20 (make_engine's 10, and 10 more)
+    context = worker_context(settings, db_url, WaitingEngine(0.3))
+    try:
+        user_id, jobs = _queue_jobs(context, slots + 6)
+        Worker(context, concurrency=slots, drain=True).run()
+
+        assert job_charges(context) == len(jobs)
+        assert balance(context, user_id) == 0
+        with context.session() as session:
+            assert set(session.execute(select(Job.status)).scalars()) == {"succeeded"}
     finally:
         context.db.dispose()

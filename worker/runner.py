@@ -8,9 +8,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError
-from sqlmodel import Session
 
 from luster_app.context import AppContext
+from luster_app.db import HeldConnection
 from luster_app.logging import log_context
 from luster_app.metrics import JOB_SECONDS, JOBS_FINISHED
 from luster_app.models import Asset, AssetStatus, Job
@@ -57,13 +57,16 @@ class JobRunner:
         self.leases = leases
         self.lease_seconds = context.settings.job_lease_seconds
 
-    def db(self, operation: Callable[[Session], T]) -> T:
-        """Run `operation` in a fresh session, riding out a database restart for up to half a
-        lease by reconnecting with backoff."""
+    def db(self, operation: Callable[[Any], T], *, held: HeldConnection | None = None) -> T:
+        """Run `operation` in a fresh session, or on `held` (a job slot's connection, for the
+        steps that take one: services/job_queue.py), riding out a database restart for up to
+        half a lease by reconnecting with backoff."""
         deadline = time.monotonic() + self.lease_seconds / 2
         delay = 0.1
         while True:
             try:
+                if held is not None:
+                    return held.run(operation)
                 with self.context.session() as session:
                     return operation(session)
             except DBAPIError as exc:
@@ -73,16 +76,17 @@ class JobRunner:
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    def run(self, claimed: ClaimedJob) -> None:
-        """Take the job to `succeeded`, `failed` or back to `queued`; never raises."""
+    def run(self, claimed: ClaimedJob, *, held: HeldConnection | None = None) -> None:
+        """Take the job to `succeeded`, `failed` or back to `queued`; never raises. `held`: the
+        job slot's connection, for the finish (None: a session)."""
         job = claimed.job
         started = time.perf_counter()
-        outcome = self._attempt(claimed)
+        outcome = self._attempt(claimed, held)
         JOB_SECONDS.labels(job.preset, job.engine, outcome).observe(time.perf_counter() - started)
         if outcome in ("succeeded", "failed", "needs_review"):
             JOBS_FINISHED.labels(job.preset, job.engine, outcome).inc()
 
-    def _attempt(self, claimed: ClaimedJob) -> str:
+    def _attempt(self, claimed: ClaimedJob, held: HeldConnection | None) -> str:
         """One attempt; how it ended: succeeded, needs_review, failed, retried or lost (the job was claimed again)."""
         job = claimed.job
         outcome = "lost"
@@ -106,7 +110,7 @@ class JobRunner:
                 )
                 corrections = rendered.corrections
                 if not lease.lost.is_set():
-                    outcome = self._store_and_finish(claimed, rendered)
+                    outcome = self._store_and_finish(claimed, rendered, held)
             except Exception as exc:  # noqa: BLE001  (every failure is classified, none escapes)
                 if not lease.lost.is_set():
                     error = classify(exc)
@@ -137,7 +141,7 @@ class JobRunner:
                 self._delete(thumb_key)
         return merged.jpeg
 
-    def _store_and_finish(self, claimed: ClaimedJob, rendered: Rendered) -> str:
+    def _store_and_finish(self, claimed: ClaimedJob, rendered: Rendered, held: HeldConnection | None) -> str:
         job, original, version = claimed.job, claimed.original, claimed.next_version
         # Honest edits: an edit that redrew too much outside its preset's region is kept for its
         # owner's review, uncharged (services/review.py decides later).
@@ -151,10 +155,11 @@ class JobRunner:
         for _ in range(VERSION_TRIES):
             files = self._store(job, original, rendered, version)
             outcome = self.db(
-                lambda session: finish_success(  # noqa: B023
-                    session=session, job=job, original=original, lease_token=job.lease_token,  # noqa: B023
+                lambda db: finish_success(  # noqa: B023
+                    session=db, job=job, original=original, lease_token=job.lease_token,  # noqa: B023
                     files=files, alteration=alteration, corrections=rendered.corrections, review=review,  # noqa: B023
-                )
+                ),
+                held=held,
             )
             if outcome is FinishOutcome.FINISHED:
                 log.info("%s: output v%d", "needs review" if review else "succeeded", version)

@@ -13,11 +13,12 @@ import uuid
 from sqlalchemy.exc import DBAPIError
 
 from luster_app.context import AppContext
+from luster_app.db import HeldConnection, is_postgres, make_engine
 from luster_app.metrics import WORKER_LAST_CLAIM, WORKER_SLOTS, WORKER_SLOTS_IN_USE
 from luster_app.services.job_queue import ClaimedJob, claim_jobs, extend_leases, release_job, worker_beat, worker_gone
 from worker.health import HealthServer, Liveness
 from worker.heartbeat import LeaseKeeper, Presence
-from worker.pipeline import ImageLimits, return_photo_memory_to_the_os
+from worker.pipeline import ImageLimits, one_thread_per_image_step, return_photo_memory_to_the_os
 from worker.retry import RetryPolicy
 from worker.runner import JobRunner
 from worker.signals import graceful_stop
@@ -53,6 +54,15 @@ class Worker:
         self.runner = JobRunner(
             context, owner=self.owner, policy=RetryPolicy.from_settings(settings), limits=limits, leases=self.leases
         )
+        # The main thread's claims and each slot's finishes keep a connection each (HeldConnection),
+        # from a pool of their own sized for them: held for the worker's life, they would otherwise
+        # take the connections of the shared pool its other steps (heartbeats, retries) need, and
+        # with more slots than that pool holds, all of them. SQLite: its sessions, from the shared one.
+        self._held_db = (
+            make_engine(context.db.url.render_as_string(hide_password=False), pool_size=self.concurrency + 1, pre_ping=False)
+            if is_postgres(context.db) else context.db
+        )
+        self._claims = HeldConnection(self._held_db)
         self._stop = threading.Event()
         self._wakeup = threading.Event()
         self._lock = threading.Lock()
@@ -71,6 +81,7 @@ class Worker:
         """Work until stopped (SIGTERM/SIGINT, `stop()`, or drained); returns the exit status."""
         log.info("worker %s: up to %d jobs at once%s", self.owner, self.concurrency, ", until drained" if self.drain else "")
         return_photo_memory_to_the_os()
+        one_thread_per_image_step()
         self._start_reporting()
         slots = [threading.Thread(target=self._serve, name=f"job-slot-{n}", daemon=True) for n in range(self.concurrency)]
         self.presence.start()
@@ -85,6 +96,9 @@ class Worker:
         finally:
             self.leases.stop()
             self.presence.stop()
+            self._claims.close()
+            if self._held_db is not self.context.db:
+                self._held_db.dispose()  # slots still finishing keep theirs until they end
             self._leave()
             self.upload_sweeper.stop()
             for _ in slots:
@@ -149,12 +163,11 @@ class Worker:
         return free
 
     def _claim(self, limit: int) -> list[ClaimedJob]:
-        lease = self.context.settings.job_lease_seconds
-        with self.context.session() as session:
-            return claim_jobs(
-                session=session, owner=self.owner, limit=limit, lease_seconds=lease,
-                dead_after_seconds=self.context.settings.worker_dead_after_seconds,
-            )
+        settings = self.context.settings
+        return self._claims.run(lambda db: claim_jobs(
+            session=db, owner=self.owner, limit=limit, lease_seconds=settings.job_lease_seconds,
+            dead_after_seconds=settings.worker_dead_after_seconds,
+        ))
 
     def _beat(self) -> None:
         settings = self.context.settings
@@ -186,14 +199,18 @@ class Worker:
 
     def _serve(self) -> None:
         """A job slot: run claimed jobs one after another until told to stop."""
-        while (claimed := self._slots.get()) is not None:
-            try:
-                self.runner.run(claimed)
-            finally:
-                with self._lock:
-                    self._in_flight.pop(claimed.job.lease_token, None)
-                    WORKER_SLOTS_IN_USE.labels(self.owner).set(len(self._in_flight))
-                self._wakeup.set()
+        held = HeldConnection(self._held_db)  # this slot's, for its finishes
+        try:
+            while (claimed := self._slots.get()) is not None:
+                try:
+                    self.runner.run(claimed, held=held)
+                finally:
+                    with self._lock:
+                        self._in_flight.pop(claimed.job.lease_token, None)
+                        WORKER_SLOTS_IN_USE.labels(self.owner).set(len(self._in_flight))
+                    self._wakeup.set()
+        finally:
+            held.close()
 
     def _wind_down(self) -> None:
         """Give jobs in flight the grace period, then hand the unfinished ones back to the queue."""

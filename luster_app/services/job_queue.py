@@ -5,6 +5,11 @@ transition is conditional on that token (`id`, `lease_token`, status `processing
 whose lease was taken over changes nothing, even when the job went back to the same worker
 process (it lost the database for longer than the lease); a credit moves only in the
 transaction that stores the output.
+
+The claim and the finish run for every job, so on PostgreSQL each is one statement, and either
+takes, besides a Session, an autocommit Connection that the caller keeps across many calls
+(a worker's job slot: `luster_app.db.HeldConnection`): a Session, a pool checkout and an
+isolation switch around each statement cost a worker more CPU than the statement itself.
 """
 
 from __future__ import annotations
@@ -12,21 +17,23 @@ from __future__ import annotations
 import enum
 import functools
 import uuid
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, TypeAlias
 
 import sqlalchemy as sa
 from sqlalchemy import bindparam, delete, exists, func, insert, literal, literal_column, or_, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
-from luster_app.db import is_postgres
-from luster_app.metrics import count_credits
+from luster_app.db import Precompiled, is_postgres
+from luster_app.metrics import count_committed_credits
 from luster_app.models import (
     Asset,
     AssetKind,
@@ -50,6 +57,11 @@ OWN_ASSET_COLUMNS = frozenset(
 )
 
 
+# What the claim and the finish run on: a Session (a transaction of its own per call), or on
+# PostgreSQL an autocommit Connection the caller holds (see the module's docstring).
+QueueDb: TypeAlias = Session | Connection
+
+
 class FinishOutcome(enum.Enum):
     FINISHED = "finished"  # the job succeeded with these outputs (now, or by an earlier commit)
     LEASE_LOST = "lease_lost"  # another worker owns the job: nothing was written
@@ -58,6 +70,10 @@ class FinishOutcome(enum.Enum):
 
 @dataclass(frozen=True)
 class ClaimedJob:
+    """A claimed job and its photo, as read by the claim: snapshots to read, tied to no session
+    (on PostgreSQL built from the claim's row without the ORM, which would cost more CPU than the
+    claim's statement; never add them to a session)."""
+
     job: Job
     original: Asset | None  # the photo to edit (None if it was deleted meanwhile)
     next_version: int  # the output version this attempt should store as, unless another job takes it first
@@ -79,19 +95,46 @@ class OutputFiles:
     thumb_height: int
 
 
+def _postgres(db: QueueDb) -> bool:
+    return is_postgres(db if isinstance(db, Connection) else db.get_bind())
+
+
+def _single_statement(db: QueueDb) -> Connection:
+    """Where a PostgreSQL unit of work runs its single statement (atomic by itself): in autocommit,
+    without BEGIN and COMMIT round trips. A held connection is in autocommit already; a session's
+    is switched for this transaction (call at its start), and is back to transactions when it
+    returns to the pool."""
+    if isinstance(db, Connection):
+        return db
+    return db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
+# The finish's statements compiled for the driver: by statement and dialect class (compiled with
+# the first such dialect seen; two threads at once may each compile it, harmlessly).
+_PRECOMPILED: dict[tuple[Hashable, type], Precompiled] = {}
+
+
+def _precompiled(key: Hashable, connection: Connection, build: Callable[[], sa.Select[Any]]) -> Precompiled:
+    dialect = connection.dialect
+    found = _PRECOMPILED.get((key, type(dialect)))
+    if found is None:
+        found = _PRECOMPILED[key, type(dialect)] = Precompiled(build(), dialect)
+    return found
+
+
+def _session(db: QueueDb) -> Session:
+    """SQLite's steps are several statements in one transaction under its write lock: a session's."""
+    if isinstance(db, Connection):
+        raise TypeError("a held connection runs PostgreSQL's single-statement steps; on SQLite pass a Session")
+    return db
+
+
 def _now(session: Session, plus_seconds: float = 0) -> Any:
     """'Now' in SQL: the database's clock on PostgreSQL, which every worker machine shares;
     on SQLite (one machine) this process's clock."""
     if is_postgres(session.get_bind()):
         return func.now() + timedelta(seconds=plus_seconds) if plus_seconds else func.now()
     return literal(utcnow() + timedelta(seconds=plus_seconds), UTCDateTime())
-
-
-def _autocommit(session: Session) -> None:
-    """Run this unit of work, a single statement (atomic by itself), without BEGIN and COMMIT
-    round trips. Call at the start of the session's transaction; the connection is back to
-    transactions when it returns to the pool."""
-    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
 def _owned(job_id: uuid.UUID, lease_token: str) -> tuple[sa.ColumnElement[bool], ...]:
@@ -164,10 +207,12 @@ def _claim_statement_sqlite() -> sa.Update:
 
 
 @functools.cache
-def _claim_statement_postgres() -> sa.Select[tuple[Job, bool, Asset | None, int]]:
+def _claim_statement_postgres() -> sa.Select[Any]:
     """PostgreSQL: the claim, its events and each claimed job's photo with its next output
     version, in one statement (the claim runs for every job, and each statement costs this
     process more CPU than the database spends on it). Parameters as `_claim_update`, and `at`.
+    Each row: the job's columns, whether it was taken over, the photo's columns (NULL if it
+    is gone), its next version (`_claimed_from_row`).
 
     A job taken over from the expired lease of a worker that died gets a `lease_expired`
     event before its `claimed` one: its last attempt never reported back.
@@ -191,17 +236,36 @@ def _claim_statement_postgres() -> sa.Select[tuple[Job, bool, Asset | None, int]
     columns = ("job_id", "at", "type", "detail")
     in_timeline_order = select(*(events.c[name] for name in columns)).order_by(events.c.job_id, events.c.step)
     log = insert(JobEvent.__table__).from_select(columns, in_timeline_order).cte("logged")
+    assets = Asset.__table__
     return (
-        select(aliased(Job, claimed), claimed.c.reclaimed, Asset, _next_version(claimed.c.asset_id))
-        .outerjoin(Asset, Asset.id == claimed.c.asset_id)
+        select(*(claimed.c[name] for name in _columns(Job)), claimed.c.reclaimed, *assets.c, _next_version(claimed.c.asset_id))
+        .outerjoin(assets, assets.c.id == claimed.c.asset_id)
         .add_cte(log)
     )
 
 
+@functools.cache
+def _columns(model: type[Job] | type[Asset]) -> tuple[str, ...]:
+    return tuple(column.name for column in model.__table__.c)
+
+
+def _claimed_from_row(row: sa.Row[Any]) -> ClaimedJob:
+    """A row of `_claim_statement_postgres` as a ClaimedJob. `model_construct` fills the models
+    from the row as it is (its values are the database's, typed by the statement's columns): the
+    ORM's loading of two objects a job cost more CPU than the claim's statement."""
+    job_columns, asset_columns = _columns(Job), _columns(Asset)
+    reclaimed_at = len(job_columns)
+    job = Job.model_construct(**dict(zip(job_columns, row[:reclaimed_at], strict=True)))
+    photo = row[reclaimed_at + 1 : -1]
+    original = Asset.model_construct(**dict(zip(asset_columns, photo, strict=True))) if photo[0] is not None else None
+    return ClaimedJob(job=job, original=original, next_version=row[-1], reclaimed=row[reclaimed_at])
+
+
 def claim_jobs(
-    *, session: Session, owner: str, limit: int, lease_seconds: float, dead_after_seconds: float | None = None
+    *, session: QueueDb, owner: str, limit: int, lease_seconds: float, dead_after_seconds: float | None = None
 ) -> list[ClaimedJob]:
     """Lease up to `limit` due jobs to `owner` in one statement, and record each attempt.
+    `session`: a Session, or on PostgreSQL a held autocommit Connection.
 
     Due means processing with an expired lease (its worker died, or lost the database for longer
     than the lease) or whose worker has not beaten for `dead_after_seconds` (None: leases only;
@@ -214,19 +278,18 @@ def claim_jobs(
     start_transaction(session)
     lease = timedelta(seconds=lease_seconds)
     dead_after = timedelta(seconds=dead_after_seconds) if dead_after_seconds is not None else NEVER_DEAD
-    if is_postgres(session.get_bind()):
-        _autocommit(session)
+    if _postgres(session):
         params = {"owner": owner, "limit": limit, "lease": lease, "dead_after": dead_after, "at": utcnow()}
         try:
-            rows = session.execute(_claim_statement_postgres(), params).all()
+            # Through SQLAlchemy, not `Precompiled`: it keeps the result's layout (about 45
+            # columns) with the compiled form, which `Precompiled` would build on every call.
+            rows = _single_statement(session).execute(_claim_statement_postgres(), params).all()
             session.commit()
         except BaseException:
             session.rollback()
             raise
-        return [
-            ClaimedJob(job=job, original=original, next_version=version, reclaimed=reclaimed)
-            for job, reclaimed, original, version in rows
-        ]
+        return [_claimed_from_row(row) for row in rows]
+    session = _session(session)
     now = utcnow()
     params = {"owner": owner, "limit": limit, "now": now, "lease_until": now + lease, "dead_before": now - dead_after}
     try:
@@ -463,12 +526,12 @@ def _finish_statement_postgres(review: bool) -> sa.Select[tuple[int]]:
 
 
 def finish_success(
-    *, session: Session, job: Job, original: Asset, lease_token: str, files: OutputFiles,
+    *, session: QueueDb, job: Job, original: Asset, lease_token: str, files: OutputFiles,
     alteration: dict[str, Any] | None = None, corrections: dict[str, Any] | None = None, review: bool = False,
 ) -> FinishOutcome:
     """In one transaction, if the attempt holding `lease_token` still holds the lease: `succeeded`,
     the output and thumbnail assets, the `succeeded` event, the ledger row (kind `job`, ref the job
-    id) and one credit taken.
+    id) and one credit taken. `session`: a Session, or on PostgreSQL a held autocommit Connection.
 
     With `review` (the edit redrew too much outside its preset's region): `needs_review`, the
     assets `held` (not delivered), a `needs_review` event, and no ledger row: its owner's
@@ -479,20 +542,23 @@ def finish_success(
     detail = {"attempt": job.attempts, "output_asset_id": str(output["id"]), "version": files.version}
     start_transaction(session)
     try:
-        if is_postgres(session.get_bind()):
-            _autocommit(session)
+        if _postgres(session):
             params = {
                 "job_id": job.id, "token": lease_token, "at": utcnow(), "detail": detail, "ref": str(job.id),
                 "alteration": alteration, "corrections": corrections,
             }
             for row, values in (("asset", shared), ("output", output), ("thumb", thumb)):
                 params |= {f"{row}_{name}": value for name, value in values.items()}
-            finished = session.execute(_finish_statement_postgres(review), params).scalar_one()
-            if finished and not review:  # the statement's ledger CTE charged the credit (SQLite: apply_ledger_entry counts it)
-                count_credits(session, kind=LedgerKind.JOB, delta=-1)
+            connection = _single_statement(session)
+            statement = _precompiled(("finish", review), connection, lambda: _finish_statement_postgres(review))
+            [(finished,)] = statement.rows(connection, params)
+            if finished and not review:
+                # The statement's ledger CTE charged the credit, committed as it returned
+                # (autocommit); SQLite's apply_ledger_entry counts its own at commit.
+                count_committed_credits(kind=LedgerKind.JOB, delta=-1)
         else:
             assets = [shared | output, shared | thumb]
-            finished = _finish_sqlite(session, job, lease_token, assets, detail, alteration, corrections, review)
+            finished = _finish_sqlite(_session(session), job, lease_token, assets, detail, alteration, corrections, review)
     except IntegrityError as exc:
         session.rollback()
         if _version_taken(exc):
@@ -534,7 +600,7 @@ def _finish_sqlite(
     return True
 
 
-def _stored_by_job(session: Session, job_id: uuid.UUID, key: str) -> bool:
+def _stored_by_job(session: QueueDb, job_id: uuid.UUID, key: str) -> bool:
     """Whether this output is already recorded: a finish whose commit succeeded but whose
     acknowledgement was lost to a dropped connection, and was then retried. Output keys are
     per attempt, so a match is this attempt's own finish."""

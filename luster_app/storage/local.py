@@ -59,6 +59,11 @@ def load_or_create_secret(path: Path) -> bytes:
     return path.read_bytes()
 
 
+def _temp_name(path: Path) -> Path:
+    """Where `path` is written before it is renamed into place: whole or not at all."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
+
+
 class LocalStorage:
     """Objects as files under `root`; never holds a whole upload in memory."""
 
@@ -88,18 +93,28 @@ class LocalStorage:
 
     def _temp_path(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
+        return _temp_name(path)
 
     # --- the Storage interface ---
 
     def put_bytes(self, key: str, data: bytes, *, content_type: str) -> None:
         path = self.path_for(key)
-        tmp = self._temp_path(path)
+        tmp = _temp_name(path)
+        # The folder is made only when it is missing, and the temporary file removed only when it
+        # was left behind: a worker stores two objects a job (an output and its thumbnail, in one
+        # folder), and each system call more lets another of its threads take the GIL meanwhile.
         try:
-            tmp.write_bytes(data)
+            try:
+                file = tmp.open("wb")
+            except FileNotFoundError:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                file = tmp.open("wb")
+            with file:
+                file.write(data)
             os.replace(tmp, path)
-        finally:
+        except BaseException:
             tmp.unlink(missing_ok=True)
+            raise
 
     def open_read(self, key: str) -> BinaryIO:
         return self.path_for(key).open("rb")
