@@ -15,6 +15,7 @@ from sqlalchemy import case, delete, literal
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from luster_app.db import is_postgres
 from luster_app.models import RateLimitBucket
 from luster_app.services.errors import RateLimited
 
@@ -26,14 +27,14 @@ def check_rate_limit(*, session: Session, bucket: str, limit: int, window_second
     is what a limiter against guessing and flooding wants.
     """
     now = time.time()
-    earn_per_second = limit / window_seconds if window_seconds > 0 else math.inf
+    earn_per_second = limit / window_seconds if window_seconds > 0 else 1e12  # no window: full at once
     buckets = RateLimitBucket.__table__
     # Never negative: another replica's clock a little ahead, or this request's time read before
     # it waited for the row, must not take tokens away.
     elapsed = case((buckets.c.refilled_at < now, literal(now) - buckets.c.refilled_at), else_=literal(0.0))
-    earned = buckets.c.tokens + elapsed * literal(min(earn_per_second, 1e12))
+    earned = buckets.c.tokens + elapsed * literal(earn_per_second)
     held = case((earned > limit, literal(limit, buckets.c.tokens.type)), else_=earned)
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    dialect = postgresql if is_postgres(session.get_bind()) else sqlite
     # A new bucket starts full, less this request; a known one admits only with a whole token
     # (an UPSERT's WHERE leaves the row as it was, and returns nothing, when it does not).
     admit = (

@@ -20,6 +20,7 @@ from luster_app.models import CreditLedger, Credits, Job, JobStatus, LedgerKind,
 from luster_app.services.credits import apply_ledger_entry
 from luster_app.services.errors import Invalid, NotFound
 from luster_app.services.jobs import cancel_queued, lock_credits, start_transaction
+from luster_app.services.users import credit_summary
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,8 @@ def take_back(
     # The reserved counter cannot move while the credits row is locked (a job leaving the
     # reserving statuses waits for the lock), and a job a worker hands back to the queue
     # meanwhile (a retry) stays counted even though it missed the list above.
-    balance, reserving = session.execute(
-        select(Credits.balance, Credits.reserved).where(Credits.user_id == user_id)
-    ).first() or (0, 0)
-    processing = reserving - len(queued)
+    summary = credit_summary(session=session, user_id=user_id)
+    balance, processing = summary["balance"], summary["reserved"] - len(queued)
     takeable = max(balance - processing, 0)
     if refuse_beyond and credits > takeable:
         held = f" ({balance - takeable} are held by jobs being processed)" if takeable < balance else ""
