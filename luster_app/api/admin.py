@@ -10,15 +10,15 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import Path, Query
 from pydantic import BaseModel, Field
 
-from luster_app.api.deps import Ctx, CurrentUser, DbSession
+from luster_app.api.deps import Ctx, CurrentUser, DbSession, api_router
 from luster_app.api.jobs import JobDetailOut, JobOut, _detail
 from luster_app.services import admin
 from luster_app.services.queue_health import queue_health
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = api_router(prefix="/admin", tags=["admin"])
 
 Limit = Annotated[int, Query(ge=1, le=admin.MAX_PAGE)]
 Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]

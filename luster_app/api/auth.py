@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from luster_app.api.deps import Ctx, DbSession
+from luster_app.api.deps import Ctx, DbSession, api_router
 from luster_app.services import auth as auth_service
 from luster_app.services.auth import SignedIn
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = api_router(prefix="/auth", tags=["auth"])
 _bearer = HTTPBearer(auto_error=False)
 
 CHECK_YOUR_EMAIL = "Check your email: if that address can sign in, a sign-in link is on its way."

@@ -8,12 +8,12 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from luster_app.api.deps import Ctx, CurrentUser, DbSession
+from luster_app.api.deps import Ctx, CurrentUser, DbSession, api_router
 from luster_app.api.me import CreditsOut
 from luster_app.billing import PACKS, WebhookRejected
 from luster_app.metrics import STRIPE_EVENTS
@@ -22,7 +22,7 @@ from luster_app.services import billing
 from luster_app.services.stripe_events import DUPLICATE, HANDLERS, handle_stripe_event
 from luster_app.services.users import credit_summary
 
-router = APIRouter(tags=["billing"])
+router = api_router(tags=["billing"])
 log = logging.getLogger(__name__)
 
 # Stripe's events are a few KiB; anything near this cap is not from Stripe.

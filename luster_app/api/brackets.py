@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 from pydantic import BaseModel, Field
 
-from luster_app.api.deps import Ctx, CurrentUser, DbSession
+from luster_app.api.deps import Ctx, CurrentUser, DbSession, api_router
 from luster_app.imaging.brackets import MAX_FRAMES
 from luster_app.services.brackets import ShootBrackets, create_bracket, delete_bracket, list_brackets
 
-router = APIRouter(tags=["brackets"])
+router = api_router(tags=["brackets"])
 
 
 class BracketIn(BaseModel):

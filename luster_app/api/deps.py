@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections.abc import AsyncIterator
-from typing import Annotated
+from concurrent.futures import ThreadPoolExecutor
+import inspect
+from collections.abc import Callable
+from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
@@ -32,9 +37,18 @@ async def get_session(context: Annotated[AppContext, Depends(get_context)]) -> A
         yield session
     finally:
         if session.in_transaction():
-            await run_in_threadpool(session.close)  # a rollback: a round trip to the database
+            # A rollback: a round trip to the database, on a thread of its own pool. Were it to
+            # wait for a request thread, and every request thread wait for a connection, the
+            # connection would never come back (tests/test_api_connections.py).
+            await asyncio.get_running_loop().run_in_executor(_session_closers(), session.close)
         else:
             session.close()
+
+
+@functools.cache
+def _session_closers() -> ThreadPoolExecutor:
+    """Threads that only end requests' sessions: they never wait for a pooled connection."""
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="session-close")
 
 
 def get_current_user(
@@ -48,9 +62,47 @@ def get_current_user(
     try:
         identity = context.auth.verify_access_token(credentials.credentials)
         bind_log_context(user_id=identity.user_id)
-        return ensure_user(session=session, user_id=identity.user_id, email=identity.email)
+        user = ensure_user(session=session, user_id=identity.user_id, email=identity.email)
     except AuthError as exc:  # also a closed account's still unexpired token
         raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
+    finally:
+        # The read ends here, and its connection goes back to the pool: the endpoint runs on
+        # another thread-pool thread, and a request that kept a connection while it waited for
+        # one could leave every thread waiting for a connection and every connection waiting
+        # for a thread (tests/test_api_connections.py).
+        session.commit()
+    return user
+
+
+class EndingReadsRoute(APIRoute):
+    """A route whose sync endpoint ends its session's open read on its own thread, before it returns.
+
+    FastAPI checks a sync endpoint's response on another thread-pool thread, and ends the session
+    after that: a read left open would hold its pooled connection while the request waits for a
+    thread (tests/test_api_connections.py). Services commit their writes themselves; what is still
+    open here is a read, and committing it keeps the objects it loaded (a rollback would expire them)."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
+        if not inspect.iscoroutinefunction(endpoint):
+            endpoint = _ending_its_read(endpoint)
+        super().__init__(path, endpoint, **options)
+
+
+def _ending_its_read(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(endpoint)  # FastAPI reads the parameters and return type through __wrapped__
+    def ending_its_read(*args: Any, **kwargs: Any) -> Any:
+        result = endpoint(*args, **kwargs)
+        for value in kwargs.values():
+            if isinstance(value, Session) and value.in_transaction():
+                value.commit()
+        return result
+
+    return ending_its_read
+
+
+def api_router(**options: Any) -> APIRouter:
+    """An APIRouter of `EndingReadsRoute`s: every router of the API is one."""
+    return APIRouter(route_class=EndingReadsRoute, **options)
 
 
 Ctx = Annotated[AppContext, Depends(get_context)]

@@ -9,16 +9,16 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
-from luster_app.api.deps import Ctx, CurrentUser, DbSession
+from luster_app.api.deps import Ctx, CurrentUser, DbSession, api_router
 from luster_app.context import AppContext
 from luster_app.services import downloads
 from luster_app.services.errors import Invalid
 from luster_app.storage.base import attachment_disposition
 
-router = APIRouter(tags=["downloads"])
+router = api_router(tags=["downloads"])
 
 Versions = Annotated[Literal["latest", "all"], Query(description="each photo's latest version, or every version")]
 Size = Annotated[Literal["full", "mls", "web"], Query(

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import mimetypes
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse
 
-from luster_app.api.deps import Ctx
+from luster_app.api.deps import Ctx, api_router
 from luster_app.storage.base import attachment_disposition
 from luster_app.storage.local import InvalidKey, LocalStorage, ObjectTooLarge, UploadLinkUsed
 
-router = APIRouter(tags=["files"], include_in_schema=False)
+router = api_router(tags=["files"], include_in_schema=False)
 
 
 def _local_storage(context: Ctx) -> LocalStorage:

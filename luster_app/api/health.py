@@ -2,13 +2,13 @@
 
 import logging
 
-from fastapi import APIRouter, HTTPException
+from fastapi import HTTPException
 from sqlalchemy import text
 
-from luster_app.api.deps import Ctx
+from luster_app.api.deps import Ctx, api_router
 from luster_app.context import AppContext
 
-router = APIRouter(tags=["health"])
+router = api_router(tags=["health"])
 logger = logging.getLogger(__name__)
 
 # A key that never exists: HEAD on it proves the bucket is reachable and the credentials work.

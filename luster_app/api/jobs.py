@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header
+from fastapi import Header
 from pydantic import BaseModel, Field
 
-from luster_app.api.deps import Ctx, CurrentUser, DbSession
+from luster_app.api.deps import Ctx, CurrentUser, DbSession, api_router
 from luster_app.context import AppContext
 from luster_app.models import Asset, Job
 from luster_app.services.idempotency import MAX_KEY_LENGTH
@@ -17,7 +17,7 @@ from luster_app.services.admin import cancel_job
 from luster_app.services.jobs import MAX_BATCH, JobOptions, JobView, create_batch, create_job, get_job_for_user
 from luster_app.services.review import accept_job, reject_job
 
-router = APIRouter(tags=["jobs"])
+router = api_router(tags=["jobs"])
 
 
 class JobCreate(BaseModel):

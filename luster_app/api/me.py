@@ -1,14 +1,14 @@
 """The caller and their credits."""
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from pydantic import BaseModel
 
-from luster_app.api.deps import Ctx, CurrentUser, DbSession
+from luster_app.api.deps import Ctx, CurrentUser, DbSession, api_router
 from luster_app.services import auth as auth_service
 from luster_app.services.account import WHAT_STAYS, close_account
 from luster_app.services.users import credit_summary
 
-router = APIRouter(tags=["account"])
+router = api_router(tags=["account"])
 
 
 class CreditsOut(BaseModel):

@@ -6,18 +6,18 @@ import logging
 import time
 from collections.abc import Iterator, Mapping
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import HTTPException, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from luster_app.api.deps import Ctx
+from luster_app.api.deps import Ctx, api_router
 from luster_app.context import AppContext
 from luster_app.metrics import HTTP_REQUESTS, HTTP_SECONDS, REGISTRY, token_matches
 from luster_app.services.queue_health import queue_depth
 
-router = APIRouter(tags=["metrics"])
+router = api_router(tags=["metrics"])
 log = logging.getLogger(__name__)
 
 # No route matched (a 404 of the bare API); a real path would give every scanner's guess its own series.

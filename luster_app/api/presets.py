@@ -2,13 +2,12 @@
 
 from typing import Any
 
-from fastapi import APIRouter
 from pydantic import BaseModel
 
-from luster_app.api.deps import Ctx, DbSession
+from luster_app.api.deps import Ctx, DbSession, api_router
 from luster_app.services.presets import list_presets
 
-router = APIRouter(tags=["presets"])
+router = api_router(tags=["presets"])
 
 
 class PresetOut(BaseModel):

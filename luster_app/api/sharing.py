@@ -11,17 +11,17 @@ import html
 import uuid
 from datetime import datetime
 
-from fastapi import APIRouter, Path
+from fastapi import Path
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
-from luster_app.api.deps import Ctx, CurrentUser, DbSession
+from luster_app.api.deps import Ctx, CurrentUser, DbSession, api_router
 from luster_app.services import sharing
 from luster_app.services.errors import NotFound
 from luster_app.storage.base import attachment_disposition
 
-router = APIRouter(tags=["sharing"])
-public_router = APIRouter(include_in_schema=False)
+router = api_router(tags=["sharing"])
+public_router = api_router(include_in_schema=False)
 
 TOKEN = Path(min_length=20, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 PAGE_POLICY = ("default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; base-uri 'none'; "

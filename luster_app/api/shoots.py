@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter
 from pydantic import BaseModel
 
-from luster_app.api.deps import Ctx, CurrentUser, DbSession
+from luster_app.api.deps import Ctx, CurrentUser, DbSession, api_router
 from luster_app.services.deletion import Removed, delete_asset, delete_shoot
 from luster_app.services.shoots import (
     AssetView, ShootSummary, create_shoot, list_assets_with_urls, list_shoots, shoot_summary, update_shoot,
 )
 
-router = APIRouter(tags=["shoots"])
+router = api_router(tags=["shoots"])
 
 
 class ShootIn(BaseModel):

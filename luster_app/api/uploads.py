@@ -5,15 +5,14 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from luster_app.api.deps import Ctx, CurrentUser, DbSession
+from luster_app.api.deps import Ctx, CurrentUser, DbSession, api_router
 from luster_app.services.shoots import AssetView, get_asset_with_urls
 from luster_app.services.uploads import complete_upload_in_turn, presign_upload
 
-router = APIRouter(tags=["uploads"])
+router = api_router(tags=["uploads"])
 
 
 class PresignIn(BaseModel):

@@ -187,8 +187,8 @@ def _create_jobs(
 ) -> list[Job]:
     params, window_pull = _window_pull(params, brackets_only=bool(bracket_ids) and not asset_ids)
     # SQLite cannot turn a read transaction into a write (SQLITE_BUSY at once): the rate limit's
-    # write starts a transaction of its own. PostgreSQL carries on with the reads before it
-    # (the caller's user row): a commit and a connection checkout fewer.
+    # write starts a transaction of its own. PostgreSQL carries on with any read the caller left
+    # open (the API's callers have none: their sign-in read ends before the endpoint runs).
     sqlite = not is_postgres(session.get_bind())
     if sqlite:
         start_transaction(session)

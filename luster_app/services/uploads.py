@@ -10,7 +10,6 @@ replaced after the check, but nothing reads that object any more.
 
 from __future__ import annotations
 
-import functools
 import logging
 import posixpath
 import re
@@ -310,11 +309,14 @@ async def complete_upload_in_turn(
     """`complete_upload` in a request thread once this photo's turn among the process's checks has
     come: it waits in the event loop, so photos queued behind others hold no thread and the
     process's other requests are still served. Busy (503) if the turn does not come in time."""
-    check = functools.partial(
-        complete_upload, session=session, storage=storage, settings=settings, user_id=user_id, asset_id=asset_id, limits=limits,
-    )
-    # Finish the read the caller's sign-in check began: no database connection waits with the photo.
-    await anyio.to_thread.run_sync(session.commit)
+    def check() -> Asset:
+        try:
+            return complete_upload(
+                session=session, storage=storage, settings=settings, user_id=user_id, asset_id=asset_id, limits=limits,
+            )
+        finally:
+            session.commit()  # the read after its commit ends: no connection waits for the caller's next thread
+
     try:
         async with limits.turn():
             return await anyio.to_thread.run_sync(check)
