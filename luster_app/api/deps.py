@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 import inspect
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
@@ -74,35 +74,40 @@ def get_current_user(
     return user
 
 
-class EndingReadsRoute(APIRoute):
-    """A route whose sync endpoint ends its session's open read on its own thread, before it returns.
+class ThreadedEndpointRoute(APIRoute):
+    """A route whose sync endpoint runs on one thread-pool thread and ends its session's open read
+    there; FastAPI then checks the response on the event loop.
 
-    FastAPI checks a sync endpoint's response on another thread-pool thread, and ends the session
-    after that: a read left open would hold its pooled connection while the request waits for a
-    thread (tests/test_api_connections.py). Services commit their writes themselves; what is still
-    open here is a read, and committing it keeps the objects it loaded (a rollback would expire them)."""
+    FastAPI would run a sync endpoint on one thread and check its response on another: a hop more
+    per request, and a read left open until then holds its pooled connection while the request
+    waits for a thread (tests/test_api_connections.py). Services commit their writes themselves;
+    what is still open here is a read, and committing it keeps the objects it loaded (a rollback
+    would expire them)."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
         if not inspect.iscoroutinefunction(endpoint):
-            endpoint = _ending_its_read(endpoint)
+            endpoint = _on_one_thread(endpoint)
         super().__init__(path, endpoint, **options)
 
 
-def _ending_its_read(endpoint: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(endpoint)  # FastAPI reads the parameters and return type through __wrapped__
-    def ending_its_read(*args: Any, **kwargs: Any) -> Any:
-        result = endpoint(*args, **kwargs)
-        for value in kwargs.values():
+def _on_one_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    def ending_its_read(**arguments: Any) -> Any:
+        result = endpoint(**arguments)
+        for value in arguments.values():
             if isinstance(value, Session) and value.in_transaction():
                 value.commit()
         return result
 
-    return ending_its_read
+    @functools.wraps(endpoint)  # FastAPI reads the parameters and return type through __wrapped__
+    async def on_one_thread(**arguments: Any) -> Any:
+        return await run_in_threadpool(ending_its_read, **arguments)
+
+    return on_one_thread
 
 
 def api_router(**options: Any) -> APIRouter:
-    """An APIRouter of `EndingReadsRoute`s: every router of the API is one."""
-    return APIRouter(route_class=EndingReadsRoute, **options)
+    """An APIRouter of `ThreadedEndpointRoute`s: every router of the API is one."""
+    return APIRouter(route_class=ThreadedEndpointRoute, **options)
 
 
 Ctx = Annotated[AppContext, Depends(get_context)]
