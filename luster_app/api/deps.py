@@ -65,12 +65,11 @@ def get_current_user(
         user = ensure_user(session=session, user_id=identity.user_id, email=identity.email)
     except AuthError as exc:  # also a closed account's still unexpired token
         raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
-    finally:
-        # The read ends here, and its connection goes back to the pool: the endpoint runs on
-        # another thread-pool thread, and a request that kept a connection while it waited for
-        # one could leave every thread waiting for a connection and every connection waiting
-        # for a thread (tests/test_api_connections.py).
-        session.commit()
+    # The read ends here, and its connection goes back to the pool: the endpoint runs on another
+    # thread-pool thread, and a request that kept a connection while it waited for one could leave
+    # every thread waiting for a connection and every connection waiting for a thread
+    # (tests/test_api_connections.py).
+    session.commit()
     return user
 
 

@@ -310,12 +310,11 @@ async def complete_upload_in_turn(
     come: it waits in the event loop, so photos queued behind others hold no thread and the
     process's other requests are still served. Busy (503) if the turn does not come in time."""
     def check() -> Asset:
-        try:
-            return complete_upload(
-                session=session, storage=storage, settings=settings, user_id=user_id, asset_id=asset_id, limits=limits,
-            )
-        finally:
-            session.commit()  # the read after its commit ends: no connection waits for the caller's next thread
+        asset = complete_upload(
+            session=session, storage=storage, settings=settings, user_id=user_id, asset_id=asset_id, limits=limits,
+        )
+        session.commit()  # the read after its commit ends: no connection waits for the caller's next thread
+        return asset
 
     try:
         async with limits.turn():
