@@ -40,7 +40,8 @@ async def get_session(context: Annotated[AppContext, Depends(get_context)]) -> A
             # A rollback: a round trip to the database, on a thread of its own pool. Were it to
             # wait for a request thread, and every request thread wait for a connection, the
             # connection would never come back (tests/test_api_connections.py).
-            await asyncio.get_running_loop().run_in_executor(_session_closers(), session.close)
+            # Shielded: a cancelled request still gives its connection back.
+            await asyncio.shield(asyncio.get_running_loop().run_in_executor(_session_closers(), session.close))
         else:
             session.close()
 
@@ -84,7 +85,9 @@ class ThreadedEndpointRoute(APIRoute):
     would expire them)."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
-        if not inspect.iscoroutinefunction(endpoint):
+        # Generator endpoints stream after they return: FastAPI runs those, like async ones, as they are.
+        kept = (inspect.iscoroutinefunction, inspect.isgeneratorfunction, inspect.isasyncgenfunction)
+        if not any(is_kind(endpoint) for is_kind in kept):
             endpoint = _on_one_thread(endpoint)
         super().__init__(path, endpoint, **options)
 
