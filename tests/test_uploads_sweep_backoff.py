@@ -19,6 +19,7 @@ from tests.conftest import make_user
 from tests.jobs_support import add_shoot
 from worker.pipeline import ImageLimits
 from worker.upload_sweeper import UploadSweeper
+from worker.worker import Worker
 
 FAILING = 25  # more than one pass takes
 
@@ -74,3 +75,18 @@ def test_failing_abandoned_uploads_do_not_block_a_newer_one(context) -> None:
     with context.session() as session:
         waits = [session.get(Asset, photo.id).sweep_after for photo in failing]
     assert all(wait is not None and wait > utcnow() for wait in waits)
+
+
+def test_a_drained_worker_settles_every_abandoned_upload_before_it_exits(context) -> None:
+    """`worker --drain` (and every test that runs one) exits once no job is due; it used to exit
+    while its first sweep was still going, or had not begun, and take at most one pass of photos."""
+    user, _ = make_user(context)
+    shoot = add_shoot(context, user)
+    abandoned = timedelta(seconds=context.settings.upload_abandon_seconds)
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (10, 120, 200)).save(buffer, "JPEG")
+    photos = [_pending(context, user, shoot, age=abandoned * 2 - timedelta(seconds=n), data=buffer.getvalue()) for n in range(FAILING)]
+
+    assert Worker(context, concurrency=1, drain=True).run() == 0
+
+    assert [_status(context, photo.id) for photo in photos] == [AssetStatus.READY] * FAILING

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 # A photo being settled when the worker exits gets this long; the thread is a daemon, and
 # settling is safe to cut short (it only ever moves a photo out of `pending` once).
 EXIT_WAIT_SECONDS = 5.0
+SWEEP_BATCH = 20  # photos listed at a time
 
 
 class UploadSweeper:
@@ -35,6 +36,7 @@ class UploadSweeper:
         self._interval = interval
         self._limits = limits
         self._stop = threading.Event()
+        self._swept_once = threading.Event()
         self._thread = threading.Thread(target=self._run, name="upload-sweeper", daemon=True)
 
     def start(self) -> None:
@@ -50,12 +52,20 @@ class UploadSweeper:
         if self._thread.is_alive():
             self._thread.join(EXIT_WAIT_SECONDS)
 
+    def swept_once(self, timeout: float) -> bool:
+        """Whether the first pass is over, waiting up to `timeout` seconds for it: a worker that
+        drains leaves no abandoned upload spinning that it could have settled."""
+        return self._swept_once.wait(timeout)
+
     def _run(self) -> None:
         while True:
-            self._sweep()
-            self.sweep_retention()
-            self.sweep_deletions()
-            self.sweep_rate_limits()
+            try:
+                self._sweep()
+                self.sweep_retention()
+                self.sweep_deletions()
+                self.sweep_rate_limits()
+            finally:
+                self._swept_once.set()
             if self._stop.wait(self._interval):
                 return
 
@@ -92,31 +102,40 @@ class UploadSweeper:
             log.warning("forgetting idle rate-limit buckets failed; trying again in %.0fs", self._interval, exc_info=True)
 
     def _sweep(self) -> None:
-        context = self._context
-        try:
-            with context.session() as session:
-                stale = abandoned_uploads(session=session, settings=context.settings)
-        except Exception:  # noqa: BLE001
-            log.warning("listing abandoned uploads failed; trying again in %.0fs", self._interval, exc_info=True)
-            return
-        largest_photo = self._limits.max_pixels / 1_000_000
+        """Every abandoned upload due, a batch at a time: a phone that uploaded a hundred photos
+        and closed its tab must not wait one interval per batch. A photo is tried once a pass."""
+        tried: set[uuid.UUID] = set()
         finished = rejected = 0
-        for asset_id in stale:
-            if self._stop.is_set():
-                return
+        while not self._stop.is_set():
             try:
-                with self._limits.budget.hold(largest_photo), self._limits.cpu, context.session() as session:
-                    status = settle_abandoned_upload(
-                        session=session, storage=context.storage, settings=context.settings, asset_id=asset_id
-                    )
+                with self._context.session() as session:
+                    batch = abandoned_uploads(session=session, settings=self._context.settings, limit=SWEEP_BATCH)
             except Exception:  # noqa: BLE001
-                log.warning("settling abandoned upload %s failed; trying it again later", asset_id, exc_info=True)
-                self._defer(asset_id)
-                continue
-            finished += status == AssetStatus.READY
-            rejected += status == AssetStatus.REJECTED
-        if stale:
+                log.warning("listing abandoned uploads failed; trying again in %.0fs", self._interval, exc_info=True)
+                break
+            fresh = [asset_id for asset_id in batch if asset_id not in tried]
+            for asset_id in fresh:
+                if self._stop.is_set():
+                    break
+                status = self._settle(asset_id)
+                finished += status == AssetStatus.READY
+                rejected += status == AssetStatus.REJECTED
+            tried.update(fresh)
+            if len(batch) < SWEEP_BATCH or not fresh:
+                break
+        if tried:
             log.info("abandoned uploads: %d finished, %d rejected", finished, rejected)
+
+    def _settle(self, asset_id: uuid.UUID) -> AssetStatus | None:
+        context = self._context
+        largest_photo = self._limits.max_pixels / 1_000_000
+        try:
+            with self._limits.budget.hold(largest_photo), self._limits.cpu, context.session() as session:
+                return settle_abandoned_upload(session=session, storage=context.storage, settings=context.settings, asset_id=asset_id)
+        except Exception:  # noqa: BLE001
+            log.warning("settling abandoned upload %s failed; trying it again later", asset_id, exc_info=True)
+            self._defer(asset_id)
+            return None
 
     def _defer(self, asset_id: uuid.UUID) -> None:
         context = self._context

@@ -140,10 +140,12 @@ class Worker:
                     continue
             for item in claimed:
                 self._start(item)
-            if self.drain and not claimed and not self._running():
-                log.info("worker %s: no job is due; drained", self.owner)
-                return
             self.liveness.beat()  # a round completed: the claim (if any slot was free) answered
+            if self.drain and not claimed and not self._running():
+                if self.upload_sweeper.swept_once(self.poll_seconds):
+                    log.info("worker %s: no job is due; drained", self.owner)
+                    return
+                continue  # the first sweep is still settling abandoned uploads
             # Sleep until a job ends (a slot frees up), a stop, or the next poll for due jobs.
             self._wakeup.wait(self.poll_seconds)
             self._wakeup.clear()
