@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,3 +57,26 @@ def add_output(
         session.commit()
         session.refresh(output)
         return output
+
+
+@contextmanager
+def every_decode_slot_busy(context: AppContext) -> Iterator[threading.Event]:
+    """Every slot the web process decodes photos in is taken (upload checks in progress) until the
+    event is set or the block ends."""
+    slots, release = context.upload_checks.slots, threading.Event()
+    taken = 0
+    while slots.acquire(blocking=False):
+        taken += 1
+
+    def give_back() -> None:
+        release.wait()
+        for _ in range(taken):
+            slots.release()
+
+    returner = threading.Thread(target=give_back)
+    returner.start()
+    try:
+        yield release
+    finally:
+        release.set()
+        returner.join()

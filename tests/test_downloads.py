@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 import zipfile
 from datetime import timedelta
 
@@ -18,7 +19,7 @@ from luster_app.services import downloads, gallery
 from luster_app.services.errors import Forbidden, NotFound
 from luster_app.services.shoots import create_shoot
 from tests.conftest import make_user
-from tests.delivery_support import add_output, upload
+from tests.delivery_support import add_output, every_decode_slot_busy, upload
 
 
 # In the ZIP, outputs are named by their photo's place in the shoot, its name and the style.
@@ -142,10 +143,50 @@ def test_the_zip_is_written_while_it_streams(context: AppContext, shoot_with_out
     user, _, shoot_id, enhanced, _ = shoot_with_outputs
     with context.session() as session:
         _, files = downloads.shoot_output_files(session=session, user_id=user.id, shoot_id=shoot_id)
-    pieces = [piece for piece in downloads.zip_chunks(storage=context.storage, files=files, max_pixels=10**8) if piece]
+    pieces = [piece for piece in downloads.zip_chunks(storage=context.storage, files=files, limits=context.upload_checks, max_pixels=10**8) if piece]
     whole = b"".join(pieces)
     # Each photo leaves as it is read: no piece holds more than one photo (two photos are in it).
     assert len(pieces) >= 3
     assert max(map(len, pieces)) < 0.6 * len(whole)
     assert enhanced.bytes < 0.6 * len(whole)
     assert zipfile.ZipFile(io.BytesIO(whole)).testzip() is None
+
+
+def test_a_resized_download_on_a_busy_server_is_answered_503_not_decoded_past_its_bounds(
+    client: TestClient, context: AppContext, shoot_with_outputs  # noqa: ANN001
+) -> None:
+    """A captioned or resized download is decoded in the web process: it waits its turn among the
+    upload checks, like a public photo, so downloads at once cannot run the process out of memory."""
+    _, headers, _, _, sky = shoot_with_outputs
+    with every_decode_slot_busy(context):
+        busy = client.get(f"/api/outputs/{sky.id}/download?size=web", headers=headers)
+    assert busy.status_code == 503 and int(busy.headers["Retry-After"]) > 0
+    assert "try again" in busy.json()["detail"]
+    served = client.get(f"/api/outputs/{sky.id}/download?size=web", headers=headers)
+    assert served.status_code == 200 and Image.open(io.BytesIO(served.content)).format == "JPEG"
+
+
+def test_a_zip_that_is_streaming_waits_for_a_decode_slot_instead_of_breaking(
+    client: TestClient, context: AppContext, shoot_with_outputs  # noqa: ANN001
+) -> None:
+    """A ZIP already sent in part cannot be answered 503: its resized photos wait for the web
+    process's decode slots, and the whole ZIP arrives once they are free."""
+    _, headers, shoot_id, _, _ = shoot_with_outputs
+    budget = context.upload_checks.budget
+    done = threading.Event()
+    result: dict[str, object] = {}
+
+    def download() -> None:
+        result["response"] = client.get(f"/api/shoots/{shoot_id}/outputs.zip?size=web", headers=headers)
+        done.set()
+
+    with every_decode_slot_busy(context) as release:
+        downloader = threading.Thread(target=download)
+        downloader.start()
+        assert not done.wait(context.settings.upload_check_wait_seconds + 1)  # waiting, not decoding nor failing
+        release.set()
+        downloader.join(60)
+    response = result["response"]
+    assert response.status_code == 200
+    assert set(_zip(response)) == {ENHANCED, SKY}
+    assert budget.peak > 0  # its photos were counted in the process's pixel budget

@@ -13,10 +13,11 @@ from luster_app.context import AppContext
 from luster_app.imaging import has_gps
 from luster_app.models import Job, JobStatus
 from luster_app.services import gallery
-from luster_app.services.errors import NotFound
+from luster_app.services.errors import Busy, NotFound
 from luster_app.services.shoots import create_shoot
 from luster_app.services.uploads import complete_upload, presign_upload
 from tests.conftest import PHOTOS, make_user
+from tests.delivery_support import every_decode_slot_busy
 
 
 def _upload(context: AppContext, user_id: uuid.UUID, shoot_id: uuid.UUID, path, content_type: str):  # noqa: ANN001, ANN202
@@ -38,7 +39,7 @@ def _new_shoot(context: AppContext, user_id: uuid.UUID, name: str = "Elm Road") 
 def _display(context: AppContext, user_id: uuid.UUID, asset_id: uuid.UUID) -> str:
     with context.session() as session:
         return gallery.display_url(session=session, storage=context.storage, settings=context.settings,
-                                   user_id=user_id, asset_id=asset_id)
+                                   limits=context.upload_checks, user_id=user_id, asset_id=asset_id)
 
 
 def test_an_iphone_heic_is_compared_as_an_upright_jpeg_without_location(client: TestClient, context: AppContext) -> None:
@@ -79,3 +80,13 @@ def test_a_shoot_counts_photos_by_their_latest_job(context: AppContext) -> None:
     assert progress[shoot_id].summary == "1 in progress · 1 enhanced"
     assert [job.status for job in jobs if job.asset_id == first.id] == [JobStatus.FAILED, JobStatus.SUCCEEDED]
     assert gallery.ShootProgress().summary == "Nothing enhanced yet"
+
+
+def test_the_compare_copy_of_a_heic_waits_its_turn_among_the_web_process_decodes(context: AppContext) -> None:
+    """Opening the compare view decodes a HEIC (or develops a RAW) in the web process: it shares the
+    upload checks' bounds, so many opened at once meet "try again", not an out-of-memory crash."""
+    user, _ = make_user(context)
+    photo = _upload(context, user.id, _new_shoot(context, user.id), PHOTOS / "heic" / "IMG_5195.HEIC", "image/heic")
+    with every_decode_slot_busy(context), pytest.raises(Busy, match="try again"):
+        _display(context, user.id, photo.id)
+    assert _display(context, user.id, photo.id)

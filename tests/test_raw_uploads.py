@@ -89,7 +89,8 @@ def test_a_raw_goes_from_upload_to_a_full_resolution_upright_output_without_gps(
     # The compare view's copy of the original, which browsers cannot show as a RAW, is developed too.
     with app.context.session() as session:
         url = gallery.display_url(
-            session=session, storage=app.storage, settings=app.context.settings, user_id=user_id, asset_id=uuid.UUID(asset["id"])
+            session=session, storage=app.storage, settings=app.context.settings, limits=app.context.upload_checks,
+            user_id=user_id, asset_id=uuid.UUID(asset["id"])
         )
     display_bytes, display = fetch_image(app, url)
     assert display.size == (480, 320) and not has_gps(display_bytes)

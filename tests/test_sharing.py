@@ -18,7 +18,7 @@ from luster_app.imaging.privacy import find_faces
 from luster_app.models import Asset, AssetStatus, Job, JobStatus
 from luster_app.services.shoots import create_shoot
 from tests.conftest import PHOTOS, make_user
-from tests.delivery_support import add_output, upload
+from tests.delivery_support import add_output, every_decode_slot_busy, upload
 from tests.dng_support import make_dng
 
 SKY_SUMMARY = "sky replaced; 0.2% of the photo redrawn, all in the sky"
@@ -200,15 +200,8 @@ def test_a_busy_server_answers_the_public_photos_503_not_an_outage(
 ) -> None:
     """Anyone with the link may ask for its photos: their decodes share the web process's bounds."""
     path = _share(client, shoot)
-    slots = context.upload_checks.slots
-    taken = 0
-    while slots.acquire(blocking=False):  # every decode slot busy
-        taken += 1
-    try:
+    with every_decode_slot_busy(context):
         busy = client.get(f"{path}/photos/{shoot.sky.id}.jpg")
-    finally:
-        for _ in range(taken):
-            slots.release()
     assert busy.status_code == 503 and int(busy.headers["Retry-After"]) > 0
     assert client.get(f"{path}/photos/{shoot.sky.id}.jpg").status_code == 200
 

@@ -18,7 +18,7 @@ from luster_app.imaging import encode_jpeg, load_normalised
 from luster_app.imaging.budget import PixelBudget, return_photo_memory_to_the_os  # noqa: F401  (re-exported)
 from luster_app.imaging.corrections import correct, nothing_changed
 from luster_app.imaging.encode import THUMB_QUALITY
-from luster_app.imaging.raw import decode_share
+from luster_app.imaging.raw import decoded_megapixels
 from luster_app.metrics import engine_call
 from luster_app.models import Asset, Job
 from luster_app.storage.base import Storage
@@ -75,8 +75,7 @@ def one_thread_per_image_step() -> None:
 def megapixels(asset: Asset) -> float:
     """The original's share of the pixel budget while it is decoded: a camera RAW's development
     holds its sensor data and LibRaw's 16-bit image besides the photo (`DECODE_SHARE` times)."""
-    size = asset.width * asset.height / 1_000_000 if asset.width and asset.height else UNKNOWN_MEGAPIXELS
-    return size * decode_share(asset.content_type)
+    return decoded_megapixels(asset.width, asset.height, asset.content_type, unknown=UNKNOWN_MEGAPIXELS)
 
 
 def render(

@@ -42,10 +42,11 @@ def _output_response(context: AppContext, file: downloads.OutputFile) -> Respons
             file.storage_key, expires_in=context.settings.signed_url_ttl_seconds, download_name=file.filename
         )
         return RedirectResponse(url, status_code=307)
-    chunks = downloads.output_chunks(storage=context.storage, file=file, max_pixels=context.settings.max_image_pixels)
-    return StreamingResponse(
-        chunks, media_type="image/jpeg", headers={"Content-Disposition": attachment_disposition(file.filename)}
+    # Made before the response starts, so a busy process can still answer 503 with Retry-After.
+    data = downloads.prepared_bytes(
+        storage=context.storage, file=file, limits=context.upload_checks, max_pixels=context.settings.max_image_pixels
     )
+    return Response(data, media_type="image/jpeg", headers={"Content-Disposition": attachment_disposition(file.filename)})
 
 
 def _zip_response(
@@ -55,7 +56,9 @@ def _zip_response(
     shoot, files = downloads.shoot_output_files(session=session, user_id=user_id, shoot_id=shoot_id, versions=versions,
                                                 size=size, assets=_asset_ids(assets))
     session.commit()  # nothing of the database is needed while the ZIP streams
-    chunks = downloads.zip_chunks(storage=context.storage, files=files, max_pixels=context.settings.max_image_pixels)
+    chunks = downloads.zip_chunks(
+        storage=context.storage, files=files, limits=context.upload_checks, max_pixels=context.settings.max_image_pixels
+    )
     return StreamingResponse(
         chunks,
         media_type="application/zip",

@@ -116,13 +116,23 @@ class CheckLimits:
             self.turns.release()
 
     @contextmanager
-    def slot(self) -> Iterator[None]:
-        if not self.slots.acquire(timeout=self.wait):
+    def slot(self, *, patient: bool = False) -> Iterator[None]:
+        """A decode slot. `patient`: wait as long as it takes, for a response already streaming
+        (a ZIP), which a refusal would leave broken."""
+        if not self.slots.acquire(timeout=None if patient else self.wait):
             raise BudgetExhausted("no upload check slot free")
         try:
             yield
         finally:
             self.slots.release()
 
-    def pixels(self, megapixels: float) -> AbstractContextManager[None]:
-        return self.budget.hold(megapixels, wait=self.queue_wait)
+    def pixels(self, megapixels: float, *, patient: bool = False) -> AbstractContextManager[None]:
+        return self.budget.hold(megapixels, wait=None if patient else self.queue_wait)
+
+    @contextmanager
+    def decoding(self, megapixels: float, *, patient: bool = False) -> Iterator[None]:
+        """A slot and `megapixels` for one decode in a request thread that is not an upload check
+        (a download, a public photo, the compare view's copy of a HEIC or RAW): memory stays within
+        the same bounds however many arrive together."""
+        with self.slot(patient=patient), self.pixels(megapixels, patient=patient):
+            yield

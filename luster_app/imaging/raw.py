@@ -69,6 +69,13 @@ def decode_share(content_type: str | None) -> float:
     return DECODE_SHARE if content_type in RAW_CONTENT_TYPES.values() else 1.0
 
 
+def decoded_megapixels(width: int | None, height: int | None, content_type: str | None, *, unknown: float) -> float:
+    """The megapixels a photo holds while decoded (`decode_share` times its own); `unknown` where
+    its size was never recorded."""
+    size = width * height / 1_000_000 if width and height else unknown
+    return size * decode_share(content_type)
+
+
 def _tiff_make_and_dng(data: bytes) -> tuple[bytes, bool]:
     """IFD 0's Make and whether it carries a DNGVersion tag."""
     order = "<" if data[:2] == b"II" else ">"

@@ -30,7 +30,7 @@ def compare_urls(context: AppContext, user_id: uuid.UUID, asset_id: uuid.UUID) -
         photo = shoots.get_asset_with_urls(session=session, storage=context.storage, settings=context.settings,
                                            user_id=user_id, asset_id=asset_id)
         before = gallery.display_url(session=session, storage=context.storage, settings=context.settings,
-                                     user_id=user_id, asset_id=asset_id)
+                                     limits=context.upload_checks, user_id=user_id, asset_id=asset_id)
     return before, {str(output.id): output.url for output in photo.outputs}
 
 

@@ -22,10 +22,12 @@ from sqlalchemy import delete, select
 from sqlmodel import Session
 
 from luster_app.imaging import encode_jpeg, fit_long_edge, load_normalised
+from luster_app.imaging.budget import BudgetExhausted, CheckLimits
 from luster_app.imaging.caption import add_caption
+from luster_app.imaging.raw import decoded_megapixels
 from luster_app.models import Asset, AssetKind, AssetStatus, DownloadLink, Job, Shoot, utcnow
-from luster_app.services.errors import Forbidden, Invalid, NotFound
-from luster_app.services.gallery import is_altered
+from luster_app.services.errors import Busy, Forbidden, Invalid, NotFound
+from luster_app.services.gallery import BUSY, BUSY_RETRY_SECONDS, is_altered
 from luster_app.services.shoots import get_shoot
 from luster_app.storage import Storage
 
@@ -223,17 +225,25 @@ def _safe_stem(stem: str) -> str:
     return re.sub(r'[\\/:*?"<>|\x00-\x1f]+', "_", stem).strip(" .")[:80] or "photo"
 
 
-def prepared_bytes(*, storage: Storage, file: OutputFile, max_pixels: int) -> bytes:
+def prepared_bytes(*, storage: Storage, file: OutputFile, limits: CheckLimits, max_pixels: int, patient: bool = False) -> bytes:
     """The output at its download size, with the "Digitally altered" caption drawn in if it gets
-    one: an sRGB JPEG without metadata."""
-    image = fit_long_edge(load_normalised(storage.get_bytes(file.storage_key), max_pixels=max_pixels), file.long_edge)
-    return encode_jpeg(add_caption(image) if file.captioned else image)
+    one: an sRGB JPEG without metadata. Decoded within the web process's bounds (a slot and the
+    photo's pixels, shared with the upload checks); not free in time: Busy (503). `patient`: wait
+    for them as long as it takes instead (a ZIP already streaming)."""
+    megapixels = decoded_megapixels(file.width, file.height, "image/jpeg", unknown=max_pixels / 1e6)
+    try:
+        with limits.decoding(megapixels, patient=patient):
+            image = load_normalised(storage.get_bytes(file.storage_key), max_pixels=max_pixels)
+            image = fit_long_edge(image, file.long_edge)
+            return encode_jpeg(add_caption(image) if file.captioned else image)
+    except BudgetExhausted:
+        raise Busy(BUSY, retry_after=BUSY_RETRY_SECONDS) from None
 
 
-def output_chunks(*, storage: Storage, file: OutputFile, max_pixels: int) -> Iterator[bytes]:
-    """The output's bytes as they should be downloaded: resized and captioned if it must be, else as stored."""
+def output_chunks(*, storage: Storage, file: OutputFile, limits: CheckLimits, max_pixels: int) -> Iterator[bytes]:
+    """The output's bytes as a ZIP entry: resized and captioned if it must be, else as stored."""
     if not file.as_stored:
-        yield prepared_bytes(storage=storage, file=file, max_pixels=max_pixels)
+        yield prepared_bytes(storage=storage, file=file, limits=limits, max_pixels=max_pixels, patient=True)
         return
     with storage.open_read(file.storage_key) as stream:
         while chunk := stream.read(CHUNK_BYTES):
@@ -260,7 +270,7 @@ class _ChunkSink(io.RawIOBase):
         return data
 
 
-def zip_chunks(*, storage: Storage, files: list[OutputFile], max_pixels: int) -> Iterator[bytes]:
+def zip_chunks(*, storage: Storage, files: list[OutputFile], limits: CheckLimits, max_pixels: int) -> Iterator[bytes]:
     """A ZIP of `files`, produced piece by piece: at most one photo's bytes are held at a time."""
     sink = _ChunkSink()
     names: set[str] = set()
@@ -269,7 +279,7 @@ def zip_chunks(*, storage: Storage, files: list[OutputFile], max_pixels: int) ->
         for file in files:
             info = zipfile.ZipInfo(_unique_name(file.filename, names), date_time=utcnow().timetuple()[:6])
             with archive.open(info, mode="w") as entry:
-                for chunk in output_chunks(storage=storage, file=file, max_pixels=max_pixels):
+                for chunk in output_chunks(storage=storage, file=file, limits=limits, max_pixels=max_pixels):
                     entry.write(chunk)
                     yield sink.take()
             yield sink.take()

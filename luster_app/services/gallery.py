@@ -12,8 +12,10 @@ from sqlmodel import Session
 
 from luster_app.config import Settings
 from luster_app.imaging import encode_jpeg, load_normalised
+from luster_app.imaging.budget import BudgetExhausted, CheckLimits
+from luster_app.imaging.raw import decoded_megapixels
 from luster_app.models import Asset, AssetKind, AssetStatus, Job, JobStatus, Shoot
-from luster_app.services.errors import NotFound
+from luster_app.services.errors import Busy, NotFound
 from luster_app.services.shoots import get_shoot
 from luster_app.storage import Storage
 from luster_app.storage.keys import asset_prefix
@@ -25,6 +27,8 @@ SCENE_ALTERING_PRESETS = frozenset({"sky", "dusk", "lawn", "declutter"})
 REDRAWN_AT_ALL = 0.0005
 # What every browser shows in an <img>; HEIC is not among them outside Safari.
 BROWSER_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
+BUSY = "Many photos are being prepared right now; try again in a moment."
+BUSY_RETRY_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -113,9 +117,12 @@ def set_disclose_alterations(*, session: Session, user_id: uuid.UUID, shoot_id: 
     session.commit()
 
 
-def display_url(*, session: Session, storage: Storage, settings: Settings, user_id: uuid.UUID, asset_id: uuid.UUID) -> str:
+def display_url(
+    *, session: Session, storage: Storage, settings: Settings, limits: CheckLimits, user_id: uuid.UUID, asset_id: uuid.UUID
+) -> str:
     """A signed URL of the user's original photo in a form any browser shows at full size: the
-    original itself, or (for HEIC) an upright, metadata-free JPEG copy made once and kept beside it."""
+    original itself, or (for HEIC and RAW) an upright, metadata-free JPEG copy made once and kept
+    beside it, decoded within the web process's bounds (not free in time: Busy, 503)."""
     original = session.execute(
         select(Asset).where(Asset.id == asset_id, Asset.user_id == user_id,
                             Asset.kind.in_((AssetKind.ORIGINAL, AssetKind.MERGED)), Asset.status == AssetStatus.READY)
@@ -128,8 +135,14 @@ def display_url(*, session: Session, storage: Storage, settings: Settings, user_
         return storage.signed_get_url(original.storage_key, expires_in=ttl)
     key = f"{asset_prefix(original.user_id, original.shoot_id, original.id)}/display.jpg"
     if storage.head(key) is None:
-        image = load_normalised(storage.get_bytes(original.storage_key), max_pixels=settings.max_image_pixels)
-        storage.put_bytes(key, encode_jpeg(image), content_type="image/jpeg")
+        max_pixels = settings.max_image_pixels
+        megapixels = decoded_megapixels(original.width, original.height, original.content_type, unknown=max_pixels / 1e6)
+        try:
+            with limits.decoding(megapixels):
+                copy = encode_jpeg(load_normalised(storage.get_bytes(original.storage_key), max_pixels=max_pixels))
+        except BudgetExhausted:
+            raise Busy(BUSY, retry_after=BUSY_RETRY_SECONDS) from None
+        storage.put_bytes(key, copy, content_type="image/jpeg")
     return storage.signed_get_url(key, expires_in=ttl)
 
 

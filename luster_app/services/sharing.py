@@ -23,7 +23,7 @@ from sqlmodel import Session
 
 from luster_app.imaging import ImageRejected, encode_jpeg, fit_long_edge, load_normalised
 from luster_app.imaging.budget import BudgetExhausted, CheckLimits
-from luster_app.imaging.raw import decode_share
+from luster_app.imaging.raw import decoded_megapixels
 from luster_app.imaging.privacy import blur_faces_and_plates
 from luster_app.imaging.unlocated import ORIGINAL_QUALITY, unlocated_original
 from luster_app.models import Asset, AssetKind, AssetStatus, Job, Shoot, ShootShare
@@ -182,7 +182,7 @@ def public_original(*, session: Session, storage: Storage, limits: CheckLimits, 
     original, _, job = _listed(session, token, original_id)
     if original.id != original_id:
         raise NotFound("This photo is not on the page.")
-    with _bounded(limits, original):
+    with _bounded(limits, original, max_pixels):
         stored = storage.get_bytes(original.storage_key)
         if job is not None and (job.params or {}).get("auto_privacy"):
             # Its owner had faces and plates blurred in what they published: the public original keeps them blurred.
@@ -201,18 +201,18 @@ def public_photo(
     _, output, _ = _listed(session, token, output_id)
     if output.id != output_id:
         raise NotFound("This photo is not on the page.")
-    with _bounded(limits, output):
+    with _bounded(limits, output, max_pixels):
         image = load_normalised(storage.get_bytes(output.storage_key), max_pixels=max_pixels)
         return encode_jpeg(fit_long_edge(image, PHOTO_LONG_EDGE))
 
 
 @contextmanager
-def _bounded(limits: CheckLimits, asset: Asset) -> Iterator[None]:
+def _bounded(limits: CheckLimits, asset: Asset, max_pixels: int) -> Iterator[None]:
     """Decode `asset` within the web process's limits (a slot, and its pixels' share; a camera RAW
     develops in several times its pixels): a public link, busy or hostile, meets 503, not an OOM."""
-    megapixels = (asset.width or 0) * (asset.height or 0) / 1e6 * decode_share(asset.content_type)
+    megapixels = decoded_megapixels(asset.width, asset.height, asset.content_type, unknown=max_pixels / 1e6)
     try:
-        with limits.slot(), limits.pixels(megapixels):
+        with limits.decoding(megapixels):
             yield
     except BudgetExhausted:
         raise Busy(BUSY, retry_after=BUSY_RETRY_SECONDS) from None
