@@ -16,7 +16,7 @@ from luster_app.context import AppContext
 from luster_app.imaging import has_gps
 from luster_app.models import DownloadLink, utcnow
 from luster_app.services import downloads, gallery
-from luster_app.services.errors import Forbidden, NotFound
+from luster_app.services.errors import Busy, Forbidden, NotFound
 from luster_app.services.shoots import create_shoot
 from tests.conftest import make_user
 from tests.delivery_support import add_output, every_decode_slot_busy, upload
@@ -190,3 +190,23 @@ def test_a_zip_that_is_streaming_waits_for_a_decode_slot_instead_of_breaking(
     assert response.status_code == 200
     assert set(_zip(response)) == {ENHANCED, SKY}
     assert budget.peak > 0  # its photos were counted in the process's pixel budget
+
+
+def test_only_a_few_zips_wait_without_a_timeout(context: AppContext, shoot_with_outputs) -> None:  # noqa: ANN001
+    """A flood of ZIPs that resize cannot tie up every request thread waiting for a decode slot:
+    past a few per slot, the next one waits only as long as any other decode, then is refused."""
+    user, _, shoot_id, _, _ = shoot_with_outputs
+    with context.session() as session:
+        _, files = downloads.shoot_output_files(session=session, user_id=user.id, shoot_id=shoot_id, size="web")
+    patient = context.upload_checks.patient
+    waiting = 0
+    while patient.acquire(blocking=False):  # that many ZIPs already waiting
+        waiting += 1
+    try:
+        with every_decode_slot_busy(context), pytest.raises(Busy):
+            downloads.prepared_bytes(storage=context.storage, file=files[0], limits=context.upload_checks,
+                                     max_pixels=10**8, patient=True)
+    finally:
+        for _ in range(waiting):
+            patient.release()
+    assert waiting > 0

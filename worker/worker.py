@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 MAX_CLAIM_BACKOFF = 10.0
 CLAIM_GATHER_SECONDS = 0.01
+# A draining worker waits this long at most for its first sweep of abandoned uploads (storage
+# that hangs makes each photo take minutes); what is left is settled by the next worker's sweep.
+DRAIN_SWEEP_WAIT_SECONDS = 120.0
 
 
 class Worker:
@@ -122,6 +125,7 @@ class Worker:
 
     def _work(self) -> None:
         failures = 0
+        sweep_deadline = time.monotonic() + DRAIN_SWEEP_WAIT_SECONDS
         while not self._stop.is_set():
             free = self._free_slots()
             if self._stop.is_set():
@@ -144,6 +148,9 @@ class Worker:
             if self.drain and not claimed and not self._running():
                 if self.upload_sweeper.swept_once(self.poll_seconds):
                     log.info("worker %s: no job is due; drained", self.owner)
+                    return
+                if time.monotonic() > sweep_deadline:
+                    log.warning("worker %s: drained; its first sweep of abandoned uploads is unfinished", self.owner)
                     return
                 continue  # the first sweep is still settling abandoned uploads
             # Sleep until a job ends (a slot frees up), a stop, or the next poll for due jobs.

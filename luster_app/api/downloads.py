@@ -35,14 +35,16 @@ def _asset_ids(assets: str | None) -> list[uuid.UUID] | None:
         raise Invalid("assets: give photo ids separated by commas.") from None
 
 
-def _output_response(context: AppContext, file: downloads.OutputFile) -> Response:
+def _output_response(context: AppContext, session: DbSession, file: downloads.OutputFile) -> Response:
     if file.as_stored:
         # Untouched outputs come straight from storage, through its own short-lived signed URL.
         url = context.storage.signed_get_url(
             file.storage_key, expires_in=context.settings.signed_url_ttl_seconds, download_name=file.filename
         )
         return RedirectResponse(url, status_code=307)
-    # Made before the response starts, so a busy process can still answer 503 with Retry-After.
+    # Made before the response starts, so a busy process can still answer 503 with Retry-After;
+    # no database connection is held while it waits for its turn.
+    session.commit()
     data = downloads.prepared_bytes(
         storage=context.storage, file=file, limits=context.upload_checks, max_pixels=context.settings.max_image_pixels
     )
@@ -82,7 +84,7 @@ def get_shoot_zip(
 def get_output(asset_id: uuid.UUID, user: CurrentUser, session: DbSession, context: Ctx, size: Size = "full") -> Response:
     """One enhanced photo as a file, at full, MLS or web size: captioned "Digitally altered" when its shoot asks for it."""
     file = downloads.output_file(session=session, user_id=user.id, asset_id=asset_id, size=size)
-    return _output_response(context, file)
+    return _output_response(context, session, file)
 
 
 @router.get("/downloads", include_in_schema=False)
@@ -98,4 +100,4 @@ def get_download(
                              assets=assets)
     assert target.asset_id is not None
     file = downloads.output_file(session=session, user_id=target.user_id, asset_id=target.asset_id, size=size)
-    return _output_response(context, file)
+    return _output_response(context, session, file)

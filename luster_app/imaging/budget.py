@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 LARGE_ALLOCATION = 1 << 20
+# Decodes that may wait for a slot without a timeout (ZIPs streaming), per slot: a few request
+# threads at most (of the server's 40) wait that way.
+PATIENT_PER_SLOT = 4
 
 
 def return_photo_memory_to_the_os() -> bool:
@@ -83,6 +86,7 @@ class CheckLimits:
     the API answers 503 with Retry-After, so hostile parallel completes meet a refusal, not an OOM."""
 
     slots: threading.BoundedSemaphore
+    patient: threading.BoundedSemaphore
     turns: anyio.Semaphore
     budget: PixelBudget
     wait: float
@@ -96,6 +100,7 @@ class CheckLimits:
         slots = settings.upload_check_slots or os.cpu_count() or 1
         return cls(
             slots=threading.BoundedSemaphore(slots),
+            patient=threading.BoundedSemaphore(slots * PATIENT_PER_SLOT),
             turns=anyio.Semaphore(slots),
             budget=PixelBudget(settings.upload_check_megapixels),
             wait=settings.upload_check_wait_seconds,
@@ -133,6 +138,13 @@ class CheckLimits:
     def decoding(self, megapixels: float, *, patient: bool = False) -> Iterator[None]:
         """A slot and `megapixels` for one decode in a request thread that is not an upload check
         (a download, a public photo, the compare view's copy of a HEIC or RAW): memory stays within
-        the same bounds however many arrive together."""
-        with self.slot(patient=patient), self.pixels(megapixels, patient=patient):
-            yield
+        the same bounds however many arrive together. A patient decode (a ZIP already streaming)
+        waits without a timeout while fewer than `patient` others do, so waiting never ties up
+        every request thread; past that it waits as long as any other."""
+        patient = patient and self.patient.acquire(blocking=False)
+        try:
+            with self.slot(patient=patient), self.pixels(megapixels, patient=patient):
+                yield
+        finally:
+            if patient:
+                self.patient.release()
