@@ -22,12 +22,12 @@ from sqlalchemy import delete, select
 from sqlmodel import Session
 
 from luster_app.imaging import encode_jpeg, fit_long_edge, load_normalised
-from luster_app.imaging.budget import BudgetExhausted, CheckLimits
+from luster_app.imaging.budget import CheckLimits
 from luster_app.imaging.caption import add_caption
 from luster_app.imaging.raw import decoded_megapixels
 from luster_app.models import Asset, AssetKind, AssetStatus, DownloadLink, Job, Shoot, utcnow
-from luster_app.services.errors import Busy, Forbidden, Invalid, NotFound
-from luster_app.services.gallery import BUSY, BUSY_RETRY_SECONDS, is_altered
+from luster_app.services.errors import Forbidden, Invalid, NotFound
+from luster_app.services.gallery import decoding_in_turn, is_altered
 from luster_app.services.shoots import get_shoot
 from luster_app.storage import Storage
 
@@ -231,13 +231,10 @@ def prepared_bytes(*, storage: Storage, file: OutputFile, limits: CheckLimits, m
     photo's pixels, shared with the upload checks); not free in time: Busy (503). `patient`: wait
     for them as long as it takes instead (a ZIP already streaming)."""
     megapixels = decoded_megapixels(file.width, file.height, "image/jpeg", unknown=max_pixels / 1e6)
-    try:
-        with limits.decoding(megapixels, patient=patient):
-            image = load_normalised(storage.get_bytes(file.storage_key), max_pixels=max_pixels)
-            image = fit_long_edge(image, file.long_edge)
-            return encode_jpeg(add_caption(image) if file.captioned else image)
-    except BudgetExhausted:
-        raise Busy(BUSY, retry_after=BUSY_RETRY_SECONDS) from None
+    with decoding_in_turn(limits, megapixels, patient=patient):
+        image = load_normalised(storage.get_bytes(file.storage_key), max_pixels=max_pixels)
+        image = fit_long_edge(image, file.long_edge)
+        return encode_jpeg(add_caption(image) if file.captioned else image)
 
 
 def output_chunks(*, storage: Storage, file: OutputFile, limits: CheckLimits, max_pixels: int) -> Iterator[bytes]:

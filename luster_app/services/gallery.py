@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,6 +19,7 @@ from luster_app.imaging.raw import decoded_megapixels
 from luster_app.models import Asset, AssetKind, AssetStatus, Job, JobStatus, Shoot
 from luster_app.services.errors import Busy, NotFound
 from luster_app.services.shoots import get_shoot
+from luster_app.services.uploads import BUSY_RETRY_SECONDS
 from luster_app.storage import Storage
 from luster_app.storage.keys import asset_prefix
 
@@ -28,7 +31,6 @@ REDRAWN_AT_ALL = 0.0005
 # What every browser shows in an <img>; HEIC is not among them outside Safari.
 BROWSER_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
 BUSY = "Many photos are being prepared right now; try again in a moment."
-BUSY_RETRY_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,17 @@ def set_disclose_alterations(*, session: Session, user_id: uuid.UUID, shoot_id: 
     session.commit()
 
 
+@contextmanager
+def decoding_in_turn(limits: CheckLimits, megapixels: float, *, busy: str = BUSY, patient: bool = False) -> Iterator[None]:
+    """One decode in a request thread within the web process's bounds (`CheckLimits.decoding`);
+    when they are not free in time, Busy with `busy` (503 with Retry-After)."""
+    try:
+        with limits.decoding(megapixels, patient=patient):
+            yield
+    except BudgetExhausted:
+        raise Busy(busy, retry_after=BUSY_RETRY_SECONDS) from None
+
+
 def display_url(
     *, session: Session, storage: Storage, settings: Settings, limits: CheckLimits, user_id: uuid.UUID, asset_id: uuid.UUID
 ) -> str:
@@ -137,11 +150,8 @@ def display_url(
     if storage.head(key) is None:
         max_pixels = settings.max_image_pixels
         megapixels = decoded_megapixels(original.width, original.height, original.content_type, unknown=max_pixels / 1e6)
-        try:
-            with limits.decoding(megapixels):
-                copy = encode_jpeg(load_normalised(storage.get_bytes(original.storage_key), max_pixels=max_pixels))
-        except BudgetExhausted:
-            raise Busy(BUSY, retry_after=BUSY_RETRY_SECONDS) from None
+        with decoding_in_turn(limits, megapixels):
+            copy = encode_jpeg(load_normalised(storage.get_bytes(original.storage_key), max_pixels=max_pixels))
         storage.put_bytes(key, copy, content_type="image/jpeg")
     return storage.signed_get_url(key, expires_in=ttl)
 

@@ -22,15 +22,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from luster_app.imaging import ImageRejected, encode_jpeg, fit_long_edge, load_normalised
-from luster_app.imaging.budget import BudgetExhausted, CheckLimits
+from luster_app.imaging.budget import CheckLimits
 from luster_app.imaging.raw import decoded_megapixels
 from luster_app.imaging.privacy import blur_faces_and_plates
 from luster_app.imaging.unlocated import ORIGINAL_QUALITY, unlocated_original
 from luster_app.models import Asset, AssetKind, AssetStatus, Job, Shoot, ShootShare
-from luster_app.services.errors import Busy, NotFound
-from luster_app.services.gallery import is_altered
+from luster_app.services.errors import NotFound
+from luster_app.services.gallery import decoding_in_turn, is_altered
 from luster_app.services.shoots import get_shoot
-from luster_app.services.uploads import BUSY_RETRY_SECONDS
 from luster_app.storage import Storage
 
 PAGE_PREFIX = "/disclosure"
@@ -212,9 +211,7 @@ def _bounded(limits: CheckLimits, asset: Asset, max_pixels: int) -> Iterator[Non
     develops in several times its pixels): a public link, busy or hostile, meets 503, not an OOM."""
     megapixels = decoded_megapixels(asset.width, asset.height, asset.content_type, unknown=max_pixels / 1e6)
     try:
-        with limits.decoding(megapixels):
+        with decoding_in_turn(limits, megapixels, busy=BUSY):
             yield
-    except BudgetExhausted:
-        raise Busy(BUSY, retry_after=BUSY_RETRY_SECONDS) from None
     except ImageRejected:
         raise NotFound("This photo cannot be shown.") from None
