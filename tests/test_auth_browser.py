@@ -76,3 +76,25 @@ def test_browser_signs_in_by_email_link_comes_back_and_signs_out(app_url, smtp, 
     page.wait_for_url(f"{app_url}/")
     signed_out = {c["name"]: c["value"] for c in page.context.cookies()}.get("luster_session", "") == ""
     assert signed_out, "the session cookie survived sign-out"
+
+
+def test_a_tap_before_the_page_is_ready_neither_loses_the_form_nor_puts_the_address_in_the_url(app_url, smtp, browser) -> None:
+    # A phone on a slow connection shows the server-rendered form before its scripts run. A tap
+    # on the button then must not submit the form the browser's way (a GET that reloads the page
+    # with the address in its URL, sends no link and drops where the photographer was going).
+    page = browser.new_context().new_page()
+    page.route(re.compile(r"\.js(\?.*)?$"), lambda route: route.abort())  # the scripts have not arrived yet
+    page.goto(f"{app_url}/login?next=%2Fshoots")
+    page.fill("#login-email", "Early@Example.com")
+    assert page.is_disabled("#login-submit")
+    page.press("#login-email", "Enter")  # the other way to submit a form
+    page.wait_for_timeout(500)  # what a native submit would need to navigate; nothing should happen
+    assert "early" not in page.url.lower() and "next=%2Fshoots" in page.url, page.url
+    assert not any(m["To"] == "early@example.com" for m in smtp.inbox)
+
+    page.unroute_all()
+    page.reload()
+    page.fill("#login-email", "Early@Example.com")
+    page.click("#login-submit")  # waits until the button is enabled: the page is ready
+    page.wait_for_selector("#login-sent")
+    assert any(m["To"] == "early@example.com" for m in smtp.inbox)

@@ -88,3 +88,11 @@ def error_callout(message: rx.Var | str, **props) -> rx.Component:
 
 def loading(label: str = "Loading…", **props) -> rx.Component:
     return rx.hstack(rx.spinner(size="2"), rx.text(label, color_scheme="gray"), align="center", spacing="2", **props)
+
+
+def submit_button(*children: rx.Component | str, **props) -> rx.Component:
+    """A form's submit button, disabled until the page's scripts have run. The server renders
+    each form, so a tap before then (a phone on a slow connection) would submit it the
+    browser's way: a GET that reloads the page with what was typed in its URL and does nothing
+    else. A disabled default button also stops Enter from submitting the form."""
+    return rx.button(*children, type="submit", disabled=~rx.State.is_hydrated, **props)

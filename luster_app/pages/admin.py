@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from luster_app.components.shell import page_shell
+from luster_app.components.shell import page_shell, submit_button
 from luster_app.pages.admin_state import ANY, AdminState, Row
 from luster_app.presets import PRESETS
 from luster_app.services.admin import JOB_STATUSES
@@ -49,7 +49,7 @@ def _user_cells(row: Row) -> list[rx.Component]:
             rx.input(type="hidden", name="user_id", value=row["id"]),
             rx.input(name="delta", placeholder="+5 or -2", width="6em", size="1", required=True),
             rx.input(name="reason", placeholder="reason", size="1", required=True),
-            rx.button("Apply", type="submit", size="1"),
+            submit_button("Apply", size="1"),
         ),
         on_submit=AdminState.adjust_credits,
         reset_on_submit=True,
@@ -62,7 +62,7 @@ def _users() -> rx.Component:
     return rx.vstack(
         rx.form(
             rx.hstack(rx.input(name="q", placeholder="search by email", id="admin-user-search"),
-                      rx.button("Search", type="submit")),
+                      submit_button("Search")),
             on_submit=AdminState.search_users,
         ),
         rx.text("Users found: ", AdminState.users_total, color_scheme="gray", size="2"),
@@ -91,7 +91,7 @@ def _jobs() -> rx.Component:
             rx.select([ANY, *PRESETS], name="preset", default_value=ANY),
             rx.input(name="prompt_version", placeholder="prompt version", width="8em"),
             rx.input(name="min_age", placeholder="older than (min)", width="9em"),
-            rx.button("Filter", type="submit"),
+            submit_button("Filter"),
             wrap="wrap",
         ),
         on_submit=AdminState.filter_jobs,
@@ -134,7 +134,7 @@ def _prompts() -> rx.Component:
             rx.vstack(
                 rx.text_area(name="template", placeholder="New template; {field} names a parameter of the preset",
                              width="100%", rows="4", required=True),
-                rx.hstack(rx.checkbox("Make it active", name="activate"), rx.button("Add version", type="submit")),
+                rx.hstack(rx.checkbox("Make it active", name="activate"), submit_button("Add version")),
                 width="100%",
             ),
             on_submit=AdminState.add_version,

@@ -6,7 +6,7 @@ import asyncio
 
 import reflex as rx
 
-from luster_app.components.shell import page_shell
+from luster_app.components.shell import page_shell, submit_button
 from luster_app.context import AppContext
 from luster_app.services import auth as auth_service
 from luster_app.services.errors import ServiceError
@@ -70,8 +70,7 @@ def _email_form() -> rx.Component:
         rx.vstack(
             rx.input(name="email", type="email", placeholder="you@example.com", required=True, size="3",
                      width="100%", id="login-email"),
-            rx.button("Email me a sign-in link", type="submit", size="3", loading=LoginState.sending,
-                      id="login-submit"),
+            submit_button("Email me a sign-in link", size="3", loading=LoginState.sending, id="login-submit"),
             rx.cond(LoginState.error != "", rx.callout(LoginState.error, color_scheme="red", id="login-error")),
             spacing="3",
             width="100%",

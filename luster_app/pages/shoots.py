@@ -9,7 +9,7 @@ import uuid
 import reflex as rx
 
 from luster_app import routes
-from luster_app.components.shell import empty_state, error_callout, loading, page_shell
+from luster_app.components.shell import empty_state, error_callout, loading, page_shell, submit_button
 from luster_app.context import AppContext
 from luster_app.services import gallery, shoots
 from luster_app.services.errors import ServiceError
@@ -104,8 +104,7 @@ def _new_shoot_form() -> rx.Component:
                          size="3", flex="2 1 14em", id="shoot-name"),
                 rx.input(name="address", placeholder="Address (optional)", max_length=500, size="3",
                          flex="2 1 14em", id="shoot-address"),
-                rx.button(rx.icon("plus"), "New shoot", type="submit", size="3", loading=ShootsState.creating,
-                          id="shoot-create"),
+                submit_button(rx.icon("plus"), "New shoot", size="3", loading=ShootsState.creating, id="shoot-create"),
                 spacing="3",
                 wrap="wrap",
                 width="100%",
