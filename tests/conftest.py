@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import uuid
@@ -77,17 +78,27 @@ def pg_template() -> str:
     return name
 
 
-@pytest.fixture
-def pg_url(pg_template: str) -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database for this test alone."""
+@contextlib.contextmanager
+def cloned_database(template: str) -> Iterator[str]:
+    """The URL of a new PostgreSQL database copied from `template` (which no one may be connected
+    to), dropped afterwards."""
     name = f"luster_t_{uuid.uuid4().hex[:16]}"
     admin = _admin_engine()
     with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
-    yield TEST_DATABASE_URL.rsplit("/", 1)[0] + f"/{name}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    try:
+        yield TEST_DATABASE_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_template: str) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test alone."""
+    with cloned_database(pg_template) as url:
+        yield url
 
 
 @pytest.fixture
@@ -108,9 +119,13 @@ def db_url(request: pytest.FixtureRequest) -> str:
 
 # --- the app ---
 
+def settings_in(data_dir: Path) -> Settings:
+    return Settings(_env_file=None, luster_env="test", luster_data_dir=data_dir, app_url="http://testserver")
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(_env_file=None, luster_env="test", luster_data_dir=tmp_path / "data", app_url="http://testserver")
+    return settings_in(tmp_path / "data")
 
 
 @pytest.fixture

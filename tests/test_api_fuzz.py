@@ -7,8 +7,6 @@ and none may carry anything of Bob's. Bounded: a few dozen examples per operatio
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
@@ -16,8 +14,7 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
 from luster_app.api import create_api
-from luster_app.config import Settings
-from tests.tenants import TwoTenants, leaked, open_two_tenants, two_tenants  # noqa: F401  (fixture)
+from tests.tenants import TwoTenants, leaked, tenant_worlds, two_tenants  # noqa: F401  (fixture)
 
 EXAMPLES_PER_OPERATION = 40
 CALLERS = ["alice", "nobody", "alice-with-bobs-ids"]
@@ -28,10 +25,6 @@ def documented_operations() -> list[tuple[str, str]]:
     return sorted((method.upper(), path) for path, methods in paths.items() for method in methods)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def fuzz_tenants(request: pytest.FixtureRequest, settings: Settings) -> Iterator[TwoTenants]:
-    db_url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
-    yield from open_two_tenants(settings, db_url)
 
 
 def _bobs_ids(tenants: TwoTenants) -> list[str]:
@@ -48,9 +41,9 @@ OPERATIONS = documented_operations()
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[" ".join(operation) for operation in OPERATIONS])
 def test_fuzzed_requests_get_no_server_error_and_nothing_of_another_user(
-    fuzz_tenants: TwoTenants, method: str, path: str
+    two_tenants: TwoTenants, method: str, path: str
 ) -> None:
-    schema = schemathesis.openapi.from_asgi("/api/openapi.json", fuzz_tenants.client.app)
+    schema = schemathesis.openapi.from_asgi("/api/openapi.json", two_tenants.client.app)
     operation = schema[path][method.lower()]
     cases = st.one_of(operation.as_strategy(GenerationMode.POSITIVE), operation.as_strategy(GenerationMode.NEGATIVE))
 
@@ -67,9 +60,9 @@ def test_fuzzed_requests_get_no_server_error_and_nothing_of_another_user(
         headers = dict(case.headers or {})
         headers.pop("Authorization", None)
         if caller != "nobody":
-            headers["Authorization"] = fuzz_tenants.caller.headers["Authorization"]
+            headers["Authorization"] = two_tenants.caller.headers["Authorization"]
         if caller == "alice-with-bobs-ids":
-            ids = _bobs_ids(fuzz_tenants)
+            ids = _bobs_ids(two_tenants)
             for name in case.path_parameters or {}:
                 case.path_parameters[name] = ids[pick % len(ids)]
         case.headers = headers
@@ -77,7 +70,7 @@ def test_fuzzed_requests_get_no_server_error_and_nothing_of_another_user(
         assert response.status_code < 500, f"{response.status_code}: {response.text[:500]}"
         # An id Alice sent may come back in a validation error; anything else of Bob's is a leak.
         sent = [str(value) for value in (case.path_parameters or {}).values()]
-        assert [s for s in leaked(response.content, fuzz_tenants.victim) if s not in sent] == [], "an answer carried Bob's data"
+        assert [s for s in leaked(response.content, two_tenants.victim) if s not in sent] == [], "an answer carried Bob's data"
 
     fuzz()
 

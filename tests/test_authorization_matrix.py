@@ -18,7 +18,7 @@ import pytest
 from fastapi.routing import APIRoute
 
 from luster_app.api import create_api
-from tests.tenants import Tenant, TwoTenants, leaked, two_tenants  # noqa: F401  (fixture)
+from tests.tenants import Tenant, TwoTenants, leaked, tenant_worlds, two_tenants  # noqa: F401  (fixture)
 
 
 @dataclass(frozen=True)
