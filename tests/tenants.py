@@ -10,14 +10,12 @@ from __future__ import annotations
 import contextlib
 import shutil
 import sqlite3
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -28,7 +26,7 @@ from luster_app.db import make_engine
 from luster_app.migrations import upgrade
 from luster_app.models import Asset, User
 from luster_app.services.credits import grant_adjustment
-from tests.conftest import PHOTOS, TEST_DATABASE_URL, cloned_database, make_user, settings_in
+from tests.conftest import PHOTOS, cloned_database, disconnect_everyone, make_user, settings_in
 from tests.engines_for_tests import InvertEngine
 from tests.fixtures_storage import Backend, new_shoot, upload
 from worker.worker import Worker
@@ -163,8 +161,8 @@ class TenantWorlds:
             where.mkdir()
             if kind == "sqlite":
                 database = str(where / "luster.db")
-                upgrade(f"sqlite:///{database}")
                 db_url = f"sqlite:///{database}"
+                upgrade(db_url)
             else:
                 db_url = self.cleanup.enter_context(cloned_database(self.request.getfixturevalue("pg_template")))
                 database = db_url.rsplit("/", 1)[1]
@@ -172,7 +170,9 @@ class TenantWorlds:
             with _app(settings, db_url) as backend:
                 caller, victim = add_tenant(backend, "alice"), add_tenant(backend, "bob")
             if kind == "postgres":
-                _disconnect_everyone(database)
+                # The drained worker's job slot gives its connection back to a pool the worker has
+                # already disposed of, which keeps it open until the garbage collector comes by.
+                disconnect_everyone(database)
             self.built[kind] = _Built(database=database, data_dir=settings.luster_data_dir, caller=caller, victim=victim)
         return self.built[kind]
 
@@ -191,23 +191,6 @@ class TenantWorlds:
                 db_url = stack.enter_context(cloned_database(built.database))
             with _app(settings, db_url) as backend:
                 yield TwoTenants(backend=backend, caller=built.caller, victim=built.victim)
-
-
-def _disconnect_everyone(database: str) -> None:
-    """End every session on `database`, so it can serve as a template. The drained worker's job
-    slot gives its connection back to a pool the worker has already disposed of, which keeps it
-    open until the garbage collector comes by."""
-    admin = sa.create_engine(TEST_DATABASE_URL, isolation_level="AUTOCOMMIT")
-    sessions = "FROM pg_stat_activity WHERE datname = :name AND pid <> pg_backend_pid()"
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"SELECT pg_terminate_backend(pid) {sessions}"), {"name": database})
-            deadline = time.monotonic() + 30
-            while conn.execute(sa.text(f"SELECT count(*) {sessions}"), {"name": database}).scalar_one():
-                assert time.monotonic() < deadline, f"sessions on {database} did not end"
-                time.sleep(0.05)
-    finally:
-        admin.dispose()
 
 
 @pytest.fixture(scope="session")

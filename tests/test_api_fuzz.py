@@ -25,8 +25,6 @@ def documented_operations() -> list[tuple[str, str]]:
     return sorted((method.upper(), path) for path, methods in paths.items() for method in methods)
 
 
-
-
 def _bobs_ids(tenants: TwoTenants) -> list[str]:
     """Ids to splice into paths: guessing another user's ids is the attack a fuzzer cannot make alone."""
     bob = tenants.victim
