@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,21 +91,6 @@ def cloned_database(template: str) -> Iterator[str]:
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-def disconnect_everyone(database: str) -> None:
-    """End every session on `database`, so it can serve as a template."""
-    sessions = "FROM pg_stat_activity WHERE datname = :name AND pid <> pg_backend_pid()"
-    admin = _admin_engine()
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"SELECT pg_terminate_backend(pid) {sessions}"), {"name": database})
-            deadline = time.monotonic() + 30
-            while conn.execute(sa.text(f"SELECT count(*) {sessions}"), {"name": database}).scalar_one():
-                assert time.monotonic() < deadline, f"sessions on {database} did not end"
-                time.sleep(0.05)
-    finally:
         admin.dispose()
 
 

@@ -26,7 +26,7 @@ from luster_app.db import make_engine
 from luster_app.migrations import upgrade
 from luster_app.models import Asset, User
 from luster_app.services.credits import grant_adjustment
-from tests.conftest import PHOTOS, cloned_database, disconnect_everyone, make_user, settings_in
+from tests.conftest import PHOTOS, cloned_database, make_user, settings_in
 from tests.engines_for_tests import InvertEngine
 from tests.fixtures_storage import Backend, new_shoot, upload
 from worker.worker import Worker
@@ -169,10 +169,6 @@ class TenantWorlds:
             settings = settings_in(where / "data")
             with _app(settings, db_url) as backend:
                 caller, victim = add_tenant(backend, "alice"), add_tenant(backend, "bob")
-            if kind == "postgres":
-                # The drained worker's job slot gives its connection back to a pool the worker has
-                # already disposed of, which keeps it open until the garbage collector comes by.
-                disconnect_everyone(database)
             self.built[kind] = _Built(database=database, data_dir=settings.luster_data_dir, caller=caller, victim=victim)
         return self.built[kind]
 

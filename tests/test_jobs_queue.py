@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import threading
 import uuid
@@ -9,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 
+import psycopg
 import pytest
 from PIL import Image
 from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH, MAX_CACHED_STATEMENT_PARAMS
@@ -407,5 +409,30 @@ def test_a_worker_with_more_slots_than_the_shared_pool_holds_runs_every_job(sett
         assert balance(context, user_id) == 0
         with context.session() as session:
             assert set(session.execute(select(Job.status)).scalars()) == {"succeeded"}
+    finally:
+        context.db.dispose()
+
+
+@pytest.mark.postgres
+def test_a_drained_worker_leaves_no_connection_open(settings, pg_url) -> None:
+    """A worker that stops (drained, or signalled) closes every connection it opened: its slots'
+    go back to its own pool before that pool is disposed, not to a disposed pool that keeps
+    them open until the garbage collector comes by (a database then cannot be dropped or copied)."""
+    context = worker_context(settings, pg_url, InvertEngine())
+    try:
+        _queue_jobs(context, 3)
+        gc_was_enabled = gc.isenabled()
+        gc.disable()  # what keeps a leaked connection open: nothing has collected it yet
+        try:
+            assert Worker(context, concurrency=2, drain=True).run() == 0
+            context.db.dispose()
+            with psycopg.connect(pg_url.replace("postgresql+psycopg", "postgresql"), autocommit=True) as admin:
+                others = admin.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                ).fetchone()[0]
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+        assert others == 0
     finally:
         context.db.dispose()

@@ -31,6 +31,8 @@ CLAIM_GATHER_SECONDS = 0.01
 # A draining worker waits this long at most for its first sweep of abandoned uploads (storage
 # that hangs makes each photo take minutes); what is left is settled by the next worker's sweep.
 DRAIN_SWEEP_WAIT_SECONDS = 120.0
+# How long a stopping worker waits for its idle job slots to end (they end at once).
+SLOT_END_WAIT_SECONDS = 2.0
 
 
 class Worker:
@@ -100,17 +102,27 @@ class Worker:
             self.leases.stop()
             self.presence.stop()
             self._claims.close()
-            if self._held_db is not self.context.db:
-                self._held_db.dispose()  # slots still finishing keep theirs until they end
-            self._leave()
-            self.upload_sweeper.stop()
             for _ in slots:
                 self._slots.put(None)  # each slot thread ends once its job (if any) is done
+            self._leave()
+            self.upload_sweeper.stop()
+            self._close_held_connections(slots)
             if self.health is not None:
                 self.health.stop()
             for gauge in (WORKER_SLOTS, WORKER_SLOTS_IN_USE, WORKER_LAST_CLAIM):
                 gauge.remove(self.owner)
         return 0
+
+    def _close_held_connections(self, slots: list[threading.Thread]) -> None:
+        """Dispose of the slots' pool once the slots with no job have ended: each gives its
+        connection back as it ends, and one given back to a disposed pool would stay open until
+        the garbage collector came by. A slot still running past the grace period keeps its
+        connection until its job ends; the process exits meanwhile."""
+        deadline = time.monotonic() + SLOT_END_WAIT_SECONDS
+        for slot in slots:
+            slot.join(max(0.0, deadline - time.monotonic()))
+        if self._held_db is not self.context.db:
+            self._held_db.dispose()
 
     def _start_reporting(self) -> None:
         """This worker's gauges, and its /healthz and /metrics listener if WORKER_METRICS_PORT is set."""
