@@ -290,6 +290,26 @@ def test_the_heartbeat_keeps_a_slow_job_leased(settings, db_url) -> None:
         context.db.dispose()
 
 
+
+def test_a_batch_runs_and_lists_in_the_order_it_was_asked_for(context) -> None:
+    """Photos picked in some order (not that of their ids or uploads) are claimed, and listed, in it."""
+    user, _ = user_with_credits(context, 12)
+    shoot = add_shoot(context, user)
+    photos = [add_photo(context, user, indexed_image(i), shoot=shoot).id for i in range(12)]
+    asked = photos[6:] + photos[:6][::-1]
+    with context.session() as session:
+        created = create_batch(
+            session=session, user_id=user.id, asset_ids=asked, preset="enhance", params={},
+            options=JobOptions.for_context(context),
+        )
+    assert [job.asset_id for job in created] == asked
+    with context.session() as session:
+        listed = session.execute(select(Job.asset_id).order_by(Job.created_at, Job.id)).scalars().all()
+    assert listed == asked
+    claimed = [item.job.asset_id for _ in asked for item in _claim(context, "worker-a", limit=1)]
+    assert claimed == asked
+
+
 # --- a worker's held connection (its claims, each job slot's finishes) ---
 
 

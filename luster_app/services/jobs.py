@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, insert, literal, select, update
@@ -209,6 +210,13 @@ def _create_jobs(
         valid_params, prompt_version_id, prompt_text = _resolve_prompt(session, preset, params or {})
         if window_pull is not None:
             valid_params = {**valid_params, "window_pull": window_pull}
+        # What every job of the request shares, as a row: each job's is a copy of it. Built here,
+        # as building a model object costs more than its insert and the lock is not held yet.
+        shared = Job(
+            user_id=user_id, asset_id=uuid.UUID(int=0), preset=preset, params=valid_params,
+            prompt_version_id=prompt_version_id, prompt_text=prompt_text, engine=options.engine, model=options.model,
+            max_attempts=options.max_attempts,
+        ).model_dump()
         session.commit()
         available = lock_credits(session, user_id)
         # Again under the lock: a duplicate sent at the same moment waited here for the first.
@@ -222,25 +230,28 @@ def _create_jobs(
         targets = [(asset_id, None) for asset_id in asset_ids] + groups
         _check_available(available, needed=len(targets))
         privacy = {} if "auto_privacy" in (params or {}) else shoot_privacy | _shoot_privacy(session, [p for p, _ in groups])
-        jobs = [
-            Job(
-                user_id=user_id, asset_id=asset_id, bracket_id=bracket_id, preset=preset,
-                params={**valid_params, "auto_privacy": privacy[asset_id]} if privacy else valid_params,
-                prompt_version_id=prompt_version_id, prompt_text=prompt_text, engine=options.engine,
-                model=options.model, max_attempts=options.max_attempts,
-            )
-            for asset_id, bracket_id in targets
-        ]
-        _insert_jobs(session, jobs, created={"preset": preset, "engine": options.engine})
+        rows = []
+        for n, (asset_id, bracket_id) in enumerate(targets):
+            # A microsecond apart: the queue (by `run_after`) and the gallery (by `created_at`)
+            # then take a batch's jobs in the order they were asked for.
+            at = shared["created_at"] + timedelta(microseconds=n)
+            rows.append(shared | {
+                "id": uuid.uuid4(), "asset_id": asset_id, "bracket_id": bracket_id, "created_at": at, "run_after": at,
+                "params": {**valid_params, "auto_privacy": privacy[asset_id]} if privacy else valid_params,
+            })
+        _insert_jobs(session, rows, created={"preset": preset, "engine": options.engine})
+        jobs = None
         if request is not None:
+            jobs = [Job(**row) for row in rows]
             answer = {"jobs": [job.model_dump(mode="json") for job in jobs]}
             remember_answer(session=session, user_id=user_id, request=request, status_code=201, response=answer)
         session.commit()
     except BaseException:
         session.rollback()
         raise
-    JOBS_CREATED.labels(preset, options.engine).inc(len(jobs))
-    return jobs
+    JOBS_CREATED.labels(preset, options.engine).inc(len(rows))
+    # The jobs as inserted, built once the credits lock is released.
+    return jobs if jobs is not None else [Job(**row) for row in rows]
 
 
 def _window_pull(params: dict[str, Any] | None, *, brackets_only: bool) -> tuple[dict[str, Any], bool | None]:
@@ -310,17 +321,18 @@ def _resolve_prompt(session: Session, preset: str, params: dict[str, Any]) -> tu
     return valid_params, prompt_version_id, prompt_text
 
 
-def _insert_jobs(session: Session, jobs: list[Job], *, created: dict[str, Any]) -> None:
-    """Insert the jobs and their `created` events, inside the caller's transaction (holding the
-    credits lock: the fewer round trips the sooner the next create of this photographer runs).
-    Plain table INSERTs of the rows as built, not the ORM's flush: the jobs are answered as they
-    are, never read back. PostgreSQL: one statement; SQLite (no INSERT in a WITH): two."""
+def _insert_jobs(session: Session, rows: list[dict[str, Any]], *, created: dict[str, Any]) -> None:
+    """Insert the jobs (`rows`: every column's value) and their `created` events, inside the
+    caller's transaction (holding the credits lock: the fewer round trips the sooner the next create
+    of this photographer runs). Plain table INSERTs of the rows as built, not the ORM's flush: the
+    jobs are answered as they are, never read back. PostgreSQL: one statement; SQLite (no INSERT
+    in a WITH): two."""
     if not is_postgres(session.get_bind()):
-        session.execute(insert(Job.__table__), [job.model_dump() for job in jobs])
-        add_events(session, [event_row(job.id, "created", **created) for job in jobs])
+        session.execute(insert(Job.__table__), rows)
+        add_events(session, [event_row(row["id"], "created", **created) for row in rows])
         return
     event = {"event_at": utcnow(), "event_detail": created}
-    session.execute(_insert_with_event_postgres(), [{f"job_{k}": v for k, v in job.model_dump().items()} | event for job in jobs])
+    session.execute(_insert_with_event_postgres(), [{f"job_{k}": v for k, v in row.items()} | event for row in rows])
 
 
 @functools.cache
