@@ -43,9 +43,12 @@ frontend: .web/build/client/index.html
 run: setup frontend
 	$(BIN)/luster serve --port $(PORT)
 
+# Test processes (pytest-xdist); the tests that share the compiled frontend run in one of them, in turn.
+TEST_PROCESSES ?= 2
+
 test: setup frontend
 	$(BIN)/python tests/ensure_services.py
-	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=80 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadgroup --cov --cov-report=term --cov-fail-under=80 $(PYTEST_ARGS)
 
 bench: setup frontend
 	$(BIN)/python tests/ensure_services.py

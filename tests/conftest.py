@@ -28,10 +28,18 @@ TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://po
 PHOTOS = ROOT / "tests" / "data" / "photos"
 
 
+# Modules that build or serve the compiled frontend (`.web`, one per checkout) besides the browser
+# tests: with `pytest -n` (pytest-xdist, `--dist loadgroup`) one process runs all of them, in turn.
+SHARE_THE_FRONTEND = {"test_scaleout.py", "test_metrics.py"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if {"pg_url", "restartable_pg"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.postgres)
+        if item.get_closest_marker("browser") or item.path.name in SHARE_THE_FRONTEND:
+            item.add_marker(pytest.mark.xdist_group("frontend"))
 
 
 def unavailable(reason: str) -> None:
