@@ -48,7 +48,7 @@ TEST_PROCESSES ?= 2
 
 test: setup frontend
 	$(BIN)/python tests/ensure_services.py
-	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadgroup --cov --cov-report=term --cov-fail-under=80 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --cov --cov-report=term --cov-fail-under=80 $(PYTEST_ARGS)
 
 bench: setup frontend
 	$(BIN)/python tests/ensure_services.py

@@ -28,18 +28,34 @@ TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://po
 PHOTOS = ROOT / "tests" / "data" / "photos"
 
 
-# Modules that build or serve the compiled frontend (`.web`, one per checkout) besides the browser
-# tests: with `pytest -n` (pytest-xdist, `--dist loadgroup`) one process runs all of them, in turn.
-SHARE_THE_FRONTEND = {"test_scaleout.py", "test_metrics.py"}
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if {"pg_url", "restartable_pg"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.postgres)
-        if item.get_closest_marker("browser") or item.path.name in SHARE_THE_FRONTEND:
-            item.add_marker(pytest.mark.xdist_group("frontend"))
+
+
+# The browser tests, and the modules besides them that build or serve the compiled frontend (`.web`,
+# one per checkout): with `pytest -n` (pytest-xdist) one process runs all of them, in turn.
+SHARE_THE_FRONTEND = {"test_scaleout.py", "test_metrics.py"}
+
+
+def shares_the_frontend(nodeid: str) -> bool:
+    module = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+    return module.endswith("_browser.py") or module in SHARE_THE_FRONTEND
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """Every other test goes to whichever process is free (`--dist load`); those that share the
+    frontend go to one process as one unit. (pytest-xdist's own `loadgroup` marks groups by
+    renaming tests, which the pytest in use no longer lets it do.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FrontendInOneProcess(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "frontend" if shares_the_frontend(nodeid) else nodeid
+
+    return FrontendInOneProcess(config, log) if config.getvalue("dist") == "load" else None
 
 
 def unavailable(reason: str) -> None:
