@@ -210,13 +210,12 @@ def _create_jobs(
         valid_params, prompt_version_id, prompt_text = _resolve_prompt(session, preset, params or {})
         if window_pull is not None:
             valid_params = {**valid_params, "window_pull": window_pull}
-        # What every job of the request shares, as a row: each job's is a copy of it. Built here,
-        # as building a model object costs more than its insert and the lock is not held yet.
-        shared = Job(
-            user_id=user_id, asset_id=uuid.UUID(int=0), preset=preset, params=valid_params,
-            prompt_version_id=prompt_version_id, prompt_text=prompt_text, engine=options.engine, model=options.model,
-            max_attempts=options.max_attempts,
-        ).model_dump()
+        # What every job of the request shares, as a row: each job's is a copy of it.
+        shared = _new_job_row() | {
+            "user_id": user_id, "preset": preset, "prompt_version_id": prompt_version_id, "prompt_text": prompt_text,
+            "engine": options.engine, "model": options.model, "max_attempts": options.max_attempts,
+        }
+        created_at = utcnow()
         session.commit()
         available = lock_credits(session, user_id)
         # Again under the lock: a duplicate sent at the same moment waited here for the first.
@@ -234,7 +233,7 @@ def _create_jobs(
         for n, (asset_id, bracket_id) in enumerate(targets):
             # A microsecond apart: the queue (by `run_after`) and the gallery (by `created_at`)
             # then take a batch's jobs in the order they were asked for.
-            at = shared["created_at"] + timedelta(microseconds=n)
+            at = created_at + timedelta(microseconds=n)
             rows.append(shared | {
                 "id": uuid.uuid4(), "asset_id": asset_id, "bracket_id": bracket_id, "created_at": at, "run_after": at,
                 "params": {**valid_params, "auto_privacy": privacy[asset_id]} if privacy else valid_params,
@@ -319,6 +318,13 @@ def _resolve_prompt(session: Session, preset: str, params: dict[str, Any]) -> tu
     valid_params = validate_params(preset, params)
     prompt_version_id, prompt_text = active_prompt(session=session, preset=preset, params=valid_params)
     return valid_params, prompt_version_id, prompt_text
+
+
+@functools.cache
+def _new_job_row() -> dict[str, Any]:
+    """Every column of a new job at the model's default, built once: a model object costs more than
+    the job's insert. The caller sets the id, the times and what the request asks for."""
+    return Job(user_id=uuid.UUID(int=0), asset_id=uuid.UUID(int=0), preset="", engine="").model_dump()
 
 
 def _insert_jobs(session: Session, rows: list[dict[str, Any]], *, created: dict[str, Any]) -> None:
