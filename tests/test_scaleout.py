@@ -33,6 +33,8 @@ APP_SOURCE = Path(__file__).parent / "scaleout_app"
 REDIS_URL = "redis://127.0.0.1:6379"
 ROOT_STATE = "reflex___state____state"
 COUNTER_STATE = f"{ROOT_STATE}.counter_app___counter_app____counter_state"
+# Where a replica records which of them holds a tab's token (Reflex's RedisTokenManager).
+SOCKET_RECORD_KEY = "token_manager_socket_record_{token}"
 START_TIMEOUT_S = 420  # compile + frontend build of a tiny app on a busy two-core machine
 REPLY_TIMEOUT_S = 20
 
@@ -105,9 +107,14 @@ class Tab:
     def __init__(self, port: int, token: str) -> None:
         import socketio  # python-socketio's client, over websocket-client
 
+        self.token = token
         self.updates: queue.Queue[dict] = queue.Queue()
+        self.new_tokens: list[str] = []
         self.client = socketio.Client(reconnection=False)
         self.client.on("event", self.updates.put, namespace="/_event")
+        # A replica that finds the token held by a connected tab (on any replica) takes this one
+        # for a duplicate and gives it a new token, with a fresh state.
+        self.client.on("new_token", self.new_tokens.append, namespace="/_event")
         self.client.connect(f"http://127.0.0.1:{port}?token={token}", socketio_path="/_event",
                             namespaces=["/_event"], transports=["websocket"], wait_timeout=REPLY_TIMEOUT_S)
 
@@ -115,6 +122,7 @@ class Tab:
         """Send one event as state.js does and return the counter's state from the replica's reply."""
         self.client.emit("event", {"name": handler, "payload": {}, "router_data": {"pathname": "/", "asPath": "/"}},
                          namespace="/_event")
+        assert not self.new_tokens, "the replica took this tab for a duplicate: another still held its token"
         deadline = time.monotonic() + REPLY_TIMEOUT_S
         while (left := deadline - time.monotonic()) > 0:
             delta = self.updates.get(timeout=left).get("delta") or {}
@@ -129,7 +137,18 @@ class Tab:
         return self.send(f"{COUNTER_STATE}.increment")
 
     def close(self) -> None:
+        """Disconnect, and wait until the replica has let go of the token, as it does once it has
+        handled the disconnect (asynchronously: a busy replica can take a while). A tab that
+        reconnected sooner, to any replica, would be taken for a duplicate."""
+        import redis
+
         self.client.disconnect()
+        record = SOCKET_RECORD_KEY.format(token=self.token)
+        with redis.Redis.from_url(REDIS_URL) as store:
+            deadline = time.monotonic() + REPLY_TIMEOUT_S
+            while store.exists(record):
+                assert time.monotonic() < deadline, f"the replica still holds the tab's token {REPLY_TIMEOUT_S}s after it left"
+                time.sleep(0.02)
 
 
 @contextmanager
