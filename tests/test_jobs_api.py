@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from luster_app.api import create_api
 from luster_app.context import AppContext
 from luster_app.models import AssetStatus
+from luster_app.services.account import close_account
 from tests.engines_for_tests import InvertEngine, indexed_image
 from tests.jobs_support import add_photo, add_shoot, balance, jobs_by_status, user_with_credits, worker_context
 
@@ -59,6 +60,26 @@ def test_no_available_credit_is_402_with_how_to_get_credits(app) -> None:
     assert response.status_code == 402
     assert "Buy a credit pack" in response.json()["detail"]
     assert balance(context, user.id) == 1
+
+
+def test_a_job_asked_with_a_token_refused_is_401_and_queues_nothing(app) -> None:
+    # The jobs endpoints check the token on their own thread (`Caller`), not through `CurrentUser`.
+    context, client = app
+    user, headers = user_with_credits(context, 5)
+    photo = add_photo(context, user, indexed_image(1))
+    header, payload, signature = headers["Authorization"].removeprefix("Bearer ").split(".")
+    forged = {"Authorization": f"Bearer {header}.{payload}.{signature[::-1]}"}
+    with context.session() as session:
+        close_account(session=session, storage=context.storage, settings=context.settings, user_id=user.id)
+    closed = headers
+
+    for refused in ({}, {"Authorization": "Bearer not-a-token"}, forged, closed):
+        single = client.post("/api/jobs", json={"asset_id": str(photo.id), "preset": "enhance"}, headers=refused)
+        batch = client.post("/api/jobs/batch", json={"asset_ids": [str(photo.id)], "preset": "enhance"}, headers=refused)
+        assert (single.status_code, batch.status_code) == (401, 401)
+        assert single.headers["WWW-Authenticate"] == "Bearer"
+    assert "closed" in single.json()["detail"]
+    assert jobs_by_status(context) == {}
 
 
 def test_another_users_photo_is_404(app) -> None:

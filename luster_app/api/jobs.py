@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import Header
 from pydantic import BaseModel, Field
 
-from luster_app.api.deps import Ctx, CurrentUser, DbSession, api_router
+from luster_app.api.deps import Ctx, CurrentUser, DbSession, SignedInCaller, api_router
 from luster_app.context import AppContext
 from luster_app.models import Asset, Job
 from luster_app.services.idempotency import MAX_KEY_LENGTH
@@ -118,28 +118,28 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 
 @router.post("/jobs", status_code=201, response_model=JobOut)
 def post_job(
-    body: JobCreate, user: CurrentUser, session: DbSession, context: Ctx, idempotency_key: IdempotencyKey = None
+    body: JobCreate, caller: SignedInCaller, session: DbSession, context: Ctx,
+    idempotency_key: IdempotencyKey = None,
 ) -> JobOut:
     """Queue one photo, or one bracket group, for enhancement; reserves one available credit
     (charged only on success). A group's frames are merged first; `params.window_pull` (groups
     only) takes the windows' detail from the darkest frame."""
     job = create_job(
-        session=session, user_id=user.id, asset_id=body.asset_id, bracket_id=body.bracket_id, preset=body.preset,
-        params=body.params,
-        options=JobOptions.for_context(context), idempotency_key=idempotency_key,
+        session=session, user_id=caller.user(session).id, asset_id=body.asset_id, bracket_id=body.bracket_id,
+        preset=body.preset, params=body.params, options=JobOptions.for_context(context), idempotency_key=idempotency_key,
     )
     return JobOut.of(job)
 
 
 @router.post("/jobs/batch", status_code=201, response_model=BatchOut)
 def post_batch(
-    body: BatchCreate, user: CurrentUser, session: DbSession, context: Ctx, idempotency_key: IdempotencyKey = None
+    body: BatchCreate, caller: SignedInCaller, session: DbSession, context: Ctx,
+    idempotency_key: IdempotencyKey = None,
 ) -> BatchOut:
     """Queue many photos with one preset, all or nothing against the available credits."""
     jobs = create_batch(
-        session=session, user_id=user.id, asset_ids=body.asset_ids, bracket_ids=body.bracket_ids, preset=body.preset,
-        params=body.params,
-        options=JobOptions.for_context(context), idempotency_key=idempotency_key,
+        session=session, user_id=caller.user(session).id, asset_ids=body.asset_ids, bracket_ids=body.bracket_ids,
+        preset=body.preset, params=body.params, options=JobOptions.for_context(context), idempotency_key=idempotency_key,
     )
     return BatchOut(jobs=[JobOut.of(job) for job in jobs])
 

@@ -189,7 +189,7 @@ def _create_jobs(
     params, window_pull = _window_pull(params, brackets_only=bool(bracket_ids) and not asset_ids)
     # SQLite cannot turn a read transaction into a write (SQLITE_BUSY at once): the rate limit's
     # write starts a transaction of its own. PostgreSQL carries on with any read the caller left
-    # open (the API's callers have none: their sign-in read ends before the endpoint runs).
+    # open: the API's sign-in read (the user), then ends it with the rate limit's commit.
     sqlite = not is_postgres(session.get_bind())
     if sqlite:
         start_transaction(session)
