@@ -272,7 +272,7 @@ def run(env: BenchEnv) -> Section:
             "21% (the thread-pool hop 9%), the rest routing, the five middlewares, the body and the response model:",
             "meeting the goal needs about 30% less of the API process's CPU a create, more than any one step holds.",
             "Since then the jobs endpoints find the user on their own thread, in their own transaction",
-            "(`SignedInCaller` in api/deps.py; the bearer header is still checked on the event loop, the token on",
+            "(`UncheckedCaller` in api/deps.py; the bearer header is still checked on the event loop, the token on",
             "the thread): one thread-pool hop, one pool checkout and ping, and one commit fewer, so a create is 9",
             "round trips (ping, user, rate limit, prompt, commit; lock, photos, insert, commit) and one hop.",
             "Side by side (2026-12-08 01:03 UTC, 1500 creates each, alternating): 7.95-8.77 ms of the API",

@@ -15,9 +15,13 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
 
 from luster_app.api import create_api
+from luster_app.api.deps import UncheckedCaller, api_router
+from luster_app.context import AppContext
 from tests.tenants import Tenant, TwoTenants, leaked, tenant_worlds, two_tenants  # noqa: F401  (fixture)
 
 
@@ -180,6 +184,22 @@ def test_every_route_is_in_the_matrix() -> None:
     assert routes - listed == set(), "new routes: add them to the authorisation matrix"
     assert listed - routes == set(), "routes in the matrix that the API no longer has"
     assert len(admin_routes()) >= 1
+
+
+def test_an_endpoint_that_never_checks_its_caller_fails_instead_of_answering(settings) -> None:
+    # `UncheckedCaller` leaves the token to the endpoint (`caller.user(session)`); one that forgets
+    # fails on every call, so the matrix below, which calls every route, would catch it.
+    router = api_router()
+
+    @router.get("/forgetful")
+    def forgetful(caller: UncheckedCaller) -> dict[str, str]:
+        return {"answered": "without checking"}
+
+    api = FastAPI()
+    api.state.context = AppContext(settings)
+    api.include_router(router)
+    with TestClient(api) as client, pytest.raises(RuntimeError, match="never checked"):
+        client.get("/forgetful", headers={"Authorization": "Bearer anything"})
 
 
 @pytest.mark.parametrize("route", sorted(OTHERS_OBJECT), ids=" ".join)

@@ -69,11 +69,15 @@ def test_a_job_asked_with_a_token_refused_is_401_and_queues_nothing(app) -> None
     photo = add_photo(context, user, indexed_image(1))
     header, payload, signature = headers["Authorization"].removeprefix("Bearer ").split(".")
     forged = {"Authorization": f"Bearer {header}.{payload}.{signature[::-1]}"}
-    with context.session() as session:
-        close_account(session=session, storage=context.storage, settings=context.settings, user_id=user.id)
+    lapsed = AppContext(context.settings.model_copy(update={"session_ttl_seconds": -60}), db=context.db)
+    expired = {"Authorization": f"Bearer {lapsed.auth.issue_access_token(user_id=user.id, email=user.email)}"}
+    refused_while_open = (expired, {}, {"Authorization": "Bearer not-a-token"}, forged)
     closed = headers
 
-    for refused in ({}, {"Authorization": "Bearer not-a-token"}, forged, closed):
+    for refused in (*refused_while_open, closed):
+        if refused is closed:
+            with context.session() as session:
+                close_account(session=session, storage=context.storage, settings=context.settings, user_id=user.id)
         single = client.post("/api/jobs", json={"asset_id": str(photo.id), "preset": "enhance"}, headers=refused)
         batch = client.post("/api/jobs/batch", json={"asset_ids": [str(photo.id)], "preset": "enhance"}, headers=refused)
         assert (single.status_code, batch.status_code) == (401, 401)

@@ -7,7 +7,7 @@ import functools
 import inspect
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -53,13 +53,17 @@ def _session_closers() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=4, thread_name_prefix="session-close")
 
 
-@dataclass(frozen=True)
+@dataclass
 class Caller:
     """The bearer token a request came with, not yet checked: `user()` checks it and finds the user
-    on the endpoint's own thread, in the endpoint's transaction (endpoints taking `SignedInCaller`)."""
+    on a sync endpoint's own thread, in the endpoint's transaction (endpoints taking `UncheckedCaller`).
+
+    The endpoint's body and headers are validated before it runs, so a request with a refused
+    token and a malformed body is 422 there, where `CurrentUser` answers 401 first."""
 
     context: AppContext
-    token: str
+    token: str = field(repr=False)
+    checked: bool = False
 
     def user(self, session: Session) -> User:
         """The caller, created with zero credits on first sight; 401 for a token refused. Its read
@@ -68,9 +72,11 @@ class Caller:
             # Off the event loop: a provider's signing keys may have to be fetched.
             identity = self.context.auth.verify_access_token(self.token)
             bind_log_context(user_id=identity.user_id)
-            return ensure_user(session=session, user_id=identity.user_id, email=identity.email)
+            user = ensure_user(session=session, user_id=identity.user_id, email=identity.email)
         except AuthError as exc:  # also a closed account's still unexpired token
             raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
+        self.checked = True
+        return user
 
 
 async def get_caller(
@@ -118,6 +124,9 @@ def _on_one_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     def ending_its_read(**arguments: Any) -> Any:
         result = endpoint(**arguments)
         for value in arguments.values():
+            if isinstance(value, Caller) and not value.checked:
+                # A mistake of ours, never a caller's: the authorization tests call every route.
+                raise RuntimeError(f"{endpoint.__name__} took an UncheckedCaller and never checked it")
             if isinstance(value, Session) and value.in_transaction():
                 value.commit()
         return result
@@ -137,6 +146,6 @@ def api_router(**options: Any) -> APIRouter:
 Ctx = Annotated[AppContext, Depends(get_context)]
 DbSession = Annotated[Session, Depends(get_session)]
 CurrentUser = Annotated[User, Depends(get_current_user)]
-# The hottest endpoints take the caller and find the user on their own thread (`caller.user(session)`):
-# a thread-pool hop, a pool checkout and a commit fewer than `CurrentUser`.
-SignedInCaller = Annotated[Caller, Depends(get_caller)]
+# The hottest endpoints (sync ones only) take the caller and check it on their own thread,
+# `caller.user(session)`: a thread-pool hop, a pool checkout and a commit fewer than `CurrentUser`.
+UncheckedCaller = Annotated[Caller, Depends(get_caller)]
