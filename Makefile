@@ -43,8 +43,10 @@ frontend: .web/build/client/index.html
 run: setup frontend
 	$(BIN)/luster serve --port $(PORT)
 
-# One test process: under two (`make test PYTEST_ARGS="-n 2"`, pytest-xdist; the tests that share the
-# compiled frontend stay in one of them) a replica test of Reflex's Redis state failed once in three runs.
+# Two test processes (pytest-xdist); the tests that share the compiled frontend stay in one of them
+# (tests/conftest.py). `make test PYTEST_ARGS=` runs them in one.
+PYTEST_ARGS ?= -n 2
+
 test: setup frontend
 	$(BIN)/python tests/ensure_services.py
 	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=80 $(PYTEST_ARGS)
