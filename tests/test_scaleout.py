@@ -122,11 +122,12 @@ class Tab:
         """Send one event as state.js does and return the counter's state from the replica's reply."""
         self.client.emit("event", {"name": handler, "payload": {}, "router_data": {"pathname": "/", "asPath": "/"}},
                          namespace="/_event")
-        assert not self.new_tokens, "the replica took this tab for a duplicate: another still held its token"
         deadline = time.monotonic() + REPLY_TIMEOUT_S
         while (left := deadline - time.monotonic()) > 0:
             delta = self.updates.get(timeout=left).get("delta") or {}
             if COUNTER_STATE in delta:
+                # Sent on connecting, so before any reply.
+                assert not self.new_tokens, "the replica took this tab for a duplicate: another still held its token"
                 return {key.removesuffix("_rx_state_"): value for key, value in delta[COUNTER_STATE].items()}
         raise AssertionError(f"no counter update for {handler}")
 
